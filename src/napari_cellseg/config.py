@@ -1,0 +1,319 @@
+"""Settings of each job: one dataclass per job, the single source of every default.
+
+The command line flags, the model's ``.yaml`` file and the napari widget fields are
+all built from these dataclasses, so a default is written exactly once, here.
+Field metadata holds the help text (``help``), the allowed values (``choices``) and
+whether the widget shows the field in its "advanced" section (``advanced``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from napari_cellseg.errors import ConfigError
+from napari_cellseg.io_utils import atomic_write_text
+
+__all__ = [
+    "TrainConfig",
+    "PredictConfig",
+    "TuneConfig",
+    "add_config_arguments",
+    "config_from_args",
+    "load_yaml",
+    "save_yaml",
+    "model_yaml_path",
+]
+
+C = TypeVar("C")
+
+
+def _f(default: Any, help: str, *, choices: tuple | None = None, advanced: bool = False):
+    """A dataclass field carrying its help text, allowed values and widget section."""
+    return field(default=default, metadata={"help": help, "choices": choices, "advanced": advanced})
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run; saved as ``<model stem>.yaml`` next to the weights.
+
+    The first block holds the seed tool's keys with their meaning unchanged; the rest
+    are this tool's additions.  See each field's ``help`` metadata (shown by
+    ``cellseg train --help``) for its meaning.
+    """
+
+    # --- the seed's keys -------------------------------------------------------------
+    architecture: str = _f("unet", "network architecture", choices=("dcan", "unet"))
+    epochs: int = _f(100, "number of epochs")
+    batch: int = _f(4, "batch size (per process when run under torchrun)")
+    augments: int = _f(
+        2, "number of augmented copies of each training image per epoch (plus the original)"
+    )
+    trim_method: str = _f(
+        "resize",
+        "how images are brought to im_dim x im_dim",
+        choices=("resize", "padding", "reflect"),
+    )
+    train_data: str = _f("", "training data directory (images/ + labels/); join several with '+'")
+    val_data: str = _f(
+        "",
+        "validation data directory; empty = hold out val_fraction of the training data",
+    )
+    model: str = _f("", "output path of the model weights file (.pt); a .yaml is written beside it")
+    channels: int = _f(
+        1, "input channels: neighbouring slices of a stack as context (U-Net only)", advanced=True
+    )
+    lr: float = _f(1e-3, "learning rate")
+    im_dim: int = _f(256, "network input size in pixels", advanced=True)
+    bnd_weight: float = _f(0.5, "weight of the boundaries loss", advanced=True)
+    obj_weight: float = _f(0.5, "weight of the objects loss", advanced=True)
+    dropout: float = _f(0.0, "dropout rate", advanced=True)
+    dcan_final_act: str = _f(
+        "tanh", "final activation of DCAN", choices=("sigmoid", "tanh"), advanced=True
+    )
+    tb_dir: str = _f(
+        "", "TensorBoard log directory; empty = <model dir>/tensorboard/<model stem>", advanced=True
+    )
+    csv_log: str = _f("", "CSV training log; empty = <model stem>-log.csv", advanced=True)
+    seed: int = _f(48, "seed of all randomness", advanced=True)
+    # --- data and targets ------------------------------------------------------------
+    val_fraction: float = _f(
+        0.2, "share of the training images held out for validation when val_data is empty",
+        advanced=True,
+    )
+    blob_label: int | None = _f(
+        1,
+        "label value of blobs (ignored by the loss); 'none' = every non-zero value is an object",
+        advanced=True,
+    )
+    remove_blobs: bool = _f(
+        False, "blank blob regions in image and labels, as the seed did", advanced=True
+    )
+    boundary_thickness: int = _f(2, "boundary width in pixels", advanced=True)
+    touching_boundaries: bool = _f(
+        False, "mark only boundaries where objects touch each other", advanced=True
+    )
+    enable_elastic: bool = _f(False, "add elastic deformation to the augmentation", advanced=True)
+    # --- networks ----------------------------------------------------------------------
+    unet_levels: int = _f(4, "U-Net depth (number of down-sampling steps)", advanced=True)
+    start_filters: int = _f(64, "filters of the first level (both networks)", advanced=True)
+    unet_bnd_class_weight: float = _f(
+        5.0, "cross-entropy weight of the boundary class (U-Net)", advanced=True
+    )
+    # --- optimisation ------------------------------------------------------------------
+    lr_patience: int = _f(8, "epochs without val loss gain before lr is cut by 10", advanced=True)
+    early_stop_patience: int = _f(
+        15, "epochs without val loss gain before training stops", advanced=True
+    )
+    early_stop_min_delta: float = _f(1e-4, "smallest val loss gain that counts", advanced=True)
+    # --- machine -----------------------------------------------------------------------
+    device: str = _f("auto", "auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:1, mps", advanced=True)
+    num_workers: int = _f(
+        -1, "DataLoader worker processes; -1 = choose from the CPU count", advanced=True
+    )
+    tb_samples: int = _f(5, "sample predictions shown in TensorBoard each epoch", advanced=True)
+    resume: bool = _f(False, "continue from the checkpoint at 'model' if present", advanced=True)
+    sync_bn: bool = _f(False, "synchronise batch norm across processes (torchrun)", advanced=True)
+    world_size: int = _f(1, "number of training processes (recorded, set by torchrun)", advanced=True)
+    # --- post-processing (tuned after training, used by prediction) ----------------------
+    obj_threshold: float = _f(0.5, "object probability above which a pixel is foreground", advanced=True)
+    bnd_threshold: float = _f(0.5, "boundary probability that separates touching objects", advanced=True)
+    min_size: int = _f(10, "smallest object kept, in pixels", advanced=True)
+    tune_postprocess: bool = _f(
+        True, "tune the post-processing thresholds on val_data after training", advanced=True
+    )
+    args_load_path: str = _f("", "read settings from this .yaml; flags given override it")
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+
+@dataclass
+class PredictConfig:
+    """Settings of a prediction run (the model's own settings come from its yaml)."""
+
+    config: str = _f("", "model .yaml written by training")
+    test_data: str = _f("", "directory with images/ (and optionally labels/) to predict on")
+    output: str = _f("", "directory for the predicted maps and labels; empty = nothing saved")
+    plot: bool = _f(False, "write PNG figures of the predictions next to the outputs")
+    architecture: str = _f("", "ignored: read from the model yaml (kept for seed parity)")
+    channels: int = _f(0, "ignored: read from the model yaml (kept for seed parity)")
+    tile_overlap: int = _f(32, "overlap of neighbouring tiles in pixels", advanced=True)
+    tile_batch: int = _f(4, "tiles predicted at once (bounds memory)", advanced=True)
+    device: str = _f("auto", "auto (CUDA, then MPS, else CPU), cpu, cuda, mps", advanced=True)
+
+
+@dataclass
+class TuneConfig:
+    """Settings of a hyper-parameter search (training settings come from TrainConfig)."""
+
+    mode: str = _f("tune_lr", "what to search", choices=("tune_lr", "tune_batch", "tune_all"))
+    trials: int = _f(20, "number of trials")
+    output: str = _f("tuning", "directory for the study, its CSV, plot and best settings")
+    storage: str = _f("", "optuna storage URL shared by workers; empty = SQLite in output")
+    study: str = _f("", "study name; empty = derived from the mode")
+    keep_all: bool = _f(False, "keep every trial's model, not only the best one")
+
+
+def _validate(cfg: Any) -> None:
+    for f in dataclasses.fields(cfg):
+        choices = f.metadata.get("choices")
+        value = getattr(cfg, f.name)
+        if choices and value not in choices:
+            raise ConfigError(
+                f"Setting '{f.name}' is {value!r}; choose one of {', '.join(map(str, choices))}."
+            )
+
+
+# --- YAML ----------------------------------------------------------------------------------
+
+
+def model_yaml_path(model_path: str | Path) -> Path:
+    """The settings file that belongs to a weights file: ``x.pt`` -> ``x.yaml``."""
+    return Path(model_path).with_suffix(".yaml")
+
+
+RECORD_KEY = "record"
+"""Key of a mapping in a model yaml with facts about the run (epochs trained, scores)."""
+
+
+def save_yaml(cfg: Any, path: str | Path, record: dict | None = None) -> Path:
+    """Write every field of ``cfg`` (and a ``record`` mapping of run facts) atomically."""
+    data = dataclasses.asdict(cfg)
+    if record:
+        data[RECORD_KEY] = record
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
+    return Path(path)
+
+
+def read_yaml_dict(path: str | Path) -> dict:
+    """Read a YAML mapping with an error naming the file when it is absent or malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"Settings file '{path}' does not exist; check the path.")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"Settings file '{path}' is not valid YAML ({exc}); fix or re-create it.")
+    if not isinstance(data, dict):
+        raise ConfigError(f"Settings file '{path}' must hold a mapping of setting: value.")
+    return data
+
+
+def load_yaml(path: str | Path, cls: type[C] = TrainConfig, *, strict: bool = False) -> C:
+    """Read a settings file into ``cls``.
+
+    Keys ``cls`` does not know are errors when ``strict`` (a hand-written settings
+    file, where a typo must not pass silently) and are skipped otherwise (a model
+    yaml holding extra records such as ``world_size``).
+    """
+    data = read_yaml_dict(path)
+    return from_dict(cls, data, source=str(path), strict=strict)
+
+
+def from_dict(cls: type[C], data: dict, *, source: str = "settings", strict: bool = False) -> C:
+    """Build ``cls`` from a mapping, converting and checking each value."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key == RECORD_KEY:
+            continue
+        if key not in fields:
+            if strict:
+                close = difflib.get_close_matches(key, fields, n=1)
+                hint = f" Did you mean '{close[0]}'?" if close else ""
+                raise ConfigError(f"Unknown setting '{key}' in {source}.{hint}")
+            continue
+        kwargs[key] = _convert(fields[key], value, source)
+    return cls(**kwargs)
+
+
+def _field_type(f: dataclasses.Field) -> tuple[type, bool]:
+    """The base type of a field and whether it may be None."""
+    hint = typing.get_type_hints(_owner_of(f))[f.name]
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        base = next(a for a in args if a is not type(None))
+        return base, type(None) in args
+    return hint, False
+
+
+def _owner_of(f: dataclasses.Field) -> type:
+    for cls in (TrainConfig, PredictConfig, TuneConfig):
+        if f.name in cls.__dataclass_fields__ and cls.__dataclass_fields__[f.name] is f:
+            return cls
+    raise KeyError(f.name)
+
+
+def _convert(f: dataclasses.Field, value: Any, source: str) -> Any:
+    base, nullable = _field_type(f)
+    if value is None or (nullable and isinstance(value, str) and value.lower() == "none"):
+        if nullable:
+            return None
+        if base is str:
+            return ""
+        raise ConfigError(f"Setting '{f.name}' in {source} may not be empty.")
+    try:
+        if base is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false", "yes", "no", "1", "0"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "yes", "1")
+            return bool(value)
+        if base is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError(value)
+        return base(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"Setting '{f.name}' in {source} is {value!r}; it must be {base.__name__}."
+        ) from None
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def add_config_arguments(
+    parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, ...] = ()
+) -> None:
+    """Add one ``--name`` flag per field of ``cls``, its help text and default from the field.
+
+    Defaults are suppressed in the parsed namespace, so :func:`config_from_args` can tell
+    flags given on the command line from those left out.
+    """
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        base, nullable = _field_type(f)
+        help_text = f"{f.metadata['help']} (default: {f.default!r})".replace("%", "%%")
+        kwargs: dict[str, Any] = {"default": argparse.SUPPRESS, "help": help_text}
+        if base is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["metavar"] = base.__name__.upper()
+            kwargs["type"] = str if nullable else base
+            if f.metadata.get("choices"):
+                kwargs["choices"] = f.metadata["choices"]
+        flag = "--" + f.name
+        aliases = [flag.replace("_", "-")] if "_" in f.name else []
+        parser.add_argument(flag, *aliases, dest=f.name, **kwargs)
+
+
+def config_from_args(cls: type[C], args: argparse.Namespace, *, base: dict | None = None) -> C:
+    """Merge defaults, then ``args.args_load_path`` (if any) or ``base``, then the given flags."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    data = dict(base or {})
+    load_path = given.get("args_load_path")
+    if load_path:
+        data.update(read_yaml_dict(load_path))
+    data.update(given)
+    source = f"'{load_path}' or the command line" if load_path else "the command line"
+    return from_dict(cls, data, source=source, strict=bool(load_path))

@@ -1,0 +1,84 @@
+"""Records that the training generator yields; every front end consumes the same ones.
+
+The CLI prints them, the CSV and TensorBoard writers record them, the napari widget
+plots them.  They are plain dataclasses of numbers and strings (no tensors), so they
+cross threads and processes freely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "Event",
+    "TrainStarted",
+    "EpochStarted",
+    "BatchEnded",
+    "EpochEnded",
+    "CheckpointSaved",
+    "TrainFinished",
+]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every training event."""
+
+
+@dataclass(frozen=True)
+class TrainStarted(Event):
+    """Training is about to run its first batch."""
+
+    epochs: int
+    batches_per_epoch: int
+    train_samples: int
+    val_samples: int
+    device: str
+    start_epoch: int = 0
+
+
+@dataclass(frozen=True)
+class EpochStarted(Event):
+    """An epoch (0-based ``epoch``) begins."""
+
+    epoch: int
+
+
+@dataclass(frozen=True)
+class BatchEnded(Event):
+    """One optimisation step finished; ``batch`` is 0-based within the epoch."""
+
+    epoch: int
+    batch: int
+    batches: int
+    loss: float
+
+
+@dataclass(frozen=True)
+class EpochEnded(Event):
+    """An epoch finished: its train and validation metrics (``loss``, ``objects_iou``, ...)."""
+
+    epoch: int
+    train: dict[str, float]
+    val: dict[str, float]
+    lr: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CheckpointSaved(Event):
+    """A weights file and its yaml were written; ``kind`` is 'last' or 'best-val-...'."""
+
+    epoch: int
+    path: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class TrainFinished(Event):
+    """Training ended; ``reason`` is 'completed', 'early_stopping' or 'stopped'."""
+
+    reason: str
+    epochs_run: int
+    model_path: str
+    best: dict[str, float] = field(default_factory=dict)
