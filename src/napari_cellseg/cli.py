@@ -1,0 +1,46 @@
+"""``cellseg <command> ...``: one entry point for every command-line tool.
+
+Each command is also a module of its own (``python -m napari_cellseg.train ...``), as
+in the seed tool; this dispatcher only forwards the remaining arguments.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+#: command -> (module:function, one-line description)
+COMMANDS = {
+    "train": ("napari_cellseg.train:main", "train a DCAN or U-Net network"),
+    "predict": ("napari_cellseg.predict:main", "probability maps and instance labels"),
+    "evaluate": ("napari_cellseg.evaluate:main", "score instance labels against ground truth"),
+    "tune-postprocess": (
+        "napari_cellseg.evaluate:tune_postprocess_main",
+        "tune segmentation thresholds on validation data",
+    ),
+    "tune": ("napari_cellseg.hypertune:main", "search learning rate and batch size"),
+    "demo": ("napari_cellseg.demo:main", "train on synthetic nuclei and segment (a minute)"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: cellseg <command> [options]   (cellseg <command> --help for its options)", ""]
+    lines += [f"  {name:<18}{description}" for name, (_, description) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0
+    if argv[0] not in COMMANDS:
+        print(f"cellseg: unknown command '{argv[0]}'\n\n{usage()}", file=sys.stderr)
+        return 2
+    target, _ = COMMANDS[argv[0]]
+    module, function = target.split(":")
+    return getattr(importlib.import_module(module), function)(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Training records on disk: a CSV row and TensorBoard scalars per epoch, sample images, graph."""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from napari_cellseg.engine.events import EpochEnded
+
+
+def epoch_row(event: EpochEnded) -> dict[str, float]:
+    """Flatten an epoch's metrics into one row: epoch, lr, seconds, train_*, val_*."""
+    row: dict[str, float] = {"epoch": event.epoch, "lr": event.lr, "seconds": event.seconds}
+    row.update({f"train_{k}": v for k, v in event.train.items()})
+    row.update({f"val_{k}": v for k, v in event.val.items()})
+    return row
+
+
+class CsvLog:
+    """Append one row per epoch to a CSV file (a resumed run continues the file)."""
+
+    def __init__(self, path: str | Path, *, append: bool = False) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fields: list[str] | None = None
+        if append and self.path.is_file():
+            with self.path.open(newline="") as fh:
+                self._fields = next(csv.reader(fh), None)
+        else:
+            self.path.write_text("")
+
+    def write(self, event: EpochEnded) -> None:
+        row = epoch_row(event)
+        with self.path.open("a", newline="") as fh:
+            if self._fields is None:
+                self._fields = list(row)
+                csv.writer(fh).writerow(self._fields)
+            csv.DictWriter(fh, self._fields, extrasaction="ignore").writerow(row)
+
+
+class TensorBoardLog:
+    """Scalars, sample predictions and the model graph for TensorBoard."""
+
+    def __init__(self, log_dir: str | Path) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(log_dir))
+
+    def graph(self, model, example) -> None:
+        """Record the network graph (skipped with a warning where tracing fails)."""
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.writer.add_graph(model, example)
+        except Exception as exc:  # tracing is best effort; training must go on
+            warnings.warn(f"TensorBoard graph not recorded: {exc}", stacklevel=2)
+
+    def scalars(self, event: EpochEnded) -> None:
+        for split, metrics in (("train", event.train), ("val", event.val)):
+            for name, value in metrics.items():
+                self.writer.add_scalar(f"{name}/{split}", value, event.epoch)
+        self.writer.add_scalar("lr", event.lr, event.epoch)
+        self.writer.flush()
+
+    def samples(self, tag: str, panels: np.ndarray, epoch: int) -> None:
+        """Record sample predictions: ``panels`` is (N, H, W') rows of side-by-side panels."""
+        self.writer.add_images(tag, panels[:, None], epoch, dataformats="NCHW")
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def sample_panels(image, objects, boundaries, pred_objects, pred_boundaries) -> np.ndarray:
+    """Side-by-side panels per sample: input | objects target | prediction | boundaries target |
+    prediction, each (N, H, W) in [0, 1]; returns (N, H, 5 * W) float32."""
+    rows = [np.clip(a, 0, 1) for a in (image, objects, pred_objects, boundaries, pred_boundaries)]
+    return np.concatenate(rows, axis=-1).astype(np.float32)

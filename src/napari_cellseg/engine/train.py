@@ -1,0 +1,436 @@
+"""Training as a generator of events: every front end (CLI, napari, tuning) drives the same loop.
+
+>>> for event in train(cfg):          # doctest: +SKIP
+...     print(event)
+
+Setting the ``stop`` event ends the run after the current batch: the weights are
+saved and :class:`~napari_cellseg.engine.events.TrainFinished` (``reason="stopped"``)
+is the last event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from napari_cellseg import __version__
+from napari_cellseg.config import TrainConfig, model_yaml_path, save_yaml
+from napari_cellseg.data.io import Stack, read_folder, split_stacks
+from napari_cellseg.engine.events import (
+    BatchEnded,
+    CheckpointSaved,
+    EpochEnded,
+    EpochStarted,
+    Event,
+    TrainFinished,
+    TrainStarted,
+)
+from napari_cellseg.errors import ConfigError, DataError
+from napari_cellseg.io_utils import atomic_write
+
+__all__ = ["TrainData", "train", "run_training", "checkpoint_path"]
+
+#: Checkpoints kept besides the last weights: name suffix -> (metric, larger is better).
+BEST_CHECKPOINTS = {
+    "best-val-loss": ("loss", False),
+    "best-val-objects-iou": ("objects_iou", True),
+    "best-val-boundaries-iou": ("boundaries_iou", True),
+}
+
+
+@dataclass
+class TrainData:
+    """In-memory training data (napari layers); ``val=None`` holds out ``val_fraction``."""
+
+    train: list[Stack]
+    val: list[Stack] | None = None
+
+
+def checkpoint_path(model: str | Path, kind: str) -> Path:
+    """``models/x.pt`` + ``best-val-loss`` -> ``models/x-best-val-loss.pt``; 'last' -> the model."""
+    model = Path(model)
+    return model if kind == "last" else model.with_name(f"{model.stem}-{kind}{model.suffix}")
+
+
+def train_state_path(model: str | Path) -> Path:
+    """Optimiser, scheduler and early-stopping state of the last epoch, for ``resume``."""
+    model = Path(model)
+    return model.with_name(f"{model.stem}-train-state.pt")
+
+
+def run_training(cfg: TrainConfig, **kwargs) -> TrainFinished:
+    """Run :func:`train` to the end and return its final event."""
+    event: Event | None = None
+    for event in train(cfg, **kwargs):
+        pass
+    assert isinstance(event, TrainFinished)
+    return event
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    data: TrainData | None = None,
+    stop: threading.Event | None = None,
+) -> Iterator[Event]:
+    """Train the network ``cfg`` describes, yielding an event after each batch and epoch.
+
+    Parameters
+    ----------
+    cfg
+        Every setting of the run; it is saved as the model's yaml.
+    data
+        In-memory data; when ``None`` the folders ``cfg.train_data``/``cfg.val_data`` are read.
+    stop
+        Set it (from any thread) to end the run after the current batch.
+
+    Yields
+    ------
+    Event
+        ``TrainStarted``, then per epoch ``EpochStarted``, ``BatchEnded`` per batch,
+        ``CheckpointSaved`` per file written and ``EpochEnded``; ``TrainFinished`` last.
+    """
+    run = _Run(cfg, data, stop or threading.Event())
+    yield from run.events()
+
+
+class _Run:
+    """One training run; ``events()`` drives it."""
+
+    def __init__(self, cfg: TrainConfig, data: TrainData | None, stop: threading.Event):
+        import torch
+
+        from napari_cellseg.engine.device import resolve_device
+        from napari_cellseg.models.registry import build_model, prepare_model
+
+        _check_paths(cfg, data)
+        self.cfg, self.stop = cfg, stop
+        _seed_everything(cfg.seed)
+        train_stacks, val_stacks = _load_stacks(cfg, data)
+        self.device = resolve_device(cfg.device)
+        self.model = prepare_model(build_model(cfg), self.device)
+        self.train_loader, self.val_loader, self.samples = _make_loaders(
+            cfg, train_stacks, val_stacks
+        )
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="min", factor=0.1, patience=cfg.lr_patience
+        )
+        self.start_epoch = 0
+        self.best: dict[str, float] = {}
+        self.stale_epochs = 0  # epochs without a val loss gain, for early stopping
+        self.record = {"train_image_side": _median_side(train_stacks)}
+        if cfg.resume:
+            self._resume()
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def events(self) -> Iterator[Event]:
+        cfg = self.cfg
+        logs = _Logs(cfg, append=self.start_epoch > 0)
+        try:
+            yield TrainStarted(
+                epochs=cfg.epochs,
+                batches_per_epoch=len(self.train_loader),
+                train_samples=len(self.train_loader.dataset),
+                val_samples=len(self.val_loader.dataset) if self.val_loader else 0,
+                device=str(self.device),
+                start_epoch=self.start_epoch,
+            )
+            logs.graph(self.model, self.samples)
+            reason, epoch = "completed", self.start_epoch - 1
+            for epoch in range(self.start_epoch, cfg.epochs):
+                yield EpochStarted(epoch)
+                started = time.perf_counter()
+                train_metrics = yield from self._train_epoch(epoch)
+                if train_metrics is None:
+                    reason = "stopped"
+                    yield self._save("last", epoch)
+                    break
+                val_metrics = self._validate() if self.val_loader else {}
+                monitored = val_metrics or train_metrics
+                if not math.isfinite(monitored["loss"]):
+                    raise DataError(
+                        f"The loss became {monitored['loss']} in epoch {epoch + 1}: training "
+                        f"diverged. Lower the learning rate (setting 'lr', now {cfg.lr:g})."
+                    )
+                self.scheduler.step(monitored["loss"])
+                ended = EpochEnded(
+                    epoch=epoch,
+                    train=train_metrics,
+                    val=val_metrics,
+                    lr=self.optimizer.param_groups[0]["lr"],
+                    seconds=time.perf_counter() - started,
+                )
+                logs.epoch(ended, self._sample_panels())
+                for kind in self._improved(monitored):
+                    yield self._save(kind, epoch)
+                yield self._save("last", epoch)
+                yield ended
+                if self.stale_epochs >= cfg.early_stop_patience:
+                    reason = "early_stopping"
+                    break
+                if self.stop.is_set():
+                    reason = "stopped"
+                    break
+        finally:
+            logs.close()
+        best_path = checkpoint_path(cfg.model, "best-val-loss")
+        model_path = best_path if best_path.is_file() else Path(cfg.model)
+        yield TrainFinished(
+            reason=reason, epochs_run=epoch + 1, model_path=str(model_path), best=dict(self.best)
+        )
+
+    def _train_epoch(self, epoch: int):
+        """Yield ``BatchEnded`` per batch; return the epoch's metrics, or None when stopped."""
+        import torch
+
+        from napari_cellseg.engine.losses import compute_loss
+        from napari_cellseg.engine.metrics import MetricAccumulator
+        from napari_cellseg.models.registry import probabilities
+
+        self.model.train()
+        self.train_loader.dataset.set_epoch(epoch)
+        metrics, loss_sum, count = MetricAccumulator(), 0.0, 0
+        batches = len(self.train_loader)
+        for index, batch in enumerate(self.train_loader):
+            batch = self._to_device(batch)
+            logits = self.model(batch["image"])
+            loss, _ = compute_loss(self.cfg, logits, batch)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            size = batch["image"].shape[0]
+            loss_sum += loss.item() * size
+            count += size
+            with torch.no_grad():
+                metrics.update(*probabilities(self.cfg, logits.detach()), batch)
+            yield BatchEnded(epoch=epoch, batch=index, batches=batches, loss=loss.item())
+            if self.stop.is_set():
+                return None
+        return {"loss": loss_sum / max(count, 1), **metrics.compute()}
+
+    def _validate(self) -> dict[str, float]:
+        import torch
+
+        from napari_cellseg.engine.losses import compute_loss
+        from napari_cellseg.engine.metrics import MetricAccumulator
+        from napari_cellseg.models.registry import probabilities
+
+        self.model.eval()
+        metrics, loss_sum, count = MetricAccumulator(), 0.0, 0
+        with torch.inference_mode():
+            for batch in self.val_loader:
+                batch = self._to_device(batch)
+                logits = self.model(batch["image"])
+                loss, _ = compute_loss(self.cfg, logits, batch)
+                size = batch["image"].shape[0]
+                loss_sum += loss.item() * size
+                count += size
+                metrics.update(*probabilities(self.cfg, logits), batch)
+        return {"loss": loss_sum / max(count, 1), **metrics.compute()}
+
+    def _to_device(self, batch: dict) -> dict:
+        from napari_cellseg.models.registry import prepare_batch
+
+        out = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        out["image"] = prepare_batch(out["image"], self.device)
+        return out
+
+    # --- checkpoints ------------------------------------------------------------------------
+
+    def _improved(self, metrics: dict[str, float]) -> list[str]:
+        """Update the best values; return the checkpoint kinds to (re)write."""
+        improved = []
+        for kind, (name, larger) in BEST_CHECKPOINTS.items():
+            value, best = metrics.get(name), self.best.get(name)
+            if value is None:
+                continue
+            gain = (value - best if larger else best - value) if best is not None else math.inf
+            if name == "loss":
+                self.stale_epochs = 0 if gain > self.cfg.early_stop_min_delta else self.stale_epochs + 1
+            if gain > 0:
+                self.best[name] = value
+                improved.append(kind)
+        return improved
+
+    def _save(self, kind: str, epoch: int) -> CheckpointSaved:
+        """Write weights + yaml for ``kind`` (and the resume state with 'last'), atomically."""
+        import torch
+
+        path = checkpoint_path(self.cfg.model, kind)
+        state = self.model.state_dict()
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
+        record = {
+            **self.record,
+            "epochs_trained": epoch + 1,
+            "best": dict(self.best),
+            "napari_cellseg_version": __version__,
+        }
+        save_yaml(dataclasses.replace(self.cfg, model=str(path)), model_yaml_path(path), record)
+        if kind == "last":
+            train_state = {
+                "epoch": epoch,
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "best": self.best,
+                "stale_epochs": self.stale_epochs,
+            }
+            atomic_write(
+                train_state_path(self.cfg.model), lambda tmp: torch.save(train_state, tmp)
+            )
+        return CheckpointSaved(epoch=epoch, path=str(path), kind=kind)
+
+    def _resume(self) -> None:
+        import torch
+
+        weights, state_file = Path(self.cfg.model), train_state_path(self.cfg.model)
+        if not (weights.is_file() and state_file.is_file()):
+            return
+        self.model.load_state_dict(torch.load(weights, map_location=self.device))
+        state = torch.load(state_file, map_location=self.device)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.best, self.stale_epochs = state["best"], state["stale_epochs"]
+        self.start_epoch = state["epoch"] + 1
+
+    def _sample_panels(self) -> dict[str, np.ndarray]:
+        """Predictions on the fixed TensorBoard samples, as side-by-side panels per split."""
+        import torch
+
+        from napari_cellseg.engine.logs import sample_panels
+        from napari_cellseg.models.registry import probabilities
+
+        self.model.eval()
+        panels = {}
+        with torch.inference_mode():
+            for split, batch in self.samples.items():
+                batch = self._to_device(batch)
+                objects, boundaries = probabilities(self.cfg, self.model(batch["image"]))
+                centre = batch["image"][:, batch["image"].shape[1] // 2]
+                panels[split] = sample_panels(
+                    *(t.float().cpu().numpy() for t in (centre, batch["objects"][:, 0],
+                      batch["boundaries"][:, 0], objects, boundaries))
+                )
+        return panels
+
+
+class _Logs:
+    """The CSV log and TensorBoard writer of a run (paths from the settings)."""
+
+    def __init__(self, cfg: TrainConfig, *, append: bool) -> None:
+        from napari_cellseg.engine.logs import CsvLog, TensorBoardLog
+
+        model = Path(cfg.model)
+        csv_path = cfg.csv_log or model.with_name(f"{model.stem}-log.csv")
+        tb_dir = cfg.tb_dir or model.parent / "tensorboard" / model.stem
+        self.csv = CsvLog(csv_path, append=append)
+        self.tensorboard = TensorBoardLog(tb_dir)
+
+    def graph(self, model, samples: dict) -> None:
+        example = next(iter(samples.values()))["image"][:1]
+        device = next(model.parameters()).device
+        self.tensorboard.graph(model, example.to(device))
+
+    def epoch(self, event: EpochEnded, panels: dict[str, np.ndarray]) -> None:
+        self.csv.write(event)
+        self.tensorboard.scalars(event)
+        for split, images in panels.items():
+            self.tensorboard.samples(f"samples/{split}", images, event.epoch)
+
+    def close(self) -> None:
+        self.tensorboard.close()
+
+
+# --- set-up helpers --------------------------------------------------------------------------
+
+
+def _check_paths(cfg: TrainConfig, data: TrainData | None) -> None:
+    if not cfg.model:
+        raise ConfigError(
+            "Setting 'model' is empty: give the output path of the weights file, "
+            "e.g. --model models/nuclei.pt."
+        )
+    if Path(cfg.model).suffix != ".pt":
+        raise ConfigError(
+            f"Setting 'model' is '{cfg.model}': the weights file must end in .pt "
+            f"(e.g. '{Path(cfg.model).with_suffix('.pt')}')."
+        )
+    if data is None and not cfg.train_data:
+        raise ConfigError(
+            "Setting 'train_data' is empty: give a folder holding images/ and labels/."
+        )
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _load_stacks(cfg: TrainConfig, data: TrainData | None) -> tuple[list[Stack], list[Stack]]:
+    train_stacks = data.train if data else read_folder(cfg.train_data)
+    if data and data.val is not None:
+        val_stacks = data.val
+    elif not data and cfg.val_data:
+        val_stacks = read_folder(cfg.val_data)
+    elif cfg.val_fraction > 0:
+        train_stacks, val_stacks = split_stacks(train_stacks, cfg.val_fraction, cfg.seed)
+    else:
+        val_stacks = []
+    if not train_stacks:
+        raise DataError("No training images: add images to the training data.")
+    return train_stacks, val_stacks
+
+
+def _median_side(stacks: list[Stack]) -> float:
+    """Median image side of the training data (prediction rescales to the trained scale)."""
+    return float(np.median([np.sqrt(s.image.shape[-2] * s.image.shape[-1]) for s in stacks]))
+
+
+def _make_loaders(cfg: TrainConfig, train_stacks: list[Stack], val_stacks: list[Stack]):
+    """DataLoaders for training and validation, and fixed sample batches for TensorBoard."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from napari_cellseg.data.dataset import SegmentationDataset
+    from napari_cellseg.engine.device import default_num_workers
+
+    workers = default_num_workers(cfg.num_workers)
+    train_set = SegmentationDataset(train_stacks, cfg, train=True)
+    generator = torch.Generator().manual_seed(cfg.seed)
+    train_loader = DataLoader(
+        train_set,
+        batch_size=cfg.batch,
+        shuffle=True,
+        drop_last=len(train_set) > cfg.batch,
+        num_workers=workers,
+        generator=generator,
+        pin_memory=torch.cuda.is_available(),
+    )
+    samples = {"train": _sample_batch(SegmentationDataset(train_stacks, cfg, train=False), cfg)}
+    val_loader = None
+    if val_stacks:
+        val_set = SegmentationDataset(val_stacks, cfg, train=False)
+        val_loader = DataLoader(val_set, batch_size=cfg.batch, num_workers=workers)
+        samples["val"] = _sample_batch(val_set, cfg)
+    return train_loader, val_loader, samples
+
+
+def _sample_batch(dataset, cfg: TrainConfig) -> dict:
+    """The first ``tb_samples`` items of a dataset as one batch."""
+    from torch.utils.data import default_collate
+
+    count = max(1, min(cfg.tb_samples, len(dataset)))
+    return default_collate([dataset[i] for i in range(count)])

@@ -1,0 +1,41 @@
+"""``python -m napari_cellseg.train``: the seed tool's training command, same flags.
+
+Example::
+
+    python -m napari_cellseg.train --architecture unet --epochs 100 --batch 4 \\
+        --augments 2 --trim_method resize --train_data data/train --val_data data/val \\
+        --model models/nuclei.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from napari_cellseg.cli_support import build_parser, report_errors
+from napari_cellseg.config import TrainConfig, config_from_args
+
+
+def make_parser(prog: str = "python -m napari_cellseg.train") -> argparse.ArgumentParser:
+    return build_parser(
+        prog,
+        TrainConfig,
+        "Train a DCAN or U-Net segmentation network on images/ + labels/ folders. "
+        "Settings not given come from --args_load_path, else the defaults below. "
+        "Under torchrun, --batch is the batch of each process.",
+    )
+
+
+@report_errors
+def main(argv: list[str] | None = None) -> int:
+    """Parse the flags, train, print one line per epoch; return the exit code."""
+    from napari_cellseg.engine.console import print_training
+    from napari_cellseg.engine.train import train
+
+    cfg = config_from_args(TrainConfig, make_parser().parse_args(argv))
+    finished = print_training(train(cfg))
+    return 0 if finished.reason != "stopped" else 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
