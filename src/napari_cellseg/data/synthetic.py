@@ -1,0 +1,214 @@
+"""Synthetic fluorescence nuclei with instance labels, for tests, sample data and demos.
+
+Nuclei are ellipses of varying size, shape, orientation and brightness, some touching,
+some overlapping (the later nucleus wins; every label stays one connected region),
+with a textured interior, optical blur, a background offset and Poisson + Gaussian
+camera noise.  Labels follow the project's convention: 0 background, 1 blob, 2.. objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+from skimage.draw import ellipse
+from skimage.segmentation import relabel_sequential
+
+from napari_cellseg.io_utils import atomic_write
+
+__all__ = ["make_nuclei", "write_dataset"]
+
+_REFERENCE_AREA = 200 * 200
+_RADIUS = (6.0, 16.0)  # semi-major axis range in pixels (physical size: does not scale with shape)
+_MIN_PIXELS = 12  # fragments and slivers smaller than this are erased
+
+
+def make_nuclei(
+    shape: tuple[int, int] = (200, 200),
+    *,
+    n_objects: int | None = None,
+    blobs: int = 0,
+    seed: int | Sequence[int] = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw one synthetic fluorescence image of nuclei and its instance labels.
+
+    Parameters
+    ----------
+    shape
+        Image height and width.
+    n_objects
+        Number of nuclei outside blobs (before overlaps remove a few); default: about
+        30 per 200x200 pixels, varying with the seed.
+    blobs
+        Number of blob regions: clusters of 3-5 touching nuclei whose labels are merged
+        into the single value 1 (regions too hard to annotate).
+    seed
+        Seed of the numpy random generator; the same seed gives the same image.
+
+    Returns
+    -------
+    image : ndarray of uint8, shape ``shape``
+    labels : ndarray of uint16, shape ``shape``
+        0 background, 1 blob, 2, 3, ... one value per nucleus.
+    """
+    rng = np.random.default_rng(seed)
+    if n_objects is None:
+        n_objects = max(1, round(rng.uniform(22, 38) * shape[0] * shape[1] / _REFERENCE_AREA))
+    nuclei = _place_nuclei(rng, shape, n_objects, blobs)
+    labels, signal = _paint(nuclei, shape)
+    _keep_largest_parts(labels, signal)
+    return _render(rng, signal), _number(labels)
+
+
+def _place_nuclei(rng: np.random.Generator, shape: tuple[int, int], n: int, blobs: int) -> list:
+    """Ellipse parameters (cy, cx, a, b, angle, brightness, is_blob); blob nuclei come last.
+
+    Every ellipse holds the disk of its minor radius ``b``, so two nuclei whose centres
+    are closer than the sum of their ``b`` overlap or touch.
+    """
+    placed: list[tuple] = []
+
+    def new_nucleus(near: tuple | None = None) -> tuple | None:
+        a = rng.uniform(*_RADIUS)
+        b = a * rng.uniform(0.6, 1.0)
+        for _ in range(20):
+            if near is None:
+                cy, cx = rng.uniform(0, shape[0]), rng.uniform(0, shape[1])
+            else:  # touching or slightly overlapping ``near``
+                d = rng.uniform(0.75, 0.95) * (b + near[3])
+                phi = rng.uniform(0, 2 * np.pi)
+                cy, cx = near[0] + d * np.sin(phi), near[1] + d * np.cos(phi)
+            if all(np.hypot(cy - p[0], cx - p[1]) > 0.65 * (b + p[3]) for p in placed):
+                return (cy, cx, a, b, rng.uniform(-np.pi, np.pi), rng.lognormal(0, 0.3))
+        return None
+
+    blob_groups = []
+    for _ in range(blobs):
+        group = [new_nucleus()]
+        if group[0] is None:
+            continue
+        placed.append(group[0])
+        for _ in range(rng.integers(2, 5)):
+            nucleus = new_nucleus(near=group[rng.integers(len(group))])
+            if nucleus:
+                group.append(nucleus)
+                placed.append(nucleus)
+        if len(group) >= 3:
+            blob_groups.append(group)
+        else:  # too crowded for a blob here: give the space back
+            del placed[-len(group) :]
+    n_blob = len(placed)
+    for _ in range(n):
+        near = placed[rng.integers(len(placed))] if placed and rng.random() < 0.4 else None
+        nucleus = new_nucleus(near)
+        if nucleus:
+            placed.append(nucleus)
+    singles = [(*p, False) for p in placed[n_blob:]]
+    return singles + [(*p, True) for group in blob_groups for p in group]
+
+
+def _paint(nuclei: list, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Label image (blob = 1, nucleus i = i + 2) and noiseless signal; later nuclei win."""
+    labels = np.zeros(shape, np.int32)
+    signal = np.zeros(shape, np.float32)
+    for i, (cy, cx, a, b, angle, brightness, is_blob) in enumerate(nuclei):
+        rr, cc = ellipse(cy, cx, a, b, shape=shape, rotation=angle)
+        # a dome profile: brightest in the middle, dimmer towards the rim
+        dy, dx = rr - cy, cc - cx
+        u = (dy * np.cos(angle) + dx * np.sin(angle)) / a
+        v = (-dy * np.sin(angle) + dx * np.cos(angle)) / b
+        labels[rr, cc] = 1 if is_blob else i + 2
+        signal[rr, cc] = brightness * (1 - 0.35 * np.clip(u * u + v * v, 0, 1))
+    return labels, signal
+
+
+def _keep_largest_parts(labels: np.ndarray, signal: np.ndarray) -> None:
+    """Make every label one connected region: erase the smaller pieces and tiny slivers."""
+    for value, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is None:
+            continue
+        parts, n = ndimage.label(labels[box] == value)
+        sizes = np.bincount(parts.ravel())[1:]
+        keep = np.argmax(sizes) + 1 if sizes.max() >= _MIN_PIXELS else -1
+        erase = (parts > 0) & (parts != keep)
+        labels[box][erase] = 0
+        signal[box][erase] = 0
+
+
+def _render(rng: np.random.Generator, signal: np.ndarray) -> np.ndarray:
+    """Texture, blur, background and camera noise; returns uint8."""
+    texture = ndimage.gaussian_filter(rng.standard_normal(signal.shape, np.float32), 1.2)
+    texture /= texture.std() + 1e-6
+    image = signal * (1 + 0.18 * texture)
+    image = ndimage.gaussian_filter(image, rng.uniform(0.8, 1.6))
+    # background: offset plus a gentle gradient (uneven illumination)
+    yy, xx = np.mgrid[0 : signal.shape[0], 0 : signal.shape[1]] / max(signal.shape)
+    gy, gx = rng.uniform(-0.03, 0.03, 2)
+    image += rng.uniform(0.03, 0.1) + gy * yy + gx * xx
+    photons = rng.uniform(60, 150)  # photons at brightness 1: sets the shot noise
+    counts = rng.poisson(np.clip(image, 0, None) * photons).astype(np.float32)
+    counts += rng.normal(0, 1.5, signal.shape)  # read noise
+    return np.clip(counts * (110 / photons), 0, 255).round().astype(np.uint8)
+
+
+def _number(labels: np.ndarray) -> np.ndarray:
+    """Number the nuclei 2, 3, ... without gaps, keeping blob pixels at 1."""
+    objects = np.where(labels >= 2, labels, 0)
+    numbered = relabel_sequential(objects, offset=2)[0] if objects.any() else objects
+    numbered[labels == 1] = 1
+    return numbered.astype(np.uint16)
+
+
+def write_dataset(
+    folder: str | Path,
+    n_images: int,
+    *,
+    shape: tuple[int, int] = (200, 200),
+    blobs: int = 0,
+    seed: int = 0,
+    multipage: bool = False,
+) -> Path:
+    """Write a synthetic data set: ``folder/images`` and ``folder/labels``.
+
+    Parameters
+    ----------
+    folder
+        Data set folder to create (existing files of the same names are replaced).
+    n_images
+        Number of image/label pairs (pages when ``multipage``).
+    shape
+        Height and width of each image.
+    blobs
+        Blob regions per image (see :func:`make_nuclei`).
+    seed
+        Image ``i`` is ``make_nuclei(seed=(seed, i))``.
+    multipage
+        Write one multipage TIFF pair ``synthetic.tif`` instead of PNG pairs
+        ``synthetic_000.png``, ...  (labels as uint16).
+
+    Returns
+    -------
+    Path
+        ``folder``.
+    """
+    import imageio.v3 as iio
+    import tifffile
+
+    folder = Path(folder)
+    pairs = [make_nuclei(shape, blobs=blobs, seed=(seed, i)) for i in range(n_images)]
+    for kind, index in (("images", 0), ("labels", 1)):
+        arrays = [pair[index] for pair in pairs]
+        if multipage:
+            atomic_write(
+                folder / kind / "synthetic.tif",
+                lambda tmp, a=np.stack(arrays): tifffile.imwrite(tmp, a, photometric="minisblack"),
+            )
+        else:
+            for i, array in enumerate(arrays):
+                atomic_write(
+                    folder / kind / f"synthetic_{i:03d}.png",
+                    lambda tmp, a=array: iio.imwrite(tmp, a, extension=".png"),
+                )
+    return folder
