@@ -1,0 +1,94 @@
+"""Seeded watershed: touching objects split along the boundary map, small ones removed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_cellseg.engine.segment import instances
+
+YY, XX = np.mgrid[:60, :80]
+LEFT = (YY - 30) ** 2 + (XX - 25) ** 2 < 15**2
+RIGHT = (YY - 30) ** 2 + (XX - 53) ** 2 < 15**2  # centres 28 apart: the disks overlap by 2 columns
+
+
+def two_touching_disks():
+    objects = np.where(LEFT | RIGHT, 0.9, 0.05).astype(np.float32)
+    boundaries = np.full(objects.shape, 0.05, np.float32)
+    boundaries[:, 38:41] = np.where(LEFT | RIGHT, 0.95, 0.05)[:, 38:41]  # ridge where they touch
+    return objects, boundaries
+
+
+def iou(a, b):
+    return (a & b).sum() / (a | b).sum()
+
+
+def test_touching_disks_with_boundary_give_two_objects():
+    objects, boundaries = two_touching_disks()
+    labels = instances(objects, boundaries, obj_threshold=0.5, bnd_threshold=0.5, min_size=10)
+    assert labels.dtype == np.int32 and labels.shape == objects.shape
+    assert set(np.unique(labels)) == {0, 1, 2}
+    left, right = labels[30, 25], labels[30, 53]
+    assert {left, right} == {1, 2}
+    # the ridge is split between the two: each object is its disk minus at most the shared columns
+    assert iou(labels == left, LEFT) > 0.95
+    assert iou(labels == right, RIGHT) > 0.95
+    assert ((labels > 0) == (LEFT | RIGHT)).all()
+
+
+def test_without_boundary_touching_disks_merge():
+    objects, _ = two_touching_disks()
+    labels = instances(
+        objects, np.zeros_like(objects), obj_threshold=0.5, bnd_threshold=0.5, min_size=10
+    )
+    assert labels.max() == 1
+
+
+def test_high_boundary_threshold_lets_seeds_merge():
+    objects, boundaries = two_touching_disks()
+    labels = instances(objects, boundaries, obj_threshold=0.5, bnd_threshold=0.99, min_size=10)
+    assert labels.max() == 1
+
+
+def test_small_objects_removed_and_labels_sequential():
+    objects, boundaries = two_touching_disks()
+    objects[2:5, 2:5] = 0.9  # 9 pixels
+    objects[50:54, 2:6] = 0.9  # 16 pixels
+    labels = instances(objects, boundaries, obj_threshold=0.5, bnd_threshold=0.5, min_size=10)
+    assert (labels[2:5, 2:5] == 0).all()
+    assert (labels[50:54, 2:6] > 0).all()
+    assert sorted(np.unique(labels)) == [0, 1, 2, 3]
+    labels = instances(objects, boundaries, obj_threshold=0.5, bnd_threshold=0.5, min_size=9)
+    assert labels.max() == 4
+
+
+def test_object_covered_by_boundary_is_kept():
+    objects = np.zeros((20, 20), np.float32)
+    objects[5:9, 5:9] = 0.8
+    boundaries = np.where(objects > 0, 0.9, 0.0).astype(np.float32)  # no seed inside
+    labels = instances(objects, boundaries, obj_threshold=0.5, bnd_threshold=0.5, min_size=1)
+    assert labels.max() == 1 and (labels > 0).sum() == 16
+
+
+def test_obj_threshold_above_every_pixel_gives_no_objects():
+    objects, boundaries = two_touching_disks()
+    labels = instances(objects, boundaries, obj_threshold=0.95, bnd_threshold=0.5, min_size=1)
+    assert labels.max() == 0
+
+
+def test_stack_segmented_per_slice_with_unique_labels():
+    objects, boundaries = two_touching_disks()
+    stack_obj = np.stack([objects, np.zeros_like(objects), objects])
+    stack_bnd = np.stack([boundaries, boundaries, boundaries])
+    labels = instances(stack_obj, stack_bnd, obj_threshold=0.5, bnd_threshold=0.5, min_size=10)
+    assert labels.shape == (3, 60, 80) and labels.dtype == np.int32
+    assert sorted(np.unique(labels[0])) == [0, 1, 2]
+    assert labels[1].max() == 0
+    assert sorted(np.unique(labels[2])) == [0, 3, 4]
+
+
+def test_shape_mismatch():
+    with pytest.raises(ValueError, match="differ in shape"):
+        instances(
+            np.zeros((4, 4)), np.zeros((4, 5)), obj_threshold=0.5, bnd_threshold=0.5, min_size=1
+        )
