@@ -13,9 +13,11 @@ RIGHT = (YY - 30) ** 2 + (XX - 53) ** 2 < 15**2  # centres 28 apart: the disks o
 
 
 def two_touching_disks():
-    objects = np.where(LEFT | RIGHT, 0.9, 0.05).astype(np.float32)
-    boundaries = np.full(objects.shape, 0.05, np.float32)
-    boundaries[:, 38:41] = np.where(LEFT | RIGHT, 0.95, 0.05)[:, 38:41]  # ridge where they touch
+    """Probability maps as a network trained on make_targets gives: cores and a boundary ridge."""
+    ridge = np.zeros(LEFT.shape, bool)
+    ridge[:, 38:41] = (LEFT | RIGHT)[:, 38:41]  # where the disks touch
+    objects = np.where((LEFT | RIGHT) & ~ridge, 0.9, 0.05).astype(np.float32)
+    boundaries = np.where(ridge, 0.9, 0.05).astype(np.float32)
     return objects, boundaries
 
 
@@ -37,17 +39,24 @@ def test_touching_disks_with_boundary_give_two_objects():
 
 
 def test_without_boundary_touching_disks_merge():
-    objects, _ = two_touching_disks()
+    objects, boundaries = two_touching_disks()
     labels = instances(
-        objects, np.zeros_like(objects), obj_threshold=0.5, bnd_threshold=0.5, min_size=10
+        objects + boundaries,
+        np.zeros_like(objects),
+        obj_threshold=0.5,
+        bnd_threshold=0.5,
+        min_size=10,
     )
     assert labels.max() == 1
 
 
-def test_high_boundary_threshold_lets_seeds_merge():
+def test_bnd_threshold_decides_whether_a_weak_ridge_splits():
     objects, boundaries = two_touching_disks()
-    labels = instances(objects, boundaries, obj_threshold=0.5, bnd_threshold=0.99, min_size=10)
-    assert labels.max() == 1
+    ridge = boundaries > 0.5
+    objects[ridge], boundaries[ridge] = 0.6, 0.4  # confident object, uncertain boundary
+    kw = {"obj_threshold": 0.5, "min_size": 10}
+    assert instances(objects, boundaries, bnd_threshold=0.3, **kw).max() == 2
+    assert instances(objects, boundaries, bnd_threshold=0.5, **kw).max() == 1
 
 
 def test_small_objects_removed_and_labels_sequential():
@@ -72,14 +81,14 @@ def test_object_covered_by_boundary_is_kept():
 
 def test_obj_threshold_above_every_pixel_gives_no_objects():
     objects, boundaries = two_touching_disks()
-    labels = instances(objects, boundaries, obj_threshold=0.95, bnd_threshold=0.5, min_size=1)
+    labels = instances(objects, boundaries, obj_threshold=0.96, bnd_threshold=0.5, min_size=1)
     assert labels.max() == 0
 
 
 def test_stack_segmented_per_slice_with_unique_labels():
     objects, boundaries = two_touching_disks()
     stack_obj = np.stack([objects, np.zeros_like(objects), objects])
-    stack_bnd = np.stack([boundaries, boundaries, boundaries])
+    stack_bnd = np.stack([boundaries, np.zeros_like(objects), boundaries])
     labels = instances(stack_obj, stack_bnd, obj_threshold=0.5, bnd_threshold=0.5, min_size=10)
     assert labels.shape == (3, 60, 80) and labels.dtype == np.int32
     assert sorted(np.unique(labels[0])) == [0, 1, 2]

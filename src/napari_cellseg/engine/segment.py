@@ -1,12 +1,15 @@
 """Instance labels from the object and boundary probability maps (seeded watershed).
 
-Seeds are the connected components of confident object pixels away from boundaries
-(``objects > obj_threshold`` and ``boundaries < bnd_threshold``).  Each seed grows by a
-watershed on the boundary map, restricted to the foreground (``objects >
-obj_threshold``), so touching objects split along the ridge of the boundary map.  A
-foreground component without any seed (an object covered by its own boundary) becomes
-one object.  Objects smaller than ``min_size`` pixels are removed last and the labels
-renumbered 1, 2, ...
+The training targets (:func:`napari_cellseg.data.targets.make_targets`) split each
+object into its core (``objects``) and an inner rim (``boundaries``), so a pixel belongs
+to some object with probability ``objects + boundaries`` (exactly ``1 - p(background)``
+for the U-Net's softmax).  Seeds are the connected components of confident core pixels
+away from boundaries (``objects > obj_threshold`` and ``boundaries < bnd_threshold``).
+Each seed grows by a watershed on the boundary map, restricted to the foreground
+(``objects + boundaries > obj_threshold``), so touching objects split along the ridge
+of the boundary map.  A foreground component without any seed (a small object that is
+all rim) becomes one object.  Objects smaller than ``min_size`` pixels are removed last
+and the labels renumbered 1, 2, ...
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ def instances(
     objects, boundaries : np.ndarray
         Probabilities in [0, 1], (H, W) or a stack (Z, H, W) segmented slice by slice.
     obj_threshold : float
-        Object probability above which a pixel is foreground.
+        Object probability above which a core pixel may seed an object, and foreground
+        probability (``objects + boundaries``) above which a pixel joins an object.
     bnd_threshold : float
         Boundary probability below which a foreground pixel may seed an object.
     min_size : int
@@ -83,8 +87,8 @@ def watershed_labels(
     from scipy import ndimage as ndi
     from skimage.segmentation import watershed
 
-    foreground = objects > obj_threshold
-    markers, n_seeds = ndi.label(foreground & (boundaries < bnd_threshold))
+    foreground = objects + boundaries > obj_threshold
+    markers, n_seeds = ndi.label((objects > obj_threshold) & (boundaries < bnd_threshold))
     components, n_components = ndi.label(foreground)
     seeded = np.zeros(n_components + 1, bool)
     seeded[components[markers > 0]] = True
