@@ -193,22 +193,20 @@ def write_dataset(
     Path
         ``folder``.
     """
-    import imageio.v3 as iio
-    import tifffile
+    from napari_cellseg.data.io import write_tiff
 
     folder = Path(folder)
     pairs = [make_nuclei(shape, blobs=blobs, seed=(seed, i)) for i in range(n_images)]
-    for kind, index in (("images", 0), ("labels", 1)):
-        arrays = [pair[index] for pair in pairs]
+    for kind, arrays in zip(("images", "labels"), zip(*pairs, strict=True), strict=True):
         if multipage:
-            atomic_write(
-                folder / kind / "synthetic.tif",
-                lambda tmp, a=np.stack(arrays): tifffile.imwrite(tmp, a, photometric="minisblack"),
-            )
+            write_tiff(folder / kind / "synthetic.tif", np.stack(arrays))
         else:
             for i, array in enumerate(arrays):
-                atomic_write(
-                    folder / kind / f"synthetic_{i:03d}.png",
-                    lambda tmp, a=array: iio.imwrite(tmp, a, extension=".png"),
-                )
+                _write_png(folder / kind / f"synthetic_{i:03d}.png", array)
     return folder
+
+
+def _write_png(path: Path, array: np.ndarray) -> None:
+    import imageio.v3 as iio
+
+    atomic_write(path, lambda tmp: iio.imwrite(tmp, array, extension=".png"))

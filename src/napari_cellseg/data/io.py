@@ -1,0 +1,321 @@
+"""Read images and label images from folders or napari layers into checked :class:`Stack` s.
+
+A data set folder holds ``images/`` and ``labels/``; an image and its label image have
+the same file name (the extensions may differ: ``.png``, ``.tif``, ``.tiff``).  Page i
+of a multipage TIFF image pairs with page i of its label file.  Several folders are
+joined with ``+``: ``"dirA+dirB"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from napari_cellseg.errors import DataError
+from napari_cellseg.io_utils import atomic_write
+
+__all__ = ["Stack", "read_image", "read_folder", "stacks_from_arrays", "split_stacks", "write_tiff"]
+
+SUFFIXES = (".png", ".tif", ".tiff")
+_LUMINANCE = np.array([0.2125, 0.7154, 0.0721])  # ITU-R BT.709, as skimage.color.rgb2gray
+
+
+@dataclass
+class Stack:
+    """One image file or one napari layer, with its labels.
+
+    Attributes
+    ----------
+    name
+        File stem or layer name.
+    image
+        ``(Z, H, W)`` in the original dtype; a 2D image has ``Z == 1``.
+    labels
+        ``(Z, H, W)`` integer labels (0 background, 1 blob, 2.. objects), or None.
+    """
+
+    name: str
+    image: np.ndarray
+    labels: np.ndarray | None
+
+
+def _read_pages(path: Path) -> np.ndarray:
+    """``(Z, H, W)`` or ``(Z, H, W, C)`` for colour; errors name the file."""
+    try:
+        if path.suffix.lower() in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tif:
+                pages = [page.asarray() for page in tif.pages]
+            if len({p.shape for p in pages}) > 1:
+                raise DataError(
+                    f"The pages of '{path}' differ in size; save each page size as its own file."
+                )
+            array = np.stack(pages)
+        else:
+            import imageio.v3 as iio
+
+            array = iio.imread(path)[np.newaxis]
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(
+            f"Cannot read '{path}' ({exc}); check that it is a valid PNG or TIFF file, "
+            "re-save it or remove it from the folder."
+        ) from None
+    if array.ndim not in (3, 4) or (array.ndim == 4 and array.shape[-1] not in (2, 3, 4)):
+        raise DataError(
+            f"'{path}' has shape {array.shape[1:]}; save it as a 2D grayscale image "
+            "(or a multipage TIFF of 2D pages)."
+        )
+    return array
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read a PNG or (multipage) TIFF image as ``(Z, H, W)`` in its own dtype.
+
+    Colour images are converted to grayscale by luminance (alpha dropped), keeping the dtype.
+
+    Raises
+    ------
+    DataError
+        When the file cannot be read or is not a 2D image (or a stack of them).
+    """
+    array = _read_pages(Path(path))
+    if array.ndim == 4:
+        if array.shape[-1] == 2:  # gray + alpha
+            return array[..., 0]
+        gray = array[..., :3] @ _LUMINANCE
+        if np.issubdtype(array.dtype, np.integer):
+            gray = gray.round()
+        return gray.astype(array.dtype)
+    return array
+
+
+def _read_labels(path: Path) -> np.ndarray:
+    """Read a label file as ``(Z, H, W)``; a colour file is accepted only when gray."""
+    array = _read_pages(path)
+    if array.ndim == 4:
+        if not (array[..., :3] == array[..., :1]).all():
+            raise DataError(
+                f"Label file '{path}' is a colour image; save the labels as a single-channel "
+                "integer image (one value per object), e.g. from a napari Labels layer."
+            )
+        array = array[..., 0]
+    return array
+
+
+def _check_pair(image: np.ndarray, labels: np.ndarray, where: str) -> None:
+    """Check that ``labels`` (Z, H, W) can label ``image`` (Z, H, W); ``where`` names them."""
+    if len(labels) != len(image):
+        raise DataError(
+            f"{where}: the image has {len(image)} pages but the labels have {len(labels)}; "
+            "give each image page its own label page."
+        )
+    if labels.shape != image.shape:
+        raise DataError(
+            f"{where}: the image is {image.shape[1]}x{image.shape[2]} but the labels are "
+            f"{labels.shape[1]}x{labels.shape[2]} pixels; labels must have the image's size."
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(
+            f"{where}: the labels have dtype {labels.dtype}; convert them to an integer type "
+            "(e.g. uint16) with 0 background, 1 blob and one value from 2 per object."
+        )
+    if labels.size and labels.min() < 0:
+        raise DataError(
+            f"{where}: the labels contain negative values ({labels.min()}); use 0 for "
+            "background, 1 for blobs and positive values for objects."
+        )
+
+
+def _list_images(folder: Path) -> dict[str, Path]:
+    """Map file stem -> path of the PNG/TIFF files in ``folder``."""
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or path.suffix.lower() not in SUFFIXES:
+            continue
+        if path.stem in found:
+            raise DataError(
+                f"'{found[path.stem]}' and '{path}' have the same name; "
+                "rename or remove one so each image pairs with one label file."
+            )
+        found[path.stem] = path
+    return found
+
+
+def _read_one_folder(folder: Path, labels: bool) -> list[Stack]:
+    if not folder.is_dir():
+        raise DataError(f"Data folder '{folder}' does not exist; check the path.")
+    image_dir, label_dir = folder / "images", folder / "labels"
+    if not image_dir.is_dir():
+        raise DataError(
+            f"Data folder '{folder}' has no 'images' folder; put the images in "
+            f"'{image_dir}' and their label images (same file names) in '{label_dir}'."
+        )
+    if labels and not label_dir.is_dir():
+        raise DataError(
+            f"Data folder '{folder}' has no 'labels' folder; put the label images "
+            f"(same file names as the images) in '{label_dir}'."
+        )
+    images = _list_images(image_dir)
+    if not images:
+        raise DataError(
+            f"'{image_dir}' holds no PNG or TIFF images ({', '.join(SUFFIXES)}); add images "
+            "or correct the path."
+        )
+    label_files = _list_images(label_dir) if label_dir.is_dir() else {}
+    stacks = []
+    for stem, image_path in images.items():
+        label_path = label_files.get(stem)
+        if label_path is None and labels:
+            raise DataError(
+                f"Image '{image_path}' has no label image: add '{label_dir / stem}' with "
+                f"extension {', '.join(SUFFIXES)} or remove the image."
+            )
+        image = read_image(image_path)
+        label_array = None
+        if label_path is not None:
+            label_array = _read_labels(label_path)
+            _check_pair(image, label_array, f"'{image_path}' and '{label_path}'")
+        stacks.append(Stack(stem, image, label_array))
+    return stacks
+
+
+def read_folder(spec: str | Path, *, labels: bool = True) -> list[Stack]:
+    """Read every image (and its label image) of one or more data set folders.
+
+    Parameters
+    ----------
+    spec
+        A folder holding ``images/`` and ``labels/``, or several joined with ``+``.
+    labels
+        True: every image must have a label image.  False (prediction): label images
+        are read where present, otherwise ``Stack.labels`` is None.
+
+    Returns
+    -------
+    list of Stack
+        In folder order, then file name order.
+
+    Raises
+    ------
+    DataError
+        For a missing folder, an empty folder, an image without a label image, an
+        unreadable file, and labels that do not fit their image (page count, size,
+        float or negative values); the message names the file and the fix.
+    """
+    folders = [part.strip() for part in str(spec).split("+") if part.strip()]
+    if not folders:
+        raise DataError("No data folder given; give a folder holding images/ and labels/.")
+    return [stack for folder in folders for stack in _read_one_folder(Path(folder), labels)]
+
+
+def stacks_from_arrays(
+    images: np.ndarray | Sequence[np.ndarray],
+    labels: np.ndarray | Sequence[np.ndarray | None] | None = None,
+    names: Sequence[str] | None = None,
+) -> list[Stack]:
+    """Make checked stacks from in-memory arrays, e.g. napari layers.
+
+    Parameters
+    ----------
+    images
+        One array or a list of arrays, each 2D ``(H, W)`` or a stack ``(Z, H, W)``
+        (colour layers must be converted to grayscale first).
+    labels
+        None, or one label array per image (same shape, integer), or None entries.
+    names
+        Layer names used in error messages and as ``Stack.name``; default ``image 0``, ...
+
+    Raises
+    ------
+    DataError
+        When the numbers of images, labels and names differ, an array is not 2D or 3D,
+        or labels do not fit their image; the message names the layer.
+    """
+    images = [images] if isinstance(images, np.ndarray) else list(images)
+    if labels is None:
+        labels = [None] * len(images)
+    labels = [labels] if isinstance(labels, np.ndarray) else list(labels)
+    names = list(names) if names is not None else [f"image {i}" for i in range(len(images))]
+    if not images:
+        raise DataError("No image given; choose at least one image layer.")
+    if not len(images) == len(labels) == len(names):
+        raise DataError(
+            f"Got {len(images)} images, {len(labels)} label layers and {len(names)} names; "
+            "give one label layer per image layer."
+        )
+    stacks = []
+    for image, label, name in zip(images, labels, names, strict=True):
+        image = np.asarray(image)
+        if image.ndim not in (2, 3):
+            raise DataError(
+                f"Layer '{name}' has shape {image.shape}; use a 2D image or a 3D stack "
+                "(convert colour images to grayscale)."
+            )
+        image = image.reshape((-1, *image.shape[-2:]))
+        if label is not None:
+            label = np.asarray(label)
+            if label.shape == image.shape[1:]:
+                label = label[np.newaxis]
+            _check_pair(image, label, f"Layer '{name}' and its labels")
+        stacks.append(Stack(str(name), image, label))
+    return stacks
+
+
+def split_stacks(
+    stacks: Sequence[Stack], fraction: float, seed: int
+) -> tuple[list[Stack], list[Stack]]:
+    """Hold out a random ``fraction`` of all slices for validation.
+
+    Slices are drawn at random over all stacks; the slices of one stack that land on
+    the same side stay together, in order, under the stack's name (so a slice's
+    neighbours in a training stack are its nearest remaining slices).
+
+    Returns
+    -------
+    train, val : list of Stack
+        ``val`` holds ``round(fraction * n_slices)`` slices, at least 1 and at most
+        ``n_slices - 1`` when ``fraction > 0``.
+
+    Raises
+    ------
+    DataError
+        When ``fraction`` is not in [0, 1) or there is a single slice to split.
+    """
+    if not 0 <= fraction < 1:
+        raise DataError(f"val_fraction is {fraction}; choose a value in [0, 1), e.g. 0.2.")
+    n = sum(len(s.image) for s in stacks)
+    if fraction == 0:
+        return list(stacks), []
+    if n < 2:
+        raise DataError(
+            "Only one image slice: it cannot be split into training and validation; "
+            "add images or give separate validation data."
+        )
+    n_val = min(max(round(fraction * n), 1), n - 1)
+    is_val = np.zeros(n, bool)
+    is_val[np.random.default_rng(seed).permutation(n)[:n_val]] = True
+    train, val = [], []
+    start = 0
+    for stack in stacks:
+        chosen = is_val[start : start + len(stack.image)]
+        start += len(stack.image)
+        for side, keep in ((train, ~chosen), (val, chosen)):
+            if keep.any():
+                labels = stack.labels[keep] if stack.labels is not None else None
+                side.append(Stack(stack.name, stack.image[keep], labels))
+    return train, val
+
+
+def write_tiff(path: str | Path, array: np.ndarray) -> Path:
+    """Write ``array`` as a (multipage, for 3D) grayscale TIFF atomically; returns the path."""
+    import tifffile
+
+    return atomic_write(
+        path, lambda tmp: tifffile.imwrite(tmp, np.asarray(array), photometric="minisblack")
+    )
