@@ -58,12 +58,13 @@ def _read_pages(path: Path) -> np.ndarray:
         else:
             import imageio.v3 as iio
 
-            array = iio.imread(path)[np.newaxis]
+            array = iio.imread(path, plugin="pillow")[np.newaxis]
     except DataError:
         raise
     except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(
-            f"Cannot read '{path}' ({exc}); check that it is a valid PNG or TIFF file, "
+            f"Cannot read '{path}' ({reason}); check that it is a valid PNG or TIFF file, "
             "re-save it or remove it from the folder."
         ) from None
     if array.ndim not in (3, 4) or (array.ndim == 4 and array.shape[-1] not in (2, 3, 4)):
@@ -260,7 +261,7 @@ def stacks_from_arrays(
         image = image.reshape((-1, *image.shape[-2:]))
         if label is not None:
             label = np.asarray(label)
-            if label.shape == image.shape[1:]:
+            if label.ndim == 2:
                 label = label[np.newaxis]
             _check_pair(image, label, f"Layer '{name}' and its labels")
         stacks.append(Stack(str(name), image, label))

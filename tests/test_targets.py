@@ -1,0 +1,102 @@
+"""Targets from label images, with hand-worked expected values."""
+
+import numpy as np
+import pytest
+
+from napari_cellseg.data.targets import make_targets, remove_blobs, unet_classes
+
+
+@pytest.fixture
+def two_squares() -> np.ndarray:
+    """Two touching 4x4 squares (labels 2 and 3) in a 6x10 image."""
+    labels = np.zeros((6, 10), np.uint16)
+    labels[1:5, 1:5] = 2
+    labels[1:5, 5:9] = 3
+    return labels
+
+
+def _grid(rows: list[str]) -> np.ndarray:
+    return np.array([[int(c) for c in row] for row in rows], np.uint8)
+
+
+def test_thin_boundaries_are_the_rim_of_each_object(two_squares):
+    objects, boundaries, ignore = make_targets(two_squares, boundary_thickness=1)
+    expected_boundaries = _grid(
+        [
+            "0000000000",
+            "0111111110",
+            "0100110010",
+            "0100110010",
+            "0111111110",
+            "0000000000",
+        ]
+    )
+    np.testing.assert_array_equal(boundaries, expected_boundaries)
+    expected_objects = np.zeros_like(objects)
+    expected_objects[2:4, 2:4] = expected_objects[2:4, 6:8] = 1
+    np.testing.assert_array_equal(objects, expected_objects)
+    assert not ignore.any()
+    assert objects.dtype == boundaries.dtype == ignore.dtype == np.uint8
+
+
+def test_two_pixel_boundaries_cover_4x4_squares(two_squares):
+    objects, boundaries, _ = make_targets(two_squares, boundary_thickness=2)
+    np.testing.assert_array_equal(boundaries, two_squares > 0)
+    assert not objects.any()
+
+
+def test_touching_boundaries_only_where_objects_meet(two_squares):
+    objects, boundaries, _ = make_targets(
+        two_squares, boundary_thickness=1, touching_boundaries=True
+    )
+    expected = np.zeros_like(boundaries)
+    expected[1:5, 4:6] = 1
+    np.testing.assert_array_equal(boundaries, expected)
+    np.testing.assert_array_equal(objects, (two_squares > 0) & ~expected.astype(bool))
+
+    _, thick, _ = make_targets(two_squares, boundary_thickness=2, touching_boundaries=True)
+    expected[1:5, 3:7] = 1
+    np.testing.assert_array_equal(thick, expected)
+
+
+def test_lone_object_has_no_touching_boundary_and_image_border_is_no_boundary():
+    labels = np.zeros((5, 5), np.int32)
+    labels[:3, :3] = 7  # touches the top-left image border
+    _, touching, _ = make_targets(labels, boundary_thickness=1, touching_boundaries=True)
+    assert not touching.any()
+    objects, boundaries, _ = make_targets(labels, boundary_thickness=1)
+    expected = np.zeros_like(boundaries)
+    expected[:3, 2] = expected[2, :3] = 1
+    np.testing.assert_array_equal(boundaries, expected)
+    assert objects.sum() == 4
+
+
+def test_blob_pixels_are_ignored_never_objects_nor_boundaries(two_squares):
+    labels = two_squares.copy()
+    labels[labels == 3] = 1  # the right square is a blob
+    objects, boundaries, ignore = make_targets(labels, boundary_thickness=1)
+    np.testing.assert_array_equal(ignore, labels == 1)
+    assert not (objects & ignore).any() and not (boundaries & ignore).any()
+    # the square beside the blob keeps its full rim (the blob counts as non-object)
+    assert boundaries.sum() == 12 and objects.sum() == 4
+
+    objects, boundaries, ignore = make_targets(labels, blob_label=None, boundary_thickness=1)
+    assert not ignore.any()
+    assert boundaries.sum() == 24 and objects.sum() == 8
+
+
+def test_unet_classes():
+    objects = np.array([[0, 1, 1, 0]], np.uint8)
+    boundaries = np.array([[0, 0, 1, 1]], np.uint8)
+    np.testing.assert_array_equal(unet_classes(objects, boundaries), [[0, 1, 2, 2]])
+    assert unet_classes(objects, boundaries).dtype == np.uint8
+
+
+def test_remove_blobs_blanks_image_and_labels():
+    image = np.array([[5.0, 6.0, 7.0]], np.float32)
+    labels = np.array([[0, 1, 2]], np.uint16)
+    new_image, new_labels = remove_blobs(image, labels, 1)
+    np.testing.assert_array_equal(new_image, [[5.0, 0.0, 7.0]])
+    np.testing.assert_array_equal(new_labels, [[0, 0, 2]])
+    assert new_image.dtype == np.float32 and new_labels.dtype == np.uint16
+    assert labels[0, 1] == 1  # inputs untouched
