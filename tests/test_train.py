@@ -1,0 +1,140 @@
+"""The training engine: events, files, numbers, stop, resume, determinism."""
+
+import csv
+import dataclasses
+import threading
+
+import pytest
+import torch
+import yaml
+
+from napari_cellseg.config import load_yaml
+from napari_cellseg.data.io import stacks_from_arrays
+from napari_cellseg.data.synthetic import make_nuclei
+from napari_cellseg.engine.events import (
+    BatchEnded,
+    CheckpointSaved,
+    EpochEnded,
+    TrainFinished,
+    TrainStarted,
+)
+from napari_cellseg.engine.train import TrainData, run_training, train
+from napari_cellseg.errors import CellsegError
+
+
+def synthetic_stacks(n, seed=0, shape=(64, 64)):
+    pairs = [make_nuclei(shape, seed=seed + i, blobs=1 if i == 0 else 0) for i in range(n)]
+    return stacks_from_arrays([p[0] for p in pairs], [p[1] for p in pairs])
+
+
+@pytest.fixture
+def data():
+    return TrainData(train=synthetic_stacks(4), val=synthetic_stacks(2, seed=100))
+
+
+def test_events_arrive_in_order_and_files_are_written(tiny_train_config, data):
+    events = list(train(tiny_train_config, data=data))
+    assert isinstance(events[0], TrainStarted) and isinstance(events[-1], TrainFinished)
+    epochs = [e for e in events if isinstance(e, EpochEnded)]
+    assert [e.epoch for e in epochs] == [0, 1]
+    assert {"loss", "objects_iou", "boundaries_iou"} <= set(epochs[0].val)
+    assert {"loss", "objects_iou", "boundaries_iou"} <= set(epochs[0].train)
+    batches = [e for e in events if isinstance(e, BatchEnded)]
+    assert len(batches) == 2 * events[0].batches_per_epoch
+    finished = events[-1]
+    assert finished.reason == "completed" and finished.epochs_run == 2
+    model = tiny_train_config.model
+    kinds = {e.kind for e in events if isinstance(e, CheckpointSaved)}
+    assert {"last", "best-val-loss"} <= kinds
+    for suffix in ("", "-best-val-loss", "-best-val-objects-iou", "-best-val-boundaries-iou"):
+        weights = model.replace(".pt", f"{suffix}.pt")
+        saved = load_yaml(weights.replace(".pt", ".yaml"))
+        assert saved.model == weights
+        assert isinstance(torch.load(weights), dict)
+    assert finished.model_path == model.replace(".pt", "-best-val-loss.pt")
+    with open(model.replace(".pt", "-log.csv")) as fh:
+        rows = list(csv.DictReader(fh))
+    assert [int(r["epoch"]) for r in rows] == [0, 1]
+    assert float(rows[1]["val_loss"]) == pytest.approx(epochs[1].val["loss"])
+
+
+def test_tensorboard_holds_scalars_and_sample_images(tiny_train_config, data, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = dataclasses.replace(tiny_train_config, tb_dir=str(tmp_path / "tb"))
+    run_training(cfg, data=data)
+    acc = EventAccumulator(str(tmp_path / "tb"), size_guidance={"images": 0}).Reload()
+    assert [s.step for s in acc.Scalars("loss/val")] == [0, 1]
+    assert "objects_iou/train" in acc.Tags()["scalars"]
+    assert {"samples/val", "samples/train"} <= set(acc.Tags()["images"])
+
+
+def test_loss_falls_on_synthetic_data(tiny_train_config, data):
+    cfg = dataclasses.replace(tiny_train_config, epochs=8, lr=3e-3, start_filters=8)
+    losses = [e.train["loss"] for e in train(cfg, data=data) if isinstance(e, EpochEnded)]
+    assert losses[-1] < 0.6 * losses[0]
+
+
+def test_same_seed_same_numbers(tiny_train_config, data, tmp_path):
+    def losses(name):
+        cfg = dataclasses.replace(tiny_train_config, model=str(tmp_path / name / "m.pt"))
+        return [e.loss for e in train(cfg, data=data) if isinstance(e, BatchEnded)]
+
+    assert losses("a") == losses("b")
+
+
+def test_stop_ends_after_the_batch_and_keeps_usable_weights(tiny_train_config, data):
+    stop = threading.Event()
+    events = []
+    for event in train(dataclasses.replace(tiny_train_config, epochs=50), data=data, stop=stop):
+        events.append(event)
+        if isinstance(event, BatchEnded) and event.epoch == 1:
+            stop.set()
+    finished = events[-1]
+    assert finished.reason == "stopped" and finished.epochs_run == 2
+    state = torch.load(tiny_train_config.model)
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+    assert load_yaml(finished.model_path.replace(".pt", ".yaml")).epochs == 50
+
+
+def test_resume_continues_from_the_last_epoch(tiny_train_config, data):
+    run_training(tiny_train_config, data=data)
+    cfg = dataclasses.replace(tiny_train_config, epochs=4, resume=True)
+    events = list(train(cfg, data=data))
+    assert events[0].start_epoch == 2
+    assert [e.epoch for e in events if isinstance(e, EpochEnded)] == [2, 3]
+    record = yaml.safe_load(open(cfg.model.replace(".pt", ".yaml")))["record"]
+    assert record["epochs_trained"] == 4
+
+
+def test_held_out_fraction_is_used_when_no_validation_is_given(tiny_train_config):
+    cfg = dataclasses.replace(tiny_train_config, val_fraction=0.25)
+    started = next(train(cfg, data=TrainData(train=synthetic_stacks(4))))
+    assert (started.train_samples, started.val_samples) == (3 * (1 + cfg.augments), 1)
+
+
+def test_early_stopping_stops_when_val_loss_stalls(tiny_train_config, data):
+    cfg = dataclasses.replace(tiny_train_config, epochs=30, lr=1e-9, early_stop_patience=2,
+                              early_stop_min_delta=1.0)
+    finished = run_training(cfg, data=data)
+    assert (finished.reason, finished.epochs_run) == ("early_stopping", 3)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"model": ""}, "'model' is empty"),
+        ({"model": "out/model.h5"}, "must end in .pt"),
+        ({"architecture": "dcan", "channels": 3}, "unet"),
+    ],
+)
+def test_bad_settings_raise_clear_errors(tiny_train_config, data, change, message):
+    with pytest.raises(CellsegError, match=message):
+        next(train(dataclasses.replace(tiny_train_config, **change), data=data))
+
+
+def test_diverging_training_names_the_learning_rate(tiny_train_config, data):
+    cfg = dataclasses.replace(tiny_train_config, lr=1e12)
+    with pytest.raises(CellsegError, match="Lower the learning rate"):
+        run_training(cfg, data=data)
+

@@ -1,0 +1,77 @@
+"""`python -m napari_cellseg.train` with the seed's flags, end to end on real nuclei."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from napari_cellseg.config import TrainConfig
+from napari_cellseg.train import main, make_parser
+
+
+def few_images(source: Path, target: Path, count: int) -> Path:
+    """A data set folder linking the first ``count`` image/label pairs of ``source``."""
+    for sub in ("images", "labels"):
+        (target / sub).mkdir(parents=True)
+    for image in sorted((source / "images").glob("*.png"))[:count]:
+        for sub in ("images", "labels"):
+            os.symlink(source / sub / image.name, target / sub / image.name)
+    return target
+
+
+def run_cli(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "napari_cellseg.train", *args],
+        capture_output=True, text=True, cwd=cwd, timeout=600,
+    )
+
+
+@pytest.mark.parametrize("architecture", ["unet", "dcan"])
+def test_trains_on_real_nuclei_and_writes_every_file(shared_data, tmp_path, architecture):
+    train_dir = few_images(shared_data / "train", tmp_path / "train", 4)
+    val_dir = few_images(shared_data / "val", tmp_path / "val", 2)
+    model = tmp_path / "models" / f"{architecture}.pt"
+    result = run_cli(
+        "--architecture", architecture, "--epochs", "2", "--batch", "2", "--augments", "1",
+        "--trim_method", "resize", "--train_data", str(train_dir), "--val_data", str(val_dir),
+        "--model", str(model), "--im_dim", "64", "--start_filters", "4", "--unet_levels", "2",
+        "--lr", "0.001", "--seed", "7", "--num_workers", "0", "--no-tune_postprocess",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "epoch 2/2" in result.stdout and "val_loss" in result.stdout
+    for stem in ("", "-best-val-loss", "-best-val-objects-iou", "-best-val-boundaries-iou"):
+        assert model.with_name(f"{architecture}{stem}.pt").stat().st_size > 1000
+        saved = yaml.safe_load(model.with_name(f"{architecture}{stem}.yaml").read_text())
+        assert (saved["architecture"], saved["epochs"], saved["seed"]) == (architecture, 2, 7)
+        assert saved["record"]["epochs_trained"] >= 1
+    log = model.with_name(f"{architecture}-log.csv").read_text().splitlines()
+    assert len(log) == 3 and log[0].startswith("epoch,lr,seconds,train_loss")
+    assert list((model.parent / "tensorboard" / architecture).glob("events.out.tfevents.*"))
+    assert not list(model.parent.glob(".*.tmp"))
+
+
+def test_user_error_exits_nonzero_with_one_paragraph(tmp_path):
+    result = run_cli("--train_data", str(tmp_path / "missing"), "--model", "m.pt", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and "missing" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_every_seed_flag_is_accepted():
+    seed_flags = ("--architecture dcan --epochs 1 --batch 1 --augments 0 --trim_method padding "
+                  "--train_data a --val_data b --model m.pt --channels 1 --lr 0.1 --im_dim 64 "
+                  "--bnd_weight 0.3 --obj_weight 0.7 --dropout 0.1 --dcan_final_act sigmoid "
+                  "--tb_dir tb --csv_log log.csv --seed 1 --args_load_path ''").split()
+    args = make_parser().parse_args([a.strip("'") for a in seed_flags])
+    assert (args.architecture, args.bnd_weight, args.tb_dir) == ("dcan", 0.3, "tb")
+
+
+def test_help_lists_defaults_from_the_settings(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert f"(default: {TrainConfig().lr!r})" in out and "--trim_method" in out
