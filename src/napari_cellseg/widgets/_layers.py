@@ -1,0 +1,103 @@
+"""Reading napari layers into arrays and writing the plugin's own output layers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, PushButton
+from napari.layers import Image, Labels, Layer
+
+from napari_cellseg.errors import DataError
+
+__all__ = ["image_array", "LayerPairs", "output_layer", "layer_choices"]
+
+OWNER_KEY = "napari_cellseg"
+"""Layer metadata key marking the layers this plugin wrote (and may overwrite)."""
+
+
+def image_array(layer: Image) -> np.ndarray:
+    """The full-resolution data of an image layer as a numpy array (2D or a stack)."""
+    if layer.rgb:
+        raise DataError(
+            f"Layer '{layer.name}' is RGB; the networks take one channel. Split it "
+            "(right-click > Split RGB) and choose one channel."
+        )
+    return np.asarray(layer.data[0] if layer.multiscale else layer.data)
+
+
+def layer_choices(viewer, kind: type[Layer]):
+    """A magicgui ``choices`` callable listing the viewer's layers of type ``kind``."""
+    return lambda _widget: [
+        (layer.name, layer) for layer in viewer.layers if isinstance(layer, kind)
+    ]
+
+
+class LayerPairs(Container):
+    """Rows of (image layer, labels layer) pairs; a 3D stack pair counts as its slices."""
+
+    def __init__(self, viewer) -> None:
+        self._viewer = viewer
+        self._rows = Container(labels=False)
+        add = PushButton(text="+ add image/labels pair")
+        add.changed.connect(self.add_row)
+        super().__init__(widgets=[self._rows, add], labels=False)
+        self.margins = (0, 0, 0, 0)
+        self.add_row()
+
+    def add_row(self) -> None:
+        """Add one pair row (image, labels, remove button)."""
+        image = ComboBox(choices=layer_choices(self._viewer, Image), tooltip="image layer")
+        labels = ComboBox(choices=layer_choices(self._viewer, Labels), tooltip="its labels layer")
+        remove = PushButton(text="✕", tooltip="remove this pair")
+        row = Container(widgets=[image, labels, remove], layout="horizontal", labels=False)
+        row.margins = (0, 0, 0, 0)
+        remove.changed.connect(lambda: self._rows.remove(row))
+        self._rows.append(row)
+
+    def pairs(self) -> list[tuple[Image, Labels]]:
+        """The chosen pairs; an error names the row that lacks a layer."""
+        pairs = []
+        for i, row in enumerate(self._rows, start=1):
+            image, labels = row[0].value, row[1].value
+            if image is None or labels is None:
+                what = "an image" if image is None else "a labels"
+                raise DataError(
+                    f"Pair {i} has no {what} layer: open or paint one (Labels layers hold the "
+                    "annotation), or remove the pair."
+                )
+            pairs.append((image, labels))
+        if not pairs:
+            raise DataError("No image/labels pair chosen: add a pair of layers to train on.")
+        return pairs
+
+    def stacks(self) -> list:
+        """The chosen pairs as ``data.io.Stack`` objects (labels copied: painting may go on)."""
+        from napari_cellseg.data.io import stacks_from_arrays
+
+        pairs = self.pairs()
+        return stacks_from_arrays(
+            [image_array(image) for image, _ in pairs],
+            [np.array(labels.data) for _, labels in pairs],
+            [image.name for image, _ in pairs],
+        )
+
+
+def output_layer(
+    viewer, data: np.ndarray, *, kind: str, name: str, tag: str, **kwargs: Any
+) -> Layer:
+    """Show ``data`` in the layer this plugin tagged ``tag``, adding it when absent.
+
+    Only layers whose metadata carries the tag are reused, so a user's layer is never
+    overwritten.  ``kwargs`` (scale, translate, colormap, ...) apply on creation; scale
+    and translate are also updated on reuse.
+    """
+    for layer in viewer.layers:
+        if layer.metadata.get(OWNER_KEY) == tag:
+            layer.data = data
+            for key in ("scale", "translate"):
+                if key in kwargs:
+                    setattr(layer, key, kwargs[key])
+            return layer
+    add = viewer.add_labels if kind == "labels" else viewer.add_image
+    return add(data, name=name, metadata={OWNER_KEY: tag}, **kwargs)

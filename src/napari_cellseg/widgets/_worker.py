@@ -1,0 +1,120 @@
+"""What the widgets run in napari thread workers, and the model they share.
+
+The functions here run in a worker thread: they import torch (through the engine)
+only when called, translate running out of memory into an error that says what to
+change, and leave the GUI thread at least one CPU core.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from psygnal import Signal
+
+from napari_cellseg.errors import CellsegError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from napari_cellseg.config import TrainConfig
+    from napari_cellseg.engine.events import Event
+    from napari_cellseg.engine.predict import Predictor, PredictProgress
+    from napari_cellseg.engine.train import TrainData
+
+__all__ = ["CurrentModel", "current_model", "training_events", "predict_maps", "gui_threads"]
+
+
+def gui_threads() -> int:
+    """Torch threads for work started from napari: every core but one, which stays with the GUI."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+class WorkerError(Exception):
+    """A RuntimeError raised in a worker, re-raised as this so napari reports it.
+
+    (superqt's generator worker takes a RuntimeError for a deleted worker and only warns.)
+    """
+
+
+@contextlib.contextmanager
+def _reported_errors(fix: str) -> Iterator[None]:
+    """Turn running out of memory into a CellsegError naming ``fix``; keep other errors visible."""
+    try:
+        yield
+    except MemoryError:
+        raise CellsegError(f"Out of memory. {fix}") from None
+    except RuntimeError as exc:
+        text = str(exc).lower()
+        if "out of memory" in text or "can't allocate memory" in text:
+            raise CellsegError(f"Out of memory ({str(exc).splitlines()[0]}). {fix}") from None
+        raise WorkerError(str(exc)) from exc
+
+
+def training_events(
+    cfg: TrainConfig, data: TrainData | None, stop: threading.Event
+) -> Iterator[Event]:
+    """Run the training engine, re-yielding its events (for a napari thread worker)."""
+    import torch
+
+    from napari_cellseg.engine.train import train
+
+    torch.set_num_threads(gui_threads())
+    with _reported_errors("Lower 'batch' or 'im_dim' (Advanced), or train on a GPU."):
+        yield from train(cfg, data=data, stop=stop)
+
+
+def predict_maps(yaml_path: str, image: np.ndarray) -> Generator[PredictProgress, None, tuple]:
+    """Object and boundary maps of ``image`` with model ``yaml_path``, yielding tile progress."""
+    import torch
+
+    torch.set_num_threads(gui_threads())
+    with _reported_errors("Predict on a smaller image or lower 'tile_batch'."):
+        return (yield from current_model.predictor(yaml_path).iter_predict(image))
+
+
+class CurrentModel:
+    """The model the widgets work with: the one just trained or the one last picked.
+
+    ``changed`` is emitted with the yaml path whenever it changes; loaded predictors
+    are cached per file and modification time (loading happens in worker threads).
+    """
+
+    changed = Signal(str)
+
+    def __init__(self) -> None:
+        self.path = ""
+        self._lock = threading.Lock()
+        self._cache: dict[tuple[str, float], Predictor] = {}
+
+    def set(self, path: str | Path) -> None:
+        """Make ``path`` (a model yaml) the current model."""
+        path = str(path)
+        if path != self.path:
+            self.path = path
+            self.changed.emit(path)
+
+    def connect_while_alive(self, qobject, slot: Callable[[str], Any]) -> None:
+        """Call ``slot(path)`` on every change until the Qt object ``qobject`` is destroyed."""
+        self.changed.connect(slot)
+        qobject.destroyed.connect(lambda *_: self.changed.disconnect(slot, missing_ok=True))
+
+    def predictor(self, yaml_path: str) -> Predictor:
+        """The loaded model of ``yaml_path``, reloaded when the file changed."""
+        from napari_cellseg.engine.predict import load_model
+
+        if not yaml_path:
+            raise CellsegError("No model chosen: pick a model .yaml file or train one first.")
+        key = (yaml_path, os.path.getmtime(yaml_path) if os.path.exists(yaml_path) else 0.0)
+        with self._lock:
+            if key not in self._cache:
+                self._cache = {key: load_model(yaml_path)}
+            return self._cache[key]
+
+
+current_model = CurrentModel()
+"""Shared by the training, predict and blob widgets (and the model yaml reader)."""

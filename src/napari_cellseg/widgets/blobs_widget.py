@@ -1,0 +1,232 @@
+"""The blob inspector: list the blobs of a labels layer, visit them, split them with the model."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, SpinBox
+from napari.layers import Image, Labels
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error
+from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+from napari_cellseg.blobs import Blob, crop_box, find_blobs, mask_proposal, split_values, summarize
+from napari_cellseg.config import TrainConfig, load_yaml
+from napari_cellseg.engine.segment import instances
+from napari_cellseg.errors import CellsegError, DataError
+from napari_cellseg.widgets._layers import OWNER_KEY, image_array, layer_choices, output_layer
+from napari_cellseg.widgets._worker import current_model, predict_maps
+from napari_cellseg.widgets.predict_widget import model_picker
+
+__all__ = ["BlobsWidget"]
+
+_COLUMNS = ("id", "area (px)", "bounding box", "est. cells")
+_CONTEXT = 16  # pixels of image around a blob that the network sees when proposing a split
+_HIGHLIGHT_TAG = "blob highlight"
+
+
+def _bbox_text(blob: Blob) -> str:
+    return "  ".join(f"{s.start}–{s.stop - 1}" for s in blob.bbox)
+
+
+class BlobsWidget(QWidget):
+    """Table of the blobs of a labels layer; select one to visit it, propose and accept a split."""
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.blobs: list[Blob] = []
+        self.components: np.ndarray | None = None
+        self.proposal = None  # (labels layer, box, proposal labels)
+        self.worker = None
+        field = TrainConfig.__dataclass_fields__["blob_label"]
+        self.labels = ComboBox(choices=layer_choices(napari_viewer, Labels), label="labels")
+        self.blob_value = SpinBox(value=field.default, min=0, max=2**31 - 1, label="blob value")
+        self.blob_value.tooltip = field.metadata["help"]
+        self.refresh = PushButton(text="Find blobs")
+        self.summary = Label(value="")
+        self.only = CheckBox(text="Show blobs only", value=False)
+        self.image = ComboBox(choices=layer_choices(napari_viewer, Image), label="image")
+        self.model = model_picker()
+        self.propose = PushButton(text="Propose split")
+        self.accept = PushButton(text="Accept", enabled=False)
+        self.discard = PushButton(text="Discard", enabled=False)
+        self.table = QTableWidget(0, len(_COLUMNS))
+        self.table.setHorizontalHeaderLabels(_COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setStretchLastSection(True)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(
+            Container(
+                widgets=[self.labels, self.blob_value, self.refresh, self.summary, self.only]
+            ).native
+        )
+        layout.addWidget(self.table)
+        split_row = Container(
+            widgets=[self.propose, self.accept, self.discard], layout="horizontal"
+        )
+        layout.addWidget(Container(widgets=[self.image, self.model, split_row]).native)
+
+        self.refresh.changed.connect(self.find)
+        self.labels.changed.connect(self.find)
+        self.blob_value.changed.connect(self.find)
+        self.only.changed.connect(self._show_only)
+        self.table.itemSelectionChanged.connect(self._go_to_selected)
+        self.propose.changed.connect(self.propose_split)
+        self.accept.changed.connect(self.accept_split)
+        self.discard.changed.connect(self.discard_split)
+        for event in ("inserted", "removed", "renamed", "reordered"):
+            getattr(napari_viewer.layers.events, event).connect(self._refresh_layers)
+        self.find()
+
+    def _refresh_layers(self, _event=None) -> None:
+        self.labels.reset_choices()
+        self.image.reset_choices()
+
+    # --- table -------------------------------------------------------------------------------
+
+    def find(self, _value=None) -> None:
+        """Find the blobs of the chosen labels layer and list them."""
+        layer = self.labels.value
+        self.blobs, self.components = [], None
+        if layer is not None:
+            self.components, self.blobs = find_blobs(np.asarray(layer.data), self.blob_value.value)
+        self.table.setRowCount(len(self.blobs))
+        for row, blob in enumerate(self.blobs):
+            cells = "–" if math.isnan(blob.cells) else f"{blob.cells:.1f}"
+            for col, text in enumerate((str(blob.id), str(blob.area), _bbox_text(blob), cells)):
+                self.table.setItem(row, col, QTableWidgetItem(text))
+        if layer is None:
+            self.summary.value = "Choose a labels layer."
+        else:
+            s = summarize(layer.data, self.blobs)
+            self.summary.value = f"{s.n_blobs} blobs, {s.share:.1%} of the annotated pixels."
+        self._show_only()
+
+    def selected(self) -> Blob | None:
+        """The blob of the selected table row."""
+        rows = self.table.selectionModel().selectedRows()
+        return self.blobs[rows[0].row()] if rows else None
+
+    def _show_only(self, _value=None) -> None:
+        layer = self.labels.value
+        if layer is not None:
+            layer.selected_label = self.blob_value.value
+            layer.show_selected_label = self.only.value
+
+    def _go_to_selected(self) -> None:
+        """Centre and zoom on the selected blob and outline it."""
+        blob, layer = self.selected(), self.labels.value
+        if blob is None or layer is None:
+            return
+        centre = np.asarray(layer.data_to_world(blob.centre))
+        for axis in range(layer.ndim - 2):
+            self.viewer.dims.set_point(self.viewer.dims.ndim - layer.ndim + axis, centre[axis])
+        self.viewer.camera.center = tuple(centre[-2:])
+        extent = max(np.asarray(blob.extent[-2:]) * np.asarray(layer.scale[-2:]))
+        self.viewer.camera.zoom = min(self.viewer.canvas.size) / (3 * max(extent, 1))
+        (y0, x0), (y1, x1) = (
+            [s.start - 0.5 for s in blob.bbox[-2:]],
+            [s.stop - 0.5 for s in blob.bbox[-2:]],
+        )
+        lead = [s.start for s in blob.bbox[:-2]]
+        corners = np.array([[*lead, y, x] for y, x in ((y0, x0), (y0, x1), (y1, x1), (y1, x0))])
+        self._highlight(layer, corners)
+
+    def _highlight(self, layer: Labels, corners: np.ndarray) -> None:
+        for existing in self.viewer.layers:
+            if existing.metadata.get(OWNER_KEY) == _HIGHLIGHT_TAG:
+                existing.data = [corners]
+                existing.scale, existing.translate = layer.scale, layer.translate
+                return
+        self.viewer.add_shapes(
+            [corners],
+            shape_type="rectangle",
+            edge_color="yellow",
+            face_color="transparent",
+            edge_width=2,
+            name=_HIGHLIGHT_TAG,
+            metadata={OWNER_KEY: _HIGHLIGHT_TAG},
+            scale=layer.scale,
+            translate=layer.translate,
+        )
+        self.viewer.layers.selection.active = layer
+
+    # --- proposing a split ------------------------------------------------------------------------
+
+    def propose_split(self) -> None:
+        """Predict instances in the image around the selected blob (worker); show them inside it."""
+        blob, labels, image = self.selected(), self.labels.value, self.image.value
+        try:
+            if blob is None:
+                raise DataError("Select a blob in the table first.")
+            if (
+                image is None
+                or image.data.shape[-2:] != labels.data.shape[-2:]
+                or image.ndim != labels.ndim
+            ):
+                raise DataError(
+                    f"Choose the image layer the labels '{labels.name}' annotate (same shape)."
+                )
+            if not current_model.path:
+                raise CellsegError("No model: pick a model .yaml file or train one first.")
+            cfg = load_yaml(current_model.path, TrainConfig)
+            box = crop_box(blob.bbox, labels.data.shape, _CONTEXT)
+            crop = image_array(image)[box]
+        except CellsegError as exc:
+            show_error(str(exc))
+            return
+        mask = self.components[box] == blob.id
+        self.worker = create_worker(
+            predict_maps, current_model.path, crop, _start_thread=False, _ignore_errors=True
+        )
+        self.worker.returned.connect(lambda maps: self._show_proposal(labels, box, mask, maps, cfg))
+        self.worker.finished.connect(lambda: setattr(self.propose, "enabled", True))
+        self.propose.enabled = False
+        self.worker.start()
+
+    def _show_proposal(self, labels: Labels, box, mask, maps, cfg: TrainConfig) -> None:
+        found = instances(
+            *maps,
+            obj_threshold=cfg.obj_threshold,
+            bnd_threshold=cfg.bnd_threshold,
+            min_size=cfg.min_size,
+        )
+        proposal = mask_proposal(found, mask, cfg.min_size)
+        offset = np.array([s.start for s in box]) * np.asarray(labels.scale)
+        output_layer(
+            self.viewer,
+            proposal,
+            kind="labels",
+            name=f"{labels.name} split proposal",
+            tag="proposal",
+            scale=labels.scale,
+            translate=np.asarray(labels.translate) + offset,
+        )
+        self.proposal = (labels, box, proposal)
+        self.accept.enabled = self.discard.enabled = True
+        self.summary.value = f"Proposal: {int(proposal.max())} cells in blob. Accept or discard."
+
+    def accept_split(self) -> None:
+        """Write the proposed cells into the labels layer as new values (Ctrl+Z undoes it)."""
+        labels, box, proposal = self.proposal
+        try:
+            indices, values = split_values(np.asarray(labels.data), box, proposal)
+        except CellsegError as exc:
+            show_error(str(exc))
+            return
+        labels.data_setitem(indices, values)
+        self.discard_split()
+        self.find()
+
+    def discard_split(self) -> None:
+        """Remove the proposal layer."""
+        for layer in list(self.viewer.layers):
+            if layer.metadata.get(OWNER_KEY) == "proposal":
+                self.viewer.layers.remove(layer)
+        self.proposal = None
+        self.accept.enabled = self.discard.enabled = False

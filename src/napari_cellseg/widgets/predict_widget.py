@@ -1,0 +1,212 @@
+"""Predict on the current layer: probability maps in a worker, live post-processing thresholds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from magicgui.widgets import ComboBox, Container, FileEdit, FloatSlider, Label, PushButton, SpinBox
+from napari.layers import Image
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
+
+from napari_cellseg.config import TrainConfig, load_yaml
+from napari_cellseg.engine.segment import instances
+from napari_cellseg.errors import CellsegError
+from napari_cellseg.widgets._layers import image_array, layer_choices, output_layer
+from napari_cellseg.widgets._worker import current_model, predict_maps
+
+__all__ = ["PredictWidget", "model_picker", "post_processing_widgets"]
+
+_DEBOUNCE_MS = 150
+
+
+@dataclass
+class _Maps:
+    """Probability maps of one input layer, kept for re-running the post-processing."""
+
+    name: str
+    objects: np.ndarray
+    boundaries: np.ndarray
+    placement: dict
+
+
+def model_picker() -> FileEdit:
+    """A model yaml picker that follows, and sets, the model shared by the widgets."""
+    picker = FileEdit(mode="r", filter="*.yaml *.yml", label="model", nullable=True)
+    picker.tooltip = "settings (.yaml) of a trained model; the last trained model appears here"
+    picker.line_edit.value = current_model.path
+
+    def follow(path: str) -> None:
+        if picker.line_edit.value != path:
+            picker.line_edit.value = path
+
+    current_model.connect_while_alive(picker.native, follow)
+    picker.changed.connect(lambda _v: current_model.set(picker.line_edit.value))
+    return picker
+
+
+def post_processing_widgets() -> dict:
+    """Threshold sliders and the minimum size, their defaults and help from TrainConfig."""
+    fields = TrainConfig.__dataclass_fields__
+    widgets = {
+        name: FloatSlider(min=0.0, max=1.0, step=0.01, value=fields[name].default)
+        for name in ("obj_threshold", "bnd_threshold")
+    }
+    widgets["min_size"] = SpinBox(min=0, max=10**7, value=fields["min_size"].default)
+    for name, widget in widgets.items():
+        widget.name, widget.tooltip = name, fields[name].metadata["help"]
+    return widgets
+
+
+def thresholds_of(widgets: dict) -> dict:
+    return {name: w.value for name, w in widgets.items()}
+
+
+class PredictWidget(QWidget):
+    """Predict object/boundary maps and instances on an image layer with a trained model."""
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.maps: _Maps | None = None
+        self.worker = None
+        self._post_worker = None
+        self._post_pending = False
+        self.model = model_picker()
+        self.image = ComboBox(choices=layer_choices(napari_viewer, Image), label="image")
+        self.run = PushButton(text="Predict on current layer")
+        self.post = post_processing_widgets()
+        self.status = Label(value="")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setFormat("tile %v / %m")
+        self._debounce = QTimer(singleShot=True, interval=_DEBOUNCE_MS)
+        self._debounce.timeout.connect(self.update_instances)
+
+        form = Container(
+            widgets=[self.model, self.image, self.run, *self.post.values(), self.status]
+        )
+        layout = QVBoxLayout(self)
+        layout.addWidget(form.native)
+        layout.insertWidget(1, self.progress_bar)
+        layout.addStretch()
+
+        self.run.changed.connect(self.predict)
+        current_model.connect_while_alive(self, self._read_model_defaults)
+        for widget in self.post.values():
+            widget.changed.connect(lambda _v: self._debounce.start())
+        for event in ("inserted", "removed", "renamed", "reordered"):
+            getattr(napari_viewer.layers.events, event).connect(self._refresh_layers)
+        napari_viewer.layers.selection.events.active.connect(self._follow_active)
+        self._follow_active()
+        if current_model.path:
+            self._read_model_defaults(current_model.path)
+
+    def _refresh_layers(self, _event=None) -> None:
+        self.image.reset_choices()
+
+    def _follow_active(self, _event=None) -> None:
+        active = self.viewer.layers.selection.active
+        if isinstance(active, Image):
+            self.image.reset_choices()
+            self.image.value = active
+
+    def _read_model_defaults(self, path: str) -> None:
+        """Show the post-processing settings stored in (or tuned into) the model's yaml."""
+        try:
+            cfg = load_yaml(path, TrainConfig)
+        except CellsegError as exc:
+            show_error(str(exc))
+            return
+        for name, widget in self.post.items():
+            widget.value = getattr(cfg, name)
+
+    def _show_progress(self, progress) -> None:
+        self.progress_bar.setRange(0, progress.total)
+        self.progress_bar.setValue(progress.done)
+
+    # --- prediction ------------------------------------------------------------------------
+
+    def predict(self) -> None:
+        """Predict on the chosen image layer in a worker; errors become notifications."""
+        layer = self.image.value
+        try:
+            if layer is None:
+                raise CellsegError("No image layer: open an image to predict on.")
+            if not current_model.path:
+                raise CellsegError("No model: pick a model .yaml file or train one first.")
+            image = image_array(layer)
+        except CellsegError as exc:
+            show_error(str(exc))
+            return
+        placement = {"scale": layer.scale, "translate": layer.translate}
+        worker = create_worker(
+            predict_maps, current_model.path, image, _start_thread=False, _ignore_errors=True
+        )
+        worker.yielded.connect(self._show_progress)
+        worker.returned.connect(lambda maps: self._show_maps(layer.name, *maps, placement))
+        worker.finished.connect(lambda: setattr(self.run, "enabled", True))
+        self.run.enabled = False
+        self.status.value = f"Predicting on '{layer.name}'…"
+        self.worker = worker
+        worker.start()
+
+    def _show_maps(self, name: str, objects, boundaries, placement: dict) -> None:
+        self.maps = _Maps(name, objects, boundaries, placement)
+        for role, data, colormap in (
+            ("objects", objects, "green"),
+            ("boundaries", boundaries, "magenta"),
+        ):
+            output_layer(
+                self.viewer,
+                data,
+                kind="image",
+                name=f"{name} {role}",
+                tag=f"{role}:{name}",
+                colormap=colormap,
+                blending="additive",
+                contrast_limits=(0.0, 1.0),
+                **placement,
+            )
+        self.update_instances()
+
+    # --- post-processing ---------------------------------------------------------------------
+
+    def update_instances(self) -> None:
+        """Re-run only the post-processing on the cached maps (one run at a time, latest wins)."""
+        if self.maps is None:
+            return
+        if self._post_worker is not None:
+            self._post_pending = True
+            return
+        maps, thresholds = self.maps, thresholds_of(self.post)
+        self._post_worker = create_worker(
+            instances,
+            maps.objects,
+            maps.boundaries,
+            **thresholds,
+            _ignore_errors=True,
+            _start_thread=False,
+        )
+        self._post_worker.returned.connect(lambda labels: self._show_instances(maps, labels))
+        self._post_worker.finished.connect(self._post_done)
+        self._post_worker.start()
+
+    def _show_instances(self, maps: _Maps, labels: np.ndarray) -> None:
+        output_layer(
+            self.viewer,
+            labels,
+            kind="labels",
+            name=f"{maps.name} instances",
+            tag=f"instances:{maps.name}",
+            **maps.placement,
+        )
+        self.status.value = f"'{maps.name}': {int(labels.max())} objects."
+
+    def _post_done(self) -> None:
+        self._post_worker = None
+        if self._post_pending:
+            self._post_pending = False
+            self.update_instances()

@@ -1,0 +1,294 @@
+"""The training dock: data from layers or folders, all settings, Start/Stop, progress, curves."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from magicgui.widgets import ComboBox, Container, PushButton
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import (
+    QFileDialog,
+    QGroupBox,
+    QLabel,
+    QProgressBar,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_cellseg.config import TrainConfig, load_yaml, model_yaml_path, save_yaml
+from napari_cellseg.engine import events as ev
+from napari_cellseg.errors import CellsegError
+from napari_cellseg.widgets._config_form import ConfigForm
+from napari_cellseg.widgets._layers import LayerPairs
+from napari_cellseg.widgets._plot import LivePlot, Series
+from napari_cellseg.widgets._worker import current_model, training_events
+
+__all__ = ["TrainWidget"]
+
+LAYERS, FOLDERS, FRACTION = "napari layers", "folders", "held-out fraction"
+# the Load/Save buttons replace args_load_path; the torchrun settings mean nothing here
+_SKIP = ("args_load_path", "sync_bn", "world_size")
+_PATHS = {
+    "model": ("w", "*.pt"),
+    "train_data": ("d", None),
+    "val_data": ("d", None),
+    "tb_dir": ("d", None),
+    "csv_log": ("w", "*.csv"),
+}
+_SMOOTHING = 0.9  # weight of the past in the running mean of the batch loss
+
+
+def _curves() -> LivePlot:
+    series = {
+        "batch loss (smoothed)": Series("loss", "#7f8fa6", width=1.0),
+        "train loss": Series("loss", "#4a90e2", width=2.0),
+        "val loss": Series("loss", "#f5a623", width=2.0),
+        "train objects IoU": Series("IoU", "#4a90e2"),
+        "val objects IoU": Series("IoU", "#f5a623"),
+        "train boundaries IoU": Series("IoU", "#4a90e2", dashed=True),
+        "val boundaries IoU": Series("IoU", "#f5a623", dashed=True),
+    }
+    return LivePlot({"loss": True, "IoU": False}, series)
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {seconds:02d} s"
+
+
+class TrainWidget(QWidget):
+    """Train a DCAN or U-Net on image/labels layers or on folders, in a background thread."""
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.worker = None
+        self._stop = threading.Event()
+        self.form = ConfigForm(TrainConfig, skip=_SKIP, paths=_PATHS)
+        self.plot = _curves()
+
+        self.source = ComboBox(choices=(LAYERS, FOLDERS), label="from")
+        self.train_pairs = LayerPairs(napari_viewer)
+        self.val_source = ComboBox(choices=(FRACTION, LAYERS, FOLDERS), label="from")
+        self.val_pairs = LayerPairs(napari_viewer)
+        data_box = Container(widgets=[self.source, self.train_pairs, self.form.take("train_data")])
+        val_box = Container(
+            widgets=[
+                self.val_source,
+                self.form.take("val_fraction"),
+                self.val_pairs,
+                self.form.take("val_data"),
+            ]
+        )
+        self.source.changed.connect(self._show_sources)
+        self.val_source.changed.connect(self._show_sources)
+        load, save = PushButton(text="Load settings…"), PushButton(text="Save settings…")
+        load.changed.connect(self._load_settings)
+        save.changed.connect(self._save_settings)
+        settings = Container(
+            widgets=[self.form.basic, Container(widgets=[load, save], layout="horizontal")]
+        )
+
+        self.start, self.stop = PushButton(text="Start training"), PushButton(text="Stop")
+        self.start.changed.connect(self.start_training)
+        self.stop.changed.connect(self.stop_training)
+        self.stop.enabled = False
+        self.epoch_bar, self.batch_bar = QProgressBar(), QProgressBar()
+        self.epoch_bar.setFormat("epoch %v / %m")
+        self.batch_bar.setFormat("batch %v / %m")
+        self.status = QLabel("Choose training data and press Start.")
+        self.status.setWordWrap(True)
+
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        for title, box in (
+            ("Training data", data_box),
+            ("Validation", val_box),
+            ("Settings", settings),
+        ):
+            group = QGroupBox(title)
+            QVBoxLayout(group).addWidget(box.native)
+            top_layout.addWidget(group)
+        top_layout.addWidget(self.form.collapsible)
+        top_layout.addStretch()
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(top)
+        bottom = QWidget()
+        bottom_layout = QVBoxLayout(bottom)
+        bottom_layout.addWidget(
+            Container(widgets=[self.start, self.stop], layout="horizontal").native
+        )
+        for w in (self.epoch_bar, self.batch_bar, self.status, self.plot):
+            bottom_layout.addWidget(w)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(scroll)
+        splitter.addWidget(bottom)
+        QVBoxLayout(self).addWidget(splitter)
+
+        for event in ("inserted", "removed", "renamed", "reordered"):
+            getattr(napari_viewer.layers.events, event).connect(self._refresh_layers)
+        self._show_sources()
+        self._progress = {"done": 0, "total": 1, "t0": 0.0, "smooth": None}
+
+    # --- data and settings -----------------------------------------------------------------
+
+    def _refresh_layers(self, _event=None) -> None:
+        self.train_pairs.reset_choices()
+        self.val_pairs.reset_choices()
+
+    def _show_sources(self, _value=None) -> None:
+        self.train_pairs.visible = self.source.value == LAYERS
+        self.form.widgets["train_data"].visible = self.source.value == FOLDERS
+        self.val_pairs.visible = self.val_source.value == LAYERS
+        self.form.widgets["val_data"].visible = self.val_source.value == FOLDERS
+        self.form.widgets["val_fraction"].visible = self.val_source.value == FRACTION
+
+    def config_and_data(self):
+        """The settings and the in-memory data (None when training from folders) of a run."""
+        from napari_cellseg.engine.train import TrainData
+
+        from_layers, val_layers = self.source.value == LAYERS, self.val_source.value == LAYERS
+        overrides = {}
+        if from_layers:
+            overrides["train_data"] = ""
+        if self.val_source.value != FOLDERS:
+            overrides["val_data"] = ""
+        cfg = self.form.config(**overrides)
+        if not cfg.model:
+            raise CellsegError(
+                "Set 'model' (Settings) to the .pt file the trained network goes to."
+            )
+        if not from_layers and not cfg.train_data:
+            raise CellsegError("Set 'train data' to a folder holding images/ and labels/.")
+        if not from_layers and val_layers:
+            raise CellsegError("Validation from layers needs training from layers too.")
+        if not from_layers:
+            return cfg, None
+        return cfg, TrainData(
+            self.train_pairs.stacks(), self.val_pairs.stacks() if val_layers else None
+        )
+
+    def _load_settings(self) -> None:
+        path = _ask_path(self, "Load settings", "r")
+        if path:
+            try:
+                self.form.set_config(load_yaml(path, TrainConfig))
+            except CellsegError as exc:
+                show_error(str(exc))
+
+    def _save_settings(self) -> None:
+        path = _ask_path(self, "Save settings", "w")
+        if path:
+            try:
+                save_yaml(self.form.config(), path)
+            except CellsegError as exc:
+                show_error(str(exc))
+
+    # --- running -----------------------------------------------------------------------------
+
+    def start_training(self) -> None:
+        """Read data and settings and start training in a worker thread (errors: notifications)."""
+        try:
+            cfg, data = self.config_and_data()
+        except CellsegError as exc:
+            show_error(str(exc))
+            return
+        self._stop = threading.Event()
+        self.worker = create_worker(
+            training_events, cfg, data, self._stop, _start_thread=False, _ignore_errors=True
+        )
+        self.worker.yielded.connect(self.on_event)
+        self.worker.errored.connect(
+            lambda _exc: self.status.setText("Training failed (see notification).")
+        )
+        self.worker.finished.connect(self._reset)
+        self._set_running(True)
+        self.plot.clear()
+        self.status.setText("Preparing data and network…")
+        self.worker.start()
+
+    def stop_training(self) -> None:
+        """Ask the engine to stop after the current batch (it saves, then reports 'stopped')."""
+        self._stop.set()
+        self.stop.enabled = False
+        self.status.setText("Stopping after this batch…")
+
+    def _set_running(self, running: bool) -> None:
+        self.start.enabled, self.stop.enabled = not running, running
+
+    def _reset(self) -> None:
+        self._set_running(False)
+        self.worker = None
+
+    def on_event(self, event: ev.Event) -> None:
+        """Show one training event: progress, curves, status."""
+        p = self._progress
+        if isinstance(event, ev.TrainStarted):
+            epochs = event.epochs - event.start_epoch
+            p.update(done=0, total=max(1, epochs * event.batches_per_epoch), t0=time.monotonic())
+            self.epoch_bar.setRange(0, event.epochs)
+            self.epoch_bar.setValue(event.start_epoch)
+            self.batch_bar.setRange(0, event.batches_per_epoch)
+            self.status.setText(
+                f"Training on {event.device}: {event.train_samples} training and "
+                f"{event.val_samples} validation images per epoch."
+            )
+        elif isinstance(event, ev.BatchEnded):
+            p["done"] += 1
+            p["smooth"] = (
+                event.loss
+                if p["smooth"] is None
+                else (_SMOOTHING * p["smooth"] + (1 - _SMOOTHING) * event.loss)
+            )
+            self.batch_bar.setValue(event.batch + 1)
+            self.plot.add_point(
+                "batch loss (smoothed)",
+                event.epoch + (event.batch + 1) / event.batches,
+                p["smooth"],
+            )
+            left = (time.monotonic() - p["t0"]) / p["done"] * (p["total"] - p["done"])
+            self.status.setText(
+                f"Epoch {event.epoch + 1}: loss {event.loss:.4f} · ETA {_duration(left)}"
+            )
+        elif isinstance(event, ev.EpochEnded):
+            self.epoch_bar.setValue(event.epoch + 1)
+            for split, metrics in (("train", event.train), ("val", event.val)):
+                for key, name in (
+                    ("loss", "loss"),
+                    ("objects_iou", "objects IoU"),
+                    ("boundaries_iou", "boundaries IoU"),
+                ):
+                    if key in metrics:
+                        self.plot.add_point(f"{split} {name}", event.epoch + 1, metrics[key])
+        elif isinstance(event, ev.TrainFinished):
+            yaml_path = model_yaml_path(event.model_path)
+            current_model.set(str(yaml_path))
+            best = ", ".join(f"{k} {v:.3f}" for k, v in event.best.items())
+            self.status.setText(
+                f"Finished ({event.reason.replace('_', ' ')}) after {event.epochs_run} epochs. "
+                f"Model: {yaml_path} (ready in the Predict widget). {best}"
+            )
+            show_info(f"Training {event.reason.replace('_', ' ')}: the model is ready to predict.")
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        """Closing the widget ends a running training without waiting for the batch."""
+        self._stop.set()
+        if self.worker is not None:
+            self.worker.quit()
+        super().closeEvent(event)
+
+
+def _ask_path(parent: QWidget, title: str, mode: str) -> str:
+    """A yaml file name from a file dialog ('' when cancelled)."""
+    if mode == "r":
+        path, _ = QFileDialog.getOpenFileName(parent, title, "", "Model settings (*.yaml *.yml)")
+    else:
+        path, _ = QFileDialog.getSaveFileName(parent, title, "", "Model settings (*.yaml)")
+    return path

@@ -1,0 +1,73 @@
+"""The npe2 manifest: valid, importable without torch, and each contribution works in a viewer."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from npe2 import PluginManifest
+
+from napari_cellseg.config import TrainConfig, save_yaml
+from napari_cellseg.widgets._worker import current_model
+from napari_cellseg.widgets.blobs_widget import BlobsWidget
+from napari_cellseg.widgets.predict_widget import PredictWidget
+from napari_cellseg.widgets.reader import get_reader
+from napari_cellseg.widgets.train_widget import TrainWidget
+
+
+@pytest.fixture(scope="module")
+def manifest() -> PluginManifest:
+    return PluginManifest.from_distribution("napari-cellseg")
+
+
+def test_manifest_is_valid_and_its_python_names_import(manifest):
+    manifest.validate_imports()
+    names = {c.id.split(".")[-1] for c in manifest.contributions.commands}
+    assert names == {"train", "predict", "blobs", "sample_nuclei", "read_model"}
+
+
+def test_importing_every_contribution_does_not_import_torch(manifest):
+    code = (
+        "import importlib, sys\n"
+        f"for name in {[c.python_name for c in manifest.contributions.commands]!r}:\n"
+        "    module, attr = name.split(':')\n"
+        "    getattr(importlib.import_module(module), attr)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "name, cls", [("Train", TrainWidget), ("Predict", PredictWidget), ("Blob inspector", BlobsWidget)]
+)
+def test_widgets_open_from_the_manifest(open_widget, name, cls):
+    assert isinstance(open_widget(name), cls)
+
+
+def test_sample_data_has_nuclei_and_blobs(make_napari_viewer):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-cellseg", "nuclei")
+    image, labels = viewer.layers["nuclei"], viewer.layers["nuclei labels"]
+    assert image.data.shape == labels.data.shape == (512, 512)
+    values = np.unique(labels.data)
+    assert values[0] == 0 and 1 in values and len(values) > 20
+
+
+def test_dropping_a_model_yaml_selects_it_for_prediction(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    path = save_yaml(TrainConfig(model=str(tmp_path / "m.pt")), tmp_path / "m.yaml")
+    viewer.open(str(path), plugin="napari-cellseg")
+    assert len(viewer.layers) == 0
+    assert current_model.path == str(path)
+    widget = viewer.window.dock_widgets["Predict (napari-cellseg)"]
+    assert widget.model.line_edit.value == str(path)
+
+
+def test_reader_leaves_other_yaml_files_alone(tmp_path):
+    other = tmp_path / "other.yaml"
+    other.write_text("name: not a model\n")
+    assert get_reader(str(other)) is None
+    assert get_reader(str(tmp_path / "image.tif")) is None
