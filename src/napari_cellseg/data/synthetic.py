@@ -43,7 +43,8 @@ def make_nuclei(
         30 per 200x200 pixels, varying with the seed.
     blobs
         Number of blob regions: clusters of 3-5 touching nuclei whose labels are merged
-        into the single value 1 (regions too hard to annotate).
+        into the single value 1 (regions too hard to annotate).  Two clusters that
+        happen to touch form one region; a cluster that finds no room is left out.
     seed
         Seed of the numpy random generator; the same seed gives the same image.
 
@@ -59,11 +60,13 @@ def make_nuclei(
     nuclei = _place_nuclei(rng, shape, n_objects, blobs)
     labels, signal = _paint(nuclei, shape)
     _keep_largest_parts(labels, signal)
-    return _render(rng, signal), _number(labels)
+    return _render(rng, signal), _number(labels, first_blob=len(nuclei) + 2)
 
 
 def _place_nuclei(rng: np.random.Generator, shape: tuple[int, int], n: int, blobs: int) -> list:
-    """Ellipse parameters (cy, cx, a, b, angle, brightness, is_blob); blob nuclei come last.
+    """Ellipse parameters (cy, cx, a, b, angle, brightness, blob index or None).
+
+    Blob nuclei come last.
 
     Every ellipse holds the disk of its minor radius ``b``, so two nuclei whose centres
     are closer than the sum of their ``b`` overlap or touch.
@@ -105,21 +108,24 @@ def _place_nuclei(rng: np.random.Generator, shape: tuple[int, int], n: int, blob
         nucleus = new_nucleus(near)
         if nucleus:
             placed.append(nucleus)
-    singles = [(*p, False) for p in placed[n_blob:]]
-    return singles + [(*p, True) for group in blob_groups for p in group]
+    singles = [(*p, None) for p in placed[n_blob:]]
+    return singles + [(*p, k) for k, group in enumerate(blob_groups) for p in group]
 
 
 def _paint(nuclei: list, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Label image (blob = 1, nucleus i = i + 2) and noiseless signal; later nuclei win."""
+    """Label image and noiseless signal; later nuclei win.
+
+    Nucleus ``i`` is labelled ``i + 2``, blob ``k`` (all its nuclei) ``len(nuclei) + 2 + k``.
+    """
     labels = np.zeros(shape, np.int32)
     signal = np.zeros(shape, np.float32)
-    for i, (cy, cx, a, b, angle, brightness, is_blob) in enumerate(nuclei):
+    for i, (cy, cx, a, b, angle, brightness, blob) in enumerate(nuclei):
         rr, cc = ellipse(cy, cx, a, b, shape=shape, rotation=angle)
         # a dome profile: brightest in the middle, dimmer towards the rim
         dy, dx = rr - cy, cc - cx
         u = (dy * np.cos(angle) + dx * np.sin(angle)) / a
         v = (-dy * np.sin(angle) + dx * np.cos(angle)) / b
-        labels[rr, cc] = 1 if is_blob else i + 2
+        labels[rr, cc] = i + 2 if blob is None else len(nuclei) + 2 + blob
         signal[rr, cc] = brightness * (1 - 0.35 * np.clip(u * u + v * v, 0, 1))
     return labels, signal
 
@@ -153,11 +159,12 @@ def _render(rng: np.random.Generator, signal: np.ndarray) -> np.ndarray:
     return np.clip(counts * (110 / photons), 0, 255).round().astype(np.uint8)
 
 
-def _number(labels: np.ndarray) -> np.ndarray:
-    """Number the nuclei 2, 3, ... without gaps, keeping blob pixels at 1."""
-    objects = np.where(labels >= 2, labels, 0)
+def _number(labels: np.ndarray, first_blob: int) -> np.ndarray:
+    """Number the nuclei 2, 3, ... without gaps; blobs (labels from ``first_blob``) become 1."""
+    blob = labels >= first_blob
+    objects = np.where(blob, 0, labels)
     numbered = relabel_sequential(objects, offset=2)[0] if objects.any() else objects
-    numbered[labels == 1] = 1
+    numbered[blob] = 1
     return numbered.astype(np.uint16)
 
 
