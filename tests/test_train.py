@@ -138,3 +138,18 @@ def test_diverging_training_names_the_learning_rate(tiny_train_config, data):
     with pytest.raises(CellsegError, match="Lower the learning rate"):
         run_training(cfg, data=data)
 
+
+
+def test_postprocessing_is_tuned_on_validation_data_at_the_end(tiny_train_config, data):
+    from napari_cellseg.engine.events import PostprocessTuned
+
+    cfg = dataclasses.replace(tiny_train_config, tune_postprocess=True)
+    events = list(train(cfg, data=data))
+    tuned = events[-2]
+    assert isinstance(tuned, PostprocessTuned)
+    saved = load_yaml(tuned.path)
+    assert tuned.path == events[-1].model_path.replace(".pt", ".yaml")
+    assert (saved.obj_threshold, saved.bnd_threshold, saved.min_size) == tuple(
+        tuned.params[k] for k in ("obj_threshold", "bnd_threshold", "min_size")
+    )
+    assert 0.0 <= tuned.params["mean_ap"] <= 1.0

@@ -9,6 +9,7 @@ from napari_cellseg.engine.events import (
     EpochEnded,
     EpochStarted,
     Event,
+    PostprocessTuned,
     TrainFinished,
     TrainStarted,
 )
@@ -43,6 +44,13 @@ def print_training(events: Iterable[Event]) -> TrainFinished:
         elif isinstance(event, EpochEnded):
             bar.close()
             tqdm.write(format_epoch(event, epochs))
+        elif isinstance(event, PostprocessTuned):
+            p = event.params
+            tqdm.write(
+                f"segmentation thresholds tuned on the validation data: objects "
+                f"{p['obj_threshold']:.2f}, boundaries {p['bnd_threshold']:.2f}, min size "
+                f"{p['min_size']} -> mean AP {p['mean_ap']:.3f}"
+            )
         elif isinstance(event, TrainFinished):
             if bar is not None:
                 bar.close()

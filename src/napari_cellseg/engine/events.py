@@ -16,6 +16,7 @@ __all__ = [
     "BatchEnded",
     "EpochEnded",
     "CheckpointSaved",
+    "PostprocessTuned",
     "TrainFinished",
 ]
 
@@ -72,6 +73,17 @@ class CheckpointSaved(Event):
     epoch: int
     path: str
     kind: str
+
+
+@dataclass(frozen=True)
+class PostprocessTuned(Event):
+    """Segmentation thresholds tuned on the validation data and written to ``path``.
+
+    ``params`` holds ``obj_threshold``, ``bnd_threshold``, ``min_size`` and ``mean_ap``.
+    """
+
+    path: str
+    params: dict[str, float]
 
 
 @dataclass(frozen=True)

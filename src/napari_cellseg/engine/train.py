@@ -29,6 +29,7 @@ from napari_cellseg.engine.events import (
     EpochEnded,
     EpochStarted,
     Event,
+    PostprocessTuned,
     TrainFinished,
     TrainStarted,
 )
@@ -119,6 +120,7 @@ class _Run:
         self.train_loader, self.val_loader, self.samples = _make_loaders(
             cfg, train_stacks, val_stacks
         )
+        self.val_stacks = val_stacks
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="min", factor=0.1, patience=cfg.lr_patience
@@ -184,6 +186,8 @@ class _Run:
             logs.close()
         best_path = checkpoint_path(cfg.model, "best-val-loss")
         model_path = best_path if best_path.is_file() else Path(cfg.model)
+        if cfg.tune_postprocess and reason != "stopped" and self.val_stacks:
+            yield self._tune_postprocess(model_path)
         yield TrainFinished(
             reason=reason, epochs_run=epoch + 1, model_path=str(model_path), best=dict(self.best)
         )
@@ -255,7 +259,9 @@ class _Run:
                 continue
             gain = (value - best if larger else best - value) if best is not None else math.inf
             if name == "loss":
-                self.stale_epochs = 0 if gain > self.cfg.early_stop_min_delta else self.stale_epochs + 1
+                self.stale_epochs = (
+                    0 if gain > self.cfg.early_stop_min_delta else self.stale_epochs + 1
+                )
             if gain > 0:
                 self.best[name] = value
                 improved.append(kind)
@@ -283,10 +289,22 @@ class _Run:
                 "best": self.best,
                 "stale_epochs": self.stale_epochs,
             }
-            atomic_write(
-                train_state_path(self.cfg.model), lambda tmp: torch.save(train_state, tmp)
-            )
+            atomic_write(train_state_path(self.cfg.model), lambda tmp: torch.save(train_state, tmp))
         return CheckpointSaved(epoch=epoch, path=str(path), kind=kind)
+
+    def _tune_postprocess(self, model_path: Path) -> PostprocessTuned:
+        """Tune the segmentation thresholds of the final model on the validation data."""
+        from napari_cellseg.engine.postprocess_tuning import (
+            save_postprocessing,
+            tune_postprocessing,
+        )
+        from napari_cellseg.engine.predict import load_model
+
+        yaml_path = model_yaml_path(model_path)
+        predictor = load_model(yaml_path, device=str(self.device))
+        params = tune_postprocessing(predictor, self.val_stacks)
+        save_postprocessing(yaml_path, params, data=self.cfg.val_data or "held-out training data")
+        return PostprocessTuned(path=str(yaml_path), params=params)
 
     def _resume(self) -> None:
         import torch
@@ -316,8 +334,16 @@ class _Run:
                 objects, boundaries = probabilities(self.cfg, self.model(batch["image"]))
                 centre = batch["image"][:, batch["image"].shape[1] // 2]
                 panels[split] = sample_panels(
-                    *(t.float().cpu().numpy() for t in (centre, batch["objects"][:, 0],
-                      batch["boundaries"][:, 0], objects, boundaries))
+                    *(
+                        t.float().cpu().numpy()
+                        for t in (
+                            centre,
+                            batch["objects"][:, 0],
+                            batch["boundaries"][:, 0],
+                            objects,
+                            boundaries,
+                        )
+                    )
                 )
         return panels
 
