@@ -34,6 +34,8 @@ __all__ = [
     "METRICS",
     "matching",
     "matching_dataset",
+    "MatchingScores",
+    "page_names",
     "match_counts",
     "summarize",
     "format_table",
@@ -120,13 +122,41 @@ def matching_dataset(
             f"{len(gts)} ground-truth images but {len(preds)} predictions; pair them up."
         )
     names = [str(i) for i in range(len(gts))] if names is None else list(names)
-    total = np.zeros((len(thresholds), 4))
-    images = []
+    scores = MatchingScores(thresholds=thresholds, ignore_label=ignore_label)
     for name, gt, pred in zip(names, gts, preds, strict=True):
-        counts = match_counts(gt, pred, thresholds=thresholds, ignore_label=ignore_label)
-        total += counts
-        images.append({"name": name, "thresholds": summarize(counts, thresholds)["thresholds"]})
-    return {**summarize(total, thresholds), "images": images}
+        scores.add(name, gt, pred)
+    return scores.result()
+
+
+class MatchingScores:
+    """Scores of images matched one at a time (so their arrays need not be kept).
+
+    ``add`` each image, then ``result()`` gives what :func:`matching_dataset` returns.
+    """
+
+    def __init__(
+        self, *, thresholds: Sequence[float] = THRESHOLDS, ignore_label: int | None = 1
+    ) -> None:
+        self.thresholds, self.ignore_label = tuple(thresholds), ignore_label
+        self.total = np.zeros((len(self.thresholds), 4))
+        self.images: list[dict] = []
+
+    def add(self, name: str, gt: np.ndarray, pred: np.ndarray) -> dict:
+        """Match one image (see :func:`matching`); return its scores."""
+        counts = match_counts(gt, pred, thresholds=self.thresholds, ignore_label=self.ignore_label)
+        self.total += counts
+        scores = summarize(counts, self.thresholds)
+        self.images.append({"name": name, "thresholds": scores["thresholds"]})
+        return scores
+
+    def result(self) -> dict:
+        """Pooled scores of every image added, and the ``images`` list."""
+        return {**summarize(self.total, self.thresholds), "images": list(self.images)}
+
+
+def page_names(name: str, pages: int) -> list[str]:
+    """Names of the pages of a stack: ``[name]`` for one page, else ``name_p000``, ..."""
+    return [name] if pages == 1 else [f"{name}_p{z:03d}" for z in range(pages)]
 
 
 def match_counts(

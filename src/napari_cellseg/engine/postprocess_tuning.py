@@ -1,0 +1,180 @@
+"""Choose the segmentation thresholds that score best on validation data.
+
+The probability maps are predicted once; only the seeded watershed
+(:mod:`napari_cellseg.engine.segment`) runs again for each candidate.  The search: a
+grid over ``obj_threshold`` x ``bnd_threshold``, then the 8 neighbours of the best
+pair at half the grid step; ``min_size`` is tried for every pair (removing small
+objects is cheap: the watershed result is reused).  The score is the pooled mean AP
+over IoU 0.5, 0.55, ..., 0.95 (:mod:`napari_cellseg.engine.evaluate`); ties keep the
+earlier candidate.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from napari_cellseg.config import RECORD_KEY, read_yaml_dict
+from napari_cellseg.data.io import Stack
+from napari_cellseg.engine.evaluate import THRESHOLDS, match_counts, summarize
+from napari_cellseg.engine.segment import remove_small, watershed_labels
+from napari_cellseg.errors import DataError
+
+if TYPE_CHECKING:
+    from napari_cellseg.engine.predict import Predictor
+
+__all__ = [
+    "tune_postprocessing",
+    "save_postprocessing",
+    "score_postprocessing",
+    "GRID",
+    "REFINE_STEP",
+]
+
+GRID = {
+    "obj_threshold": (0.3, 0.4, 0.5, 0.6, 0.7),
+    "bnd_threshold": (0.2, 0.3, 0.4, 0.5, 0.6, 0.7),
+    "min_size": (0, 5, 10, 20, 40, 80),
+}
+"""The coarse search grid of the thresholds and the sizes tried for each pair."""
+
+REFINE_STEP = 0.05
+"""Step of the refinement around the best grid pair (half the grid step)."""
+
+ProbabilityMaps = Sequence[tuple[np.ndarray, np.ndarray]]
+
+
+def tune_postprocessing(
+    source: Predictor | ProbabilityMaps,
+    stacks: Sequence[Stack],
+    *,
+    ignore_label: int | None = 1,
+    progress: Callable[[int, int], object] | None = None,
+) -> dict:
+    """Search ``obj_threshold``, ``bnd_threshold`` and ``min_size`` maximising mean AP.
+
+    Parameters
+    ----------
+    source
+        A :class:`~napari_cellseg.engine.predict.Predictor` (its maps of ``stacks`` are
+        predicted here and its ``config.blob_label`` is the ``ignore_label``), or the
+        ``(objects, boundaries)`` maps of each stack, shaped like its image.
+    stacks
+        Validation images with labels.
+    ignore_label
+        Ground-truth blob value (see :func:`~napari_cellseg.engine.evaluate.matching`);
+        used when ``source`` holds maps.
+    progress
+        Called with (candidates done, candidates planned) after each watershed setting.
+
+    Returns
+    -------
+    dict
+        ``obj_threshold``, ``bnd_threshold``, ``min_size`` and the ``mean_ap`` they reach.
+
+    Raises
+    ------
+    DataError
+        When a stack has no labels, or the maps do not match the stacks.
+    """
+    if not hasattr(source, "predict"):
+        maps = list(source)
+    else:
+        maps = [source.predict(stack.image) for stack in stacks]
+        ignore_label = source.config.blob_label
+    pages = _pages(maps, stacks)
+    coarse = list(itertools.product(GRID["obj_threshold"], GRID["bnd_threshold"]))
+    planned = len(coarse) + 8
+    done = 0
+
+    def search(candidates) -> tuple[float, dict]:
+        nonlocal done
+        results = []
+        for obj, bnd in candidates:
+            results.append(_best_min_size(pages, obj, bnd, ignore_label))
+            done += 1
+            if progress:
+                progress(done, planned)
+        return max(results, key=lambda r: r[0])
+
+    best = search(coarse)
+    step = REFINE_STEP
+    obj, bnd = best[1]["obj_threshold"], best[1]["bnd_threshold"]
+    refine = [
+        (round(obj + dy * step, 3), round(bnd + dx * step, 3))
+        for dy, dx in itertools.product((-1, 0, 1), repeat=2)
+        if (dy, dx) != (0, 0) and 0 < obj + dy * step < 1 and 0 < bnd + dx * step <= 1
+    ]
+    best = max(best, search(refine), key=lambda r: r[0]) if refine else best
+    mean_ap, params = best
+    return {**params, "mean_ap": mean_ap}
+
+
+def score_postprocessing(
+    maps: ProbabilityMaps,
+    stacks: Sequence[Stack],
+    *,
+    obj_threshold: float,
+    bnd_threshold: float,
+    min_size: int,
+    ignore_label: int | None = 1,
+) -> float:
+    """Pooled mean AP of the given thresholds on the maps of ``stacks``."""
+    pages = _pages(maps, stacks)
+    labels = [watershed_labels(o, b, obj_threshold, bnd_threshold) for o, b, _ in pages]
+    return _mean_ap(pages, labels, min_size, ignore_label)
+
+
+def _pages(maps: ProbabilityMaps, stacks: Sequence[Stack]) -> list[tuple]:
+    """Every page as (objects, boundaries, ground truth), all 2D."""
+    if len(maps) != len(stacks):
+        raise DataError(f"{len(maps)} probability maps for {len(stacks)} images; give one each.")
+    pages = []
+    for (objects, boundaries), stack in zip(maps, stacks, strict=True):
+        if stack.labels is None:
+            raise DataError(
+                f"Image '{stack.name}' has no labels; tuning the post-processing needs "
+                "validation images with label images."
+            )
+        objects, boundaries = (np.reshape(m, stack.labels.shape) for m in (objects, boundaries))
+        pages += list(zip(objects, boundaries, stack.labels, strict=True))
+    return pages
+
+
+def _best_min_size(pages, obj: float, bnd: float, ignore_label) -> tuple[float, dict]:
+    labels = [watershed_labels(o, b, obj, bnd) for o, b, _ in pages]
+    scored = [(_mean_ap(pages, labels, m, ignore_label), m) for m in GRID["min_size"]]
+    mean_ap, min_size = max(scored, key=lambda r: r[0])
+    return mean_ap, {"obj_threshold": obj, "bnd_threshold": bnd, "min_size": min_size}
+
+
+def _mean_ap(pages, labels, min_size: int, ignore_label) -> float:
+    counts = sum(
+        match_counts(gt, remove_small(pred, min_size), ignore_label=ignore_label)
+        for (_, _, gt), pred in zip(pages, labels, strict=True)
+    )
+    return summarize(counts, THRESHOLDS)["mean_ap"]
+
+
+def save_postprocessing(yaml_path: str | Path, params: dict, *, data: str = "") -> Path:
+    """Write tuned thresholds into a model yaml atomically, keeping every other entry.
+
+    ``params`` holds ``obj_threshold``, ``bnd_threshold``, ``min_size`` and ``mean_ap``;
+    the score (and ``data``, the folder it was measured on) go to the yaml's record
+    under ``postprocess``.
+    """
+    import yaml
+
+    from napari_cellseg.io_utils import atomic_write_text
+
+    content = read_yaml_dict(yaml_path)
+    for key in ("obj_threshold", "bnd_threshold", "min_size"):
+        content[key] = params[key]
+    record = content.get(RECORD_KEY) or {}
+    record["postprocess"] = {"mean_ap": float(params["mean_ap"]), "data": str(data)}
+    content[RECORD_KEY] = record
+    return atomic_write_text(yaml_path, yaml.safe_dump(content, sort_keys=False))

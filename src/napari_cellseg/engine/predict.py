@@ -1,0 +1,324 @@
+"""Probability maps of images of any size from a trained model (tiled, batched, blended).
+
+Geometry, per 2D slice (the model was trained on ``im_dim x im_dim`` inputs):
+
+- A slice no larger than ``im_dim`` is brought to ``im_dim`` by the model's
+  ``trim_method`` and mapped back with :func:`~napari_cellseg.data.trim.untrim`,
+  exactly as training treated it.
+- A larger slice is covered by overlapping ``im_dim`` tiles (``tile_overlap``),
+  predicted ``tile_batch`` at a time and blended with a smooth window
+  (:mod:`napari_cellseg.engine.tiling`); a side shorter than ``im_dim`` is padded
+  first (zeros for ``padding``, the mirrored image otherwise).
+- ``resize`` models saw their training images scaled by ``im_dim / side``; a large
+  slice is scaled by ``im_dim / train_image_side`` (the median training image side the
+  model yaml records) before tiling, so objects appear at the size the network learnt,
+  and the maps are scaled back.  Without that record the scale is 1.
+
+A stack ``(Z, H, W)`` is predicted slice by slice; a model with ``channels`` C > 1
+sees slices ``clip(z - C // 2 + c, 0, Z - 1)`` as its channels, as in training.
+Memory beyond the outputs is bounded by one slice and ``tile_batch`` tiles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from napari_cellseg.config import PredictConfig, TrainConfig, load_yaml, read_yaml_dict
+from napari_cellseg.engine import segment
+from napari_cellseg.engine.tiling import (
+    Blender,
+    blend_window,
+    pad_to,
+    padded_shape,
+    tile_positions,
+)
+from napari_cellseg.errors import ConfigError, DataError
+
+__all__ = ["PredictProgress", "Predictor", "load_model", "TRAIN_SIDE_KEY"]
+
+TRAIN_SIDE_KEY = "train_image_side"
+"""Key in the model yaml's ``record``: median side of the training images in pixels."""
+
+_DEFAULTS = PredictConfig()
+
+
+@dataclass(frozen=True)
+class PredictProgress:
+    """``done`` of ``total`` network tiles of the current image are predicted."""
+
+    done: int
+    total: int
+
+
+def load_model(
+    yaml_path: str | Path,
+    device: str = "auto",
+    *,
+    tile_overlap: int = _DEFAULTS.tile_overlap,
+    tile_batch: int = _DEFAULTS.tile_batch,
+) -> Predictor:
+    """Load the model a training run saved (its ``.yaml`` names the ``.pt`` weights).
+
+    A relative weights path that does not exist as given is looked up next to the
+    yaml, so a moved model folder keeps working.
+
+    Parameters
+    ----------
+    yaml_path
+        The model's settings file.
+    device
+        ``auto`` (CUDA, then MPS, else CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
+    tile_overlap, tile_batch
+        Tiling of large images: overlap in pixels (at most ``im_dim // 2`` is used) and
+        tiles per forward pass.
+
+    Raises
+    ------
+    ConfigError
+        When the yaml or the weights are missing or unreadable, or the weights do not
+        fit the architecture the yaml describes.
+    """
+    import torch
+
+    from napari_cellseg.engine.device import resolve_device
+    from napari_cellseg.models.registry import build_model, prepare_model
+
+    yaml_path = Path(yaml_path)
+    cfg = load_yaml(yaml_path)
+    record = read_yaml_dict(yaml_path).get("record") or {}
+    weights = _weights_path(cfg, yaml_path)
+    torch_device = resolve_device(device)
+    model = build_model(cfg)
+    try:
+        state = torch.load(weights, map_location=torch_device, weights_only=True)
+    except Exception as exc:
+        raise ConfigError(
+            f"Cannot read the weights '{weights}' named by '{yaml_path}' ({exc}); "
+            "re-copy the file or train the model again."
+        ) from None
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ConfigError(
+            f"The weights '{weights}' do not fit the {cfg.architecture} network that "
+            f"'{yaml_path}' describes ({first}). Use the yaml written with these weights."
+        ) from None
+    model = prepare_model(model, torch_device).eval()
+    return Predictor(
+        model,
+        cfg,
+        torch_device,
+        tile_overlap=tile_overlap,
+        tile_batch=tile_batch,
+        train_side=record.get(TRAIN_SIDE_KEY),
+    )
+
+
+def _weights_path(cfg: TrainConfig, yaml_path: Path) -> Path:
+    if not cfg.model:
+        raise ConfigError(f"'{yaml_path}' names no weights file (setting 'model' is empty).")
+    given = Path(cfg.model)
+    candidates = [given] if given.is_absolute() else [given, yaml_path.parent / given]
+    candidates.append(yaml_path.parent / given.name)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ConfigError(
+        f"The weights file '{cfg.model}' named by '{yaml_path}' does not exist (looked in "
+        f"{', '.join(repr(str(p)) for p in candidates)}); put the .pt file next to the yaml."
+    )
+
+
+class Predictor:
+    """A trained network ready to predict images of any size.
+
+    Attributes
+    ----------
+    config : TrainConfig
+        The model's settings (architecture, im_dim, trim_method, post-processing, ...).
+    """
+
+    def __init__(
+        self,
+        model,
+        config: TrainConfig,
+        device,
+        *,
+        tile_overlap: int = _DEFAULTS.tile_overlap,
+        tile_batch: int = _DEFAULTS.tile_batch,
+        train_side: float | None = None,
+    ) -> None:
+        if tile_batch < 1 or tile_overlap < 0:
+            raise ConfigError(
+                f"Settings 'tile_batch' ({tile_batch}) must be at least 1 and "
+                f"'tile_overlap' ({tile_overlap}) at least 0."
+            )
+        self.model, self.config, self.device = model.eval(), config, device
+        from napari_cellseg.models.registry import required_multiple
+
+        self.tile = config.im_dim
+        self.align = required_multiple(config)
+        self.overlap = min(tile_overlap, self.tile // 2)
+        self.tile_batch = tile_batch
+        self.scale = (
+            config.im_dim / train_side if config.trim_method == "resize" and train_side else 1.0
+        )
+        self.window = blend_window(self.tile, self.overlap)
+
+    # --- public API -------------------------------------------------------------------------
+
+    def iter_predict(
+        self, image: np.ndarray
+    ) -> Generator[PredictProgress, None, tuple[np.ndarray, np.ndarray]]:
+        """Predict ``image``, yielding progress after every batch of tiles.
+
+        Parameters
+        ----------
+        image
+            ``(H, W)`` or a stack ``(Z, H, W)``, any size and real dtype.
+
+        Yields
+        ------
+        PredictProgress
+            Tiles done so far out of the total.
+
+        Returns
+        -------
+        objects, boundaries : np.ndarray
+            float32 probabilities in [0, 1], the shape of ``image`` (the generator's
+            return value: ``objects, boundaries = yield from predictor.iter_predict(x)``).
+        """
+        import torch
+
+        from napari_cellseg.data.normalize import normalize_image
+
+        stack = _as_stack(image)
+        normalized = normalize_image(stack)
+        total = len(stack) * self.count_tiles(stack.shape[-2:])
+        out = np.empty((2, *stack.shape), np.float32)
+        done = 0
+        with torch.inference_mode():
+            for z in range(len(stack)):
+                channels = np.clip(
+                    z - self.config.channels // 2 + np.arange(self.config.channels),
+                    0,
+                    len(stack) - 1,
+                )
+                maps = yield from self._predict_slice(normalized[channels], done, total)
+                done += self.count_tiles(stack.shape[-2:])
+                out[:, z] = maps
+        objects, boundaries = out if image.ndim == 3 else out[:, 0]
+        return objects, boundaries
+
+    def predict(
+        self, image: np.ndarray, progress: Callable[[PredictProgress], object] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Run :meth:`iter_predict` to the end; ``progress`` is called with each progress record."""
+        return _run(self.iter_predict(image), progress)
+
+    def instances(self, objects: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
+        """Instance labels with the model's post-processing settings (see :mod:`.segment`)."""
+        cfg = self.config
+        return segment.instances(
+            objects,
+            boundaries,
+            obj_threshold=cfg.obj_threshold,
+            bnd_threshold=cfg.bnd_threshold,
+            min_size=cfg.min_size,
+        )
+
+    def count_tiles(self, shape: tuple[int, int]) -> int:
+        """Network tiles predicted per slice of ``shape`` (H, W)."""
+        if max(shape) <= self.tile:
+            return 1
+        padded = padded_shape(self._scaled(shape), self.tile, self.align)
+        return len(tile_positions(padded, self.tile, self.overlap, self.align))
+
+    # --- geometry ---------------------------------------------------------------------------
+
+    def _scaled(self, shape: tuple[int, int]) -> tuple[int, int]:
+        return tuple(round(n * self.scale) for n in shape)
+
+    def _predict_slice(self, image: np.ndarray, done: int, total: int):
+        """(C, H, W) normalised slice -> (2, H, W) maps; yields progress per batch."""
+        from napari_cellseg.data.trim import trim, untrim
+
+        shape = image.shape[-2:]
+        cfg = self.config
+        if max(shape) <= self.tile:
+            trimmed, info = trim(image, self.tile, cfg.trim_method)
+            maps = self._forward(trimmed[np.newaxis])[0]
+            yield PredictProgress(done + 1, total)
+            return np.clip(untrim(maps, info), 0, 1)
+        scaled = image if self.scale == 1.0 else _resize(image, self._scaled(shape))
+        mode = "constant" if cfg.trim_method == "padding" else "reflect"
+        padded, crop = pad_to(scaled, self.tile, self.align, mode)
+        blender = Blender(2, padded.shape[-2:], self.window)
+        positions = tile_positions(padded.shape[-2:], self.tile, self.overlap, self.align)
+        for start in range(0, len(positions), self.tile_batch):
+            batch = positions[start : start + self.tile_batch]
+            tiles = np.stack([padded[:, y : y + self.tile, x : x + self.tile] for y, x in batch])
+            for maps, (y, x) in zip(self._forward(tiles), batch, strict=True):
+                blender.add(maps, y, x)
+            yield PredictProgress(done + start + len(batch), total)
+        maps = blender.result()[(slice(None), *crop)]
+        if self.scale != 1.0:
+            maps = _resize(maps, shape)
+        return np.clip(maps, 0, 1)
+
+    def _forward(self, tiles: np.ndarray) -> np.ndarray:
+        """(B, C, T, T) float32 -> (B, 2, T, T) objects and boundaries probabilities."""
+        import torch
+
+        from napari_cellseg.models.registry import prepare_batch, probabilities
+
+        batch = prepare_batch(torch.from_numpy(np.ascontiguousarray(tiles)), self.device)
+        objects, boundaries = probabilities(self.config, self.model(batch))
+        return torch.stack([objects, boundaries], 1).float().cpu().numpy()
+
+
+def _as_stack(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim not in (2, 3) or 0 in image.shape:
+        raise DataError(
+            f"Cannot predict an image of shape {image.shape}: give a 2D image (H, W) "
+            "or a stack of them (Z, H, W)."
+        )
+    if not (
+        np.issubdtype(image.dtype, np.integer)
+        or np.issubdtype(image.dtype, np.floating)
+        or image.dtype == bool
+    ):
+        raise DataError(
+            f"Cannot predict an image of dtype {image.dtype}; give a real-valued image."
+        )
+    return image if image.ndim == 3 else image[np.newaxis]
+
+
+def _resize(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of the last two axes of a (C, H, W) float array."""
+    from skimage.transform import resize
+
+    return resize(
+        array,
+        (len(array), *shape),
+        order=1,
+        preserve_range=True,
+        anti_aliasing=shape[0] < array.shape[-2],
+    ).astype(np.float32)
+
+
+def _run(generator: Generator, progress: Callable | None):
+    """Drive ``generator`` to the end, passing each record to ``progress``; return its value."""
+    while True:
+        try:
+            record = next(generator)
+        except StopIteration as finished:
+            return finished.value
+        if progress is not None:
+            progress(record)

@@ -1,0 +1,102 @@
+"""Overlapping tiles of a large image and their seamless blend (numpy only).
+
+An image larger than the network input is covered by ``tile x tile`` windows that
+overlap by at least ``overlap`` pixels, evenly spread, the last flush with the image
+edge.  Each tile's prediction is weighted by a window that falls smoothly (sine
+squared) to almost 0 over ``overlap`` pixels at the tile border, where a network sees
+its zero padding instead of the neighbouring pixels; the weighted sum divided by the
+summed weights is the blended map.  A pixel covered by a single tile gets that tile's
+value exactly.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["tile_starts", "tile_positions", "blend_window", "Blender", "padded_shape", "pad_to"]
+
+
+def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[int]:
+    """Starts of windows of ``tile`` pixels covering ``length``, overlapping by ``overlap`` or more.
+
+    Every start is a multiple of ``align`` (so a network's pooling grid stays the one of
+    the whole image) when ``length - tile`` is; the last window ends flush with ``length``.
+
+    >>> tile_starts(100, 40, 10)
+    [0, 30, 60]
+    >>> tile_starts(96, 32, 12, align=8)
+    [0, 16, 32, 48, 64]
+    >>> tile_starts(40, 40, 10)
+    [0]
+    """
+    if length <= tile:
+        return [0]
+    step = max(align, (tile - overlap) // align * align)
+    count = math.ceil((length - tile) / step) + 1
+    return [min(i * step, length - tile) for i in range(count)]
+
+
+def tile_positions(
+    shape: tuple[int, int], tile: int, overlap: int, align: int = 1
+) -> list[tuple[int, int]]:
+    """Top-left corners of the tiles covering an image of ``shape`` (row-major order)."""
+    rows, cols = (tile_starts(n, tile, overlap, align) for n in shape)
+    return [(y, x) for y in rows for x in cols]
+
+
+def blend_window(tile: int, overlap: int) -> np.ndarray:
+    """The ``(tile, tile)`` float32 weight of a tile: 1 inside, sine-squared ramps at the border.
+
+    Every weight is positive, so pixels at the image border (covered by one tile) keep it.
+    """
+    ramp = np.ones(tile)
+    if overlap > 0:
+        distance = np.minimum(np.arange(tile), np.arange(tile)[::-1]) + 0.5
+        ramp = np.sin(np.pi / 2 * np.clip(distance / overlap, 0, 1)) ** 2
+    return np.outer(ramp, ramp).astype(np.float32)
+
+
+class Blender:
+    """Accumulates weighted tile predictions of ``channels`` maps over an image of ``shape``."""
+
+    def __init__(self, channels: int, shape: tuple[int, int], window: np.ndarray) -> None:
+        self.sum = np.zeros((channels, *shape), np.float32)
+        self.weight = np.zeros(shape, np.float32)
+        self.window = window
+
+    def add(self, prediction: np.ndarray, y: int, x: int) -> None:
+        """Add one tile's ``(channels, tile, tile)`` prediction at top-left corner ``(y, x)``."""
+        h, w = prediction.shape[-2:]
+        self.sum[:, y : y + h, x : x + w] += prediction * self.window
+        self.weight[y : y + h, x : x + w] += self.window
+
+    def result(self) -> np.ndarray:
+        """The blended ``(channels, H, W)`` maps."""
+        return self.sum / self.weight
+
+
+def padded_shape(shape: tuple[int, int], size: int, multiple: int) -> tuple[int, int]:
+    """The shape :func:`pad_to` pads ``shape`` to: at least ``size``, a multiple of ``multiple``."""
+    return tuple(max(size, -(-n // multiple) * multiple) for n in shape)
+
+
+def pad_to(
+    array: np.ndarray, size: int, multiple: int, mode: str
+) -> tuple[np.ndarray, tuple[slice, slice]]:
+    """Pad the last two axes to at least ``size`` and a multiple of ``multiple``.
+
+    A side shorter than ``size`` is padded on both sides (centred, as
+    :func:`napari_cellseg.data.trim.trim` pads), a longer one at its end only.
+    ``mode`` is a :func:`numpy.pad` mode ("reflect", "constant").  Returns the padded
+    array and the crop that undoes the padding.
+    """
+    pads = []
+    for n, m in zip(array.shape[-2:], padded_shape(array.shape[-2:], size, multiple), strict=True):
+        pads.append(((m - n) // 2, m - n - (m - n) // 2) if n < size else (0, m - n))
+    padded = np.pad(array, [(0, 0)] * (array.ndim - 2) + pads, mode=mode)
+    crop = tuple(
+        slice(before, before + n) for (before, _), n in zip(pads, array.shape[-2:], strict=True)
+    )
+    return padded, crop

@@ -1,0 +1,169 @@
+"""``python -m napari_cellseg.predict``: probability maps and instance labels of a folder.
+
+Example::
+
+    python -m napari_cellseg.predict --config models/nuclei.yaml --test_data data/test \\
+        --output predictions --plot
+
+Reads ``<test_data>/images`` (and ``<test_data>/labels`` where present: the scores are
+then printed).  With ``--output DIR`` it writes, per input file ``<name>``:
+
+- ``<name>_objects.tif`` and ``<name>_boundaries.tif``: float32 probabilities in [0, 1]
+- ``<name>_labels.tif``: int32 instance labels, 0 background
+
+each of the input's height x width; a multipage input gives multipage outputs (page i
+of each output belongs to page i of the input).  ``--plot`` adds ``<name>.png`` (for a
+stack ``<name>_p000.png``, ... per page): image, ground truth when present, objects,
+boundaries, instances.  ``--architecture`` and ``--channels`` (the seed tool's flags)
+are accepted and ignored: the model yaml holds them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from napari_cellseg.cli_support import build_parser, report_errors
+from napari_cellseg.config import PredictConfig, config_from_args
+from napari_cellseg.data.io import Stack
+from napari_cellseg.errors import ConfigError
+
+__all__ = ["main", "make_parser", "predict_folder", "StackPrediction"]
+
+
+@dataclass
+class StackPrediction:
+    """The maps and labels predicted for one input file (arrays ``(Z, H, W)``).
+
+    ``ignore_label`` is the model's blob label, for scoring against ``stack.labels``.
+    """
+
+    stack: Stack
+    objects: np.ndarray
+    boundaries: np.ndarray
+    labels: np.ndarray
+    ignore_label: int | None
+
+
+def make_parser(prog: str = "python -m napari_cellseg.predict") -> argparse.ArgumentParser:
+    return build_parser(
+        prog,
+        PredictConfig,
+        "Predict object and boundary probabilities and instance labels of every image in "
+        "<test_data>/images with a trained model; score them against <test_data>/labels "
+        "where present.",
+    )
+
+
+@report_errors
+def main(argv: list[str] | None = None) -> int:
+    """Parse the flags, predict (write outputs), print the scores; return the exit code."""
+    from napari_cellseg.engine.evaluate import MatchingScores, format_table, page_names
+
+    settings = config_from_args(PredictConfig, make_parser().parse_args(argv))
+    scores = None
+    for result in predict_folder(settings):
+        stack = result.stack
+        if stack.labels is not None:
+            scores = scores or MatchingScores(ignore_label=result.ignore_label)
+            for name, gt, pred in zip(
+                page_names(stack.name, len(stack.labels)), stack.labels, result.labels, strict=True
+            ):
+                scores.add(name, gt, pred)
+    if settings.output:
+        print(f"predictions written to {settings.output}")
+    if scores is not None:
+        print(f"scores of the {len(scores.images)} labelled images:")
+        print(format_table(scores.result()))
+    return 0
+
+
+def predict_folder(settings: PredictConfig, *, labels: bool = False) -> Iterator[StackPrediction]:
+    """Predict every image of ``settings.test_data``, one file at a time, with a progress bar.
+
+    Writes the output files and figures ``settings`` asks for.  ``labels=True`` requires
+    a label image for every image.
+
+    Raises
+    ------
+    ConfigError
+        When ``config`` or ``test_data`` is empty, or ``plot`` is set without ``output``.
+    """
+    from tqdm import tqdm
+
+    from napari_cellseg.data.io import read_folder
+    from napari_cellseg.engine.predict import load_model
+
+    _check(settings)
+    stacks = read_folder(settings.test_data, labels=labels)
+    predictor = load_model(
+        settings.config,
+        settings.device,
+        tile_overlap=settings.tile_overlap,
+        tile_batch=settings.tile_batch,
+    )
+    total = sum(len(s.image) * predictor.count_tiles(s.image.shape[-2:]) for s in stacks)
+    with tqdm(total=total, unit="tile", desc="predict", file=sys.stderr) as bar:
+        for stack in stacks:
+            last = 0
+
+            def advance(progress) -> None:
+                nonlocal last
+                bar.update(progress.done - last)
+                last = progress.done
+
+            objects, boundaries = predictor.predict(stack.image, advance)
+            labels_pred = predictor.instances(objects, boundaries)
+            result = StackPrediction(
+                stack, objects, boundaries, labels_pred, predictor.config.blob_label
+            )
+            _write(result, settings)
+            yield result
+
+
+def _check(settings: PredictConfig) -> None:
+    if not settings.config:
+        raise ConfigError("Setting 'config' is empty: give the model's .yaml (--config).")
+    if not settings.test_data:
+        raise ConfigError(
+            "Setting 'test_data' is empty: give a folder holding images/ (--test_data)."
+        )
+    if settings.plot and not settings.output:
+        raise ConfigError("--plot writes PNG figures into the output folder: add --output DIR.")
+    for name, default in (("architecture", ""), ("channels", 0)):
+        if getattr(settings, name) != default:
+            print(f"note: --{name} is ignored; the model yaml sets it.", file=sys.stderr)
+
+
+def _write(result: StackPrediction, settings: PredictConfig) -> None:
+    from napari_cellseg.data.io import write_tiff
+    from napari_cellseg.engine.evaluate import page_names
+    from napari_cellseg.plotting import save_prediction_figure
+
+    if not settings.output:
+        return
+    out, stack = Path(settings.output), result.stack
+    single = len(stack.image) == 1
+    for kind in ("objects", "boundaries", "labels"):
+        array = getattr(result, kind)
+        write_tiff(out / f"{stack.name}_{kind}.tif", array[0] if single else array)
+    if settings.plot:
+        for z, name in enumerate(page_names(stack.name, len(stack.image))):
+            save_prediction_figure(
+                out / f"{name}.png",
+                stack.image[z],
+                result.objects[z],
+                result.boundaries[z],
+                result.labels[z],
+                None if stack.labels is None else stack.labels[z],
+                title=name,
+            )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

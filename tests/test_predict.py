@@ -1,0 +1,213 @@
+"""Prediction: tiled = whole image, exact geometry for every trim method, stacks, model files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch  # noqa: TID253 - tests build and run networks
+from scipy.ndimage import gaussian_filter
+
+from napari_cellseg.config import TrainConfig, save_yaml
+from napari_cellseg.data.normalize import normalize_image
+from napari_cellseg.engine.predict import Predictor, PredictProgress, load_model
+from napari_cellseg.errors import ConfigError, DataError
+from napari_cellseg.models.registry import build_model, probabilities
+
+
+def smooth_image(shape, seed=0, sigma=2):
+    rng = np.random.default_rng(seed)
+    return (gaussian_filter(rng.random(shape), sigma) * 1000).astype(np.uint16)
+
+
+class Pointwise(torch.nn.Module):
+    """U-Net-shaped output whose object logit is 4 x (input channel ``source``), per pixel.
+
+    Its objects map is a known function of each pixel alone, so any shift, flip or
+    stitching error of the tiling shows up exactly.
+    """
+
+    def __init__(self, source: int = 0):
+        super().__init__()
+        self.source = source
+        self.calls: list[int] = []
+
+    def forward(self, x):
+        self.calls.append(x.shape[0])
+        z = 4 * x[:, self.source]
+        return torch.stack([torch.zeros_like(z), z, -z], 1)
+
+
+def pointwise_objects(normalized):
+    """objects = softmax([0, 4x, -4x])[1] for a normalised image."""
+    z = 4.0 * normalized.astype(np.float64)
+    return np.exp(z) / (1 + np.exp(z) + np.exp(-z))
+
+
+def tiny_cfg(**kw):
+    base = dict(architecture="unet", im_dim=32, start_filters=4, unet_levels=2)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize("method", ["padding", "reflect", "resize"])
+@pytest.mark.parametrize("shape", [(32, 32), (21, 27), (45, 19), (77, 101), (96, 64)])
+def test_geometry_is_exact_for_every_trim_method(method, shape):
+    image = smooth_image(shape)
+    predictor = Predictor(Pointwise(), tiny_cfg(trim_method=method), "cpu", tile_overlap=8)
+    objects, boundaries = predictor.predict(image)
+    assert objects.shape == boundaries.shape == shape
+    assert objects.dtype == boundaries.dtype == np.float32
+    expected = pointwise_objects(normalize_image(image))
+    if method == "resize" and shape != (32, 32) and max(shape) <= 32:
+        # resize brings a small image to 32 x 32 and back: interpolated, not exact
+        assert np.abs(objects - expected).mean() < 0.01
+    else:
+        np.testing.assert_allclose(objects, expected, atol=1e-5)
+
+
+def test_resize_model_scales_large_images_to_the_training_scale():
+    # trained on images of median side 64 resized to 32: a 96 x 128 image is predicted at 48 x 64
+    model = Pointwise()
+    predictor = Predictor(model, tiny_cfg(trim_method="resize"), "cpu", train_side=64)
+    assert predictor.scale == 0.5
+    assert predictor.count_tiles((96, 128)) == len(model.calls) + 6  # 2 x 3 tiles of 32 at 48 x 64
+    image = smooth_image((96, 128), sigma=6)
+    objects, _ = predictor.predict(image)
+    assert objects.shape == (96, 128)
+    assert sum(model.calls) == 6
+    assert np.abs(objects - pointwise_objects(normalize_image(image))).mean() < 0.01
+
+
+def test_stack_uses_neighbouring_slices_as_channels():
+    # channels 3: channel c of slice z is slice clip(z - 1 + c); Pointwise(0) reads slice z - 1
+    stack = np.stack([smooth_image((40, 50), seed) for seed in range(4)])
+    cfg = tiny_cfg(channels=3, trim_method="reflect")
+    objects, boundaries = Predictor(Pointwise(source=0), cfg, "cpu").predict(stack)
+    assert objects.shape == boundaries.shape == (4, 40, 50)
+    normalized = normalize_image(stack)
+    for z, source in enumerate([0, 0, 1, 2]):
+        np.testing.assert_allclose(objects[z], pointwise_objects(normalized[source]), atol=1e-5)
+
+
+def test_progress_per_tile_batch_and_memory_bounded_by_it():
+    model = Pointwise()
+    predictor = Predictor(
+        model, tiny_cfg(trim_method="reflect"), "cpu", tile_overlap=8, tile_batch=3
+    )
+    stack = np.stack([smooth_image((64, 80), seed) for seed in range(2)])
+    per_slice = predictor.count_tiles((64, 80))
+    assert per_slice == 3 * 3  # rows start at 0, 24, 32; columns at 0, 24, 48
+    generator = predictor.iter_predict(stack)
+    records = []
+    with pytest.raises(StopIteration) as finished:
+        while True:
+            records.append(next(generator))
+    objects, boundaries = finished.value.value
+    assert objects.shape == (2, 64, 80)
+    assert records[-1] == PredictProgress(18, 18)
+    assert [r.done for r in records] == [3, 6, 9, 12, 15, 18]
+    assert model.calls == [3] * 6
+    seen = []
+    predictor.predict(stack, seen.append)
+    assert seen == records
+
+
+def test_tiled_prediction_matches_whole_image_without_seams():
+    torch.manual_seed(0)
+    cfg = tiny_cfg(im_dim=64, trim_method="reflect")
+    model = build_model(cfg).eval()
+    image = smooth_image((192, 256))
+    with torch.inference_mode():
+        whole = probabilities(cfg, model(torch.from_numpy(normalize_image(image))[None, None]))
+    whole = np.stack([m[0].numpy() for m in whole])
+    predictor = Predictor(model, cfg, "cpu", tile_overlap=32)
+    assert predictor.count_tiles(image.shape) > 20
+    tiled = np.stack(predictor.predict(image))
+    difference = tiled - whole
+    assert np.abs(difference).max() < 0.05
+    # no step at tile borders: neighbouring pixels differ no more than in the whole-image maps,
+    # and the difference itself changes by < 0.02 from pixel to pixel
+    for axis in (-1, -2):
+        assert (
+            np.abs(np.diff(tiled, axis=axis)).max()
+            <= np.abs(np.diff(whole, axis=axis)).max() + 0.005
+        )
+        assert np.abs(np.diff(difference, axis=axis)).max() < 0.02
+
+
+@pytest.mark.parametrize("arch, act", [("dcan", "sigmoid"), ("dcan", "tanh"), ("unet", "tanh")])
+def test_probabilities_in_unit_range(arch, act):
+    torch.manual_seed(1)
+    cfg = tiny_cfg(architecture=arch, dcan_final_act=act, trim_method="reflect")
+    predictor = Predictor(build_model(cfg), cfg, "cpu")
+    image = smooth_image((50, 70)).astype(np.float64) - 500  # negative values are fine
+    for maps in predictor.predict(image):
+        assert maps.dtype == np.float32 and maps.shape == (50, 70)
+        assert 0 <= maps.min() and maps.max() <= 1
+        assert maps.std() > 0
+    labels = predictor.instances(*predictor.predict(image))
+    assert labels.dtype == np.int32 and labels.shape == (50, 70)
+
+
+def test_bad_images():
+    predictor = Predictor(Pointwise(), tiny_cfg(), "cpu")
+    with pytest.raises(DataError, match="shape"):
+        predictor.predict(np.zeros((2, 3, 4, 5)))
+    with pytest.raises(DataError, match="dtype"):
+        predictor.predict(np.zeros((8, 8), complex))
+
+
+# --- model files ---------------------------------------------------------------------------------
+
+
+def save_model(folder: Path, cfg: TrainConfig, model_name: str = "model.pt", seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    weights = folder / model_name
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(build_model(cfg).state_dict(), weights)
+    return save_yaml(
+        TrainConfig(**{**cfg.__dict__, "model": str(weights)}),
+        weights.with_suffix(".yaml"),
+        {"train_image_side": 64.0},
+    )
+
+
+def test_load_model_predicts_like_the_saved_network(tmp_path):
+    cfg = tiny_cfg(trim_method="reflect", min_size=3)
+    yaml_path = save_model(tmp_path / "models", cfg)
+    predictor = load_model(yaml_path, "cpu", tile_overlap=8, tile_batch=2)
+    assert predictor.config.min_size == 3 and predictor.config.im_dim == 32
+    assert not predictor.model.training
+    assert (predictor.overlap, predictor.tile_batch, predictor.scale) == (8, 2, 1.0)
+    torch.manual_seed(0)
+    reference = Predictor(build_model(cfg), cfg, "cpu", tile_overlap=8)
+    image = smooth_image((40, 70))
+    for got, want in zip(predictor.predict(image), reference.predict(image), strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6)
+
+
+def test_moved_model_folder_still_loads(tmp_path):
+    yaml_path = save_model(tmp_path / "models", tiny_cfg(trim_method="resize"))
+    moved = shutil.move(tmp_path / "models", tmp_path / "elsewhere")
+    predictor = load_model(Path(moved) / "model.yaml", "cpu")
+    assert predictor.scale == 0.5  # im_dim 32 / recorded training side 64
+    assert not yaml_path.exists()
+
+
+def test_model_file_errors_name_the_files(tmp_path):
+    with pytest.raises(ConfigError, match="missing.yaml"):
+        load_model(tmp_path / "missing.yaml")
+    yaml_path = save_model(tmp_path, tiny_cfg())
+    (tmp_path / "model.pt").unlink()
+    with pytest.raises(ConfigError, match=r"model\.pt.*model\.yaml.*does not exist"):
+        load_model(yaml_path, "cpu")
+    # weights of a 2-level U-Net under a yaml describing 3 levels
+    torch.save(build_model(tiny_cfg()).state_dict(), tmp_path / "model.pt")
+    save_yaml(tiny_cfg(unet_levels=3, model=str(tmp_path / "model.pt")), yaml_path)
+    with pytest.raises(ConfigError, match=r"model\.pt.*do not fit the unet network.*model\.yaml"):
+        load_model(yaml_path, "cpu")
+    (tmp_path / "model.pt").write_text("not weights")
+    with pytest.raises(ConfigError, match="Cannot read the weights"):
+        load_model(yaml_path, "cpu")
