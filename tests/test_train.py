@@ -153,3 +153,9 @@ def test_postprocessing_is_tuned_on_validation_data_at_the_end(tiny_train_config
         tuned.params[k] for k in ("obj_threshold", "bnd_threshold", "min_size")
     )
     assert 0.0 <= tuned.params["mean_ap"] <= 1.0
+
+
+def test_time_limit_ends_after_a_whole_epoch(tiny_train_config, data):
+    cfg = dataclasses.replace(tiny_train_config, epochs=100, max_minutes=1e-9)
+    finished = run_training(cfg, data=data)
+    assert (finished.reason, finished.epochs_run) == ("time_limit", 1)

@@ -114,6 +114,9 @@ class TrainConfig:
         15, "epochs without val loss gain before training stops", advanced=True
     )
     early_stop_min_delta: float = _f(1e-4, "smallest val loss gain that counts", advanced=True)
+    max_minutes: float = _f(
+        0.0, "end training after the epoch that passes this many minutes; 0 = no limit"
+    )
     # --- machine -----------------------------------------------------------------------
     device: str = _f("auto", "auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:1, mps", advanced=True)
     num_workers: int = _f(
@@ -153,14 +156,53 @@ class PredictConfig:
 
 @dataclass
 class TuneConfig:
-    """Settings of a hyper-parameter search (training settings come from TrainConfig)."""
+    """Settings of a hyper-parameter search (training settings come from TrainConfig).
 
-    mode: str = _f("tune_lr", "what to search", choices=("tune_lr", "tune_batch", "tune_all"))
-    trials: int = _f(20, "number of trials")
-    output: str = _f("tuning", "directory for the study, its CSV, plot and best settings")
-    storage: str = _f("", "optuna storage URL shared by workers; empty = SQLite in output")
-    study: str = _f("", "study name; empty = derived from the mode")
-    keep_all: bool = _f(False, "keep every trial's model, not only the best one")
+    ``trials`` counts the trials of every worker that joins the study, so running the
+    same command again resumes an interrupted study and runs only the missing trials.
+    The score of a trial is its best val loss (tune_lr, tune_batch) or its best mean of
+    the val objects and boundaries IoU (tune_all, whose loss weights change the loss).
+    """
+
+    mode: str = _f(
+        "tune_lr",
+        "what to search: tune_lr (learning rate), tune_batch (batch size), tune_all "
+        "(learning rate, batch size, dropout and loss weights together)",
+        choices=("tune_lr", "tune_batch", "tune_all"),
+    )
+    trials: int = _f(
+        20,
+        "trials wanted in the study, all workers together; a resumed study runs only the "
+        "missing ones (tune_batch: at most one per batch size)",
+    )
+    output: str = _f(
+        "tuning", "directory for the study, the trials' models, trials.csv, trials.png, best.yaml"
+    )
+    storage: str = _f(
+        "",
+        "study storage shared by workers: a database URL (sqlite:///path.db, "
+        "postgresql://user@host/db) or the path of a journal file (e.g. in a network folder); "
+        "empty = the SQLite file study.db in output",
+    )
+    study: str = _f("", "study name; empty = the mode")
+    keep_all: bool = _f(False, "keep every trial's model files, not only the best trial's")
+    lr_min: float = _f(1e-5, "smallest learning rate tried (tune_lr, tune_all)")
+    lr_max: float = _f(1e-1, "largest learning rate tried (tune_lr, tune_all)")
+    batch_min: int = _f(2, "smallest batch size tried (tune_batch, tune_all); powers of two up")
+    batch_max: int = _f(
+        32,
+        "largest batch size tried (tune_batch, tune_all); once a size runs out of memory, "
+        "larger ones are not tried",
+    )
+    prune: bool = _f(
+        True,
+        "stop a trial whose val score after an epoch is worse than the median of the "
+        "finished trials at that epoch",
+    )
+    prune_startup_trials: int = _f(4, "trials that finish before pruning starts", advanced=True)
+    prune_warmup_epochs: int = _f(
+        2, "epochs every trial runs before it may be pruned", advanced=True
+    )
 
 
 def _validate(cfg: Any) -> None:

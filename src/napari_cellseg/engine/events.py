@@ -88,7 +88,7 @@ class PostprocessTuned(Event):
 
 @dataclass(frozen=True)
 class TrainFinished(Event):
-    """Training ended; ``reason`` is 'completed', 'early_stopping' or 'stopped'."""
+    """Training ended; ``reason`` is 'completed', 'early_stopping', 'time_limit' or 'stopped'."""
 
     reason: str
     epochs_run: int

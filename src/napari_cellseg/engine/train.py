@@ -148,6 +148,7 @@ class _Run:
             )
             logs.graph(self.model, self.samples)
             reason, epoch = "completed", self.start_epoch - 1
+            deadline = time.monotonic() + cfg.max_minutes * 60 if cfg.max_minutes > 0 else None
             for epoch in range(self.start_epoch, cfg.epochs):
                 yield EpochStarted(epoch)
                 started = time.perf_counter()
@@ -181,6 +182,9 @@ class _Run:
                     break
                 if self.stop.is_set():
                     reason = "stopped"
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    reason = "time_limit"
                     break
         finally:
             logs.close()
