@@ -100,13 +100,13 @@ def predict_folder(settings: PredictConfig, *, labels: bool = False) -> Iterator
     from napari_cellseg.engine.predict import load_model
 
     _check(settings)
-    stacks = read_folder(settings.test_data, labels=labels)
     predictor = load_model(
         settings.config,
         settings.device,
         tile_overlap=settings.tile_overlap,
         tile_batch=settings.tile_batch,
     )
+    stacks = read_folder(settings.test_data, labels=labels)
     total = sum(len(s.image) * predictor.count_tiles(s.image.shape[-2:]) for s in stacks)
     with tqdm(total=total, unit="tile", desc="predict", file=sys.stderr) as bar:
         for stack in stacks:

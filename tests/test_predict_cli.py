@@ -1,0 +1,210 @@
+"""The predict, evaluate and tune-postprocess commands end to end with a tiny trained model."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+import yaml
+
+from napari_cellseg import evaluate, predict
+from napari_cellseg.config import TrainConfig
+from napari_cellseg.data.io import read_image
+from napari_cellseg.data.synthetic import write_dataset
+from napari_cellseg.engine.evaluate import METRICS, THRESHOLDS
+from napari_cellseg.engine.train import run_training
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A U-Net trained for 2 epochs on synthetic nuclei, and a test folder (PNGs + a stack)."""
+    root = tmp_path_factory.mktemp("cli")
+    train_dir = write_dataset(root / "train", 4, shape=(64, 64), blobs=1, seed=0)
+    test_png = write_dataset(root / "test", 2, shape=(75, 101), blobs=1, seed=5)
+    test_stack = write_dataset(root / "stack", 3, shape=(40, 48), seed=6, multipage=True)
+    cfg = TrainConfig(
+        im_dim=32,
+        start_filters=4,
+        unet_levels=2,
+        epochs=2,
+        batch=2,
+        augments=1,
+        num_workers=0,
+        trim_method="reflect",
+        train_data=str(train_dir),
+        model=str(root / "model" / "nuclei.pt"),
+        tune_postprocess=False,
+    )
+    run_training(cfg)
+    return {
+        "yaml": root / "model" / "nuclei.yaml",
+        "test": f"{test_png}+{test_stack}",
+        "png": test_png,
+        "stack": test_stack,
+        "root": root,
+    }
+
+
+def test_predict_writes_every_output_and_prints_scores(trained, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = predict.main(
+        [
+            "--config",
+            str(trained["yaml"]),
+            "--test_data",
+            trained["test"],
+            "--output",
+            str(out),
+            "--plot",
+            "--architecture",
+            "dcan",
+            "--tile_overlap",
+            "8",
+        ]
+    )
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "--architecture is ignored" in captured.err
+    assert "scores of the 5 labelled images" in captured.out
+    assert "mean AP (IoU 0.5..0.95)" in captured.out
+    for name in ("synthetic_000", "synthetic_001"):
+        objects = tifffile.imread(out / f"{name}_objects.tif")
+        boundaries = tifffile.imread(out / f"{name}_boundaries.tif")
+        labels = tifffile.imread(out / f"{name}_labels.tif")
+        assert objects.shape == boundaries.shape == labels.shape == (75, 101)
+        assert objects.dtype == boundaries.dtype == np.float32 and labels.dtype == np.int32
+        assert 0 <= objects.min() and objects.max() <= 1 and 0 <= boundaries.min() <= 1
+        assert (out / f"{name}.png").stat().st_size > 1000
+    stack_labels = tifffile.imread(out / "synthetic_labels.tif")
+    assert stack_labels.shape == (3, 40, 48) and stack_labels.dtype == np.int32
+    assert tifffile.imread(out / "synthetic_objects.tif").shape == (3, 40, 48)
+    assert sorted(p.name for p in out.glob("synthetic_p*.png")) == [
+        "synthetic_p000.png",
+        "synthetic_p001.png",
+        "synthetic_p002.png",
+    ]
+    assert len(list(out.iterdir())) == 3 * 3 + 2 + 3  # tiffs, 2 PNG-image figures, 3 pages
+
+
+def test_evaluate_json_shape_and_both_modes_agree(trained, tmp_path):
+    out = tmp_path / "pred"
+    assert (
+        predict.main(
+            [
+                "--config",
+                str(trained["yaml"]),
+                "--test_data",
+                str(trained["png"]),
+                "--output",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    from_files = tmp_path / "files.json"
+    assert (
+        evaluate.main(["--gt", str(trained["png"]), "--pred", str(out), "--json", str(from_files)])
+        == 0
+    )
+    result = json.loads(from_files.read_text())
+    keys = [f"{t:g}" for t in THRESHOLDS]
+    assert list(result) == ["thresholds", "mean_ap", "images"]
+    assert list(result["thresholds"]) == keys
+    assert all(list(v) == list(METRICS) for v in result["thresholds"].values())
+    assert [im["name"] for im in result["images"]] == ["synthetic_000", "synthetic_001"]
+    assert all(list(im) == ["name", "thresholds"] for im in result["images"])
+    assert result["mean_ap"] == pytest.approx(
+        np.mean([v["ap"] for v in result["thresholds"].values()])
+    )
+    pooled = result["thresholds"]["0.5"]
+    per_image = [im["thresholds"]["0.5"] for im in result["images"]]
+    assert pooled["tp"] == sum(s["tp"] for s in per_image)
+    n_pred = sum(int(read_image(out / f"synthetic_00{i}_labels.tif").max()) for i in range(2))
+    assert pooled["tp"] + pooled["fp"] <= n_pred  # predictions inside blobs are not counted
+
+    predicted = tmp_path / "predicted.json"
+    assert (
+        evaluate.main(
+            [
+                "--config",
+                str(trained["yaml"]),
+                "--test_data",
+                str(trained["png"]),
+                "--json",
+                str(predicted),
+            ]
+        )
+        == 0
+    )
+    assert json.loads(predicted.read_text()) == result
+
+
+def test_evaluate_a_perfect_prediction(trained, tmp_path, capsys):
+    # the ground truth scored against itself: every object matched at every threshold
+    gt = trained["stack"] / "labels"
+    assert (
+        evaluate.main(["--gt", str(trained["stack"]), "--pred", str(gt), "--blob_label", "none"])
+        == 0
+    )
+    table = capsys.readouterr().out
+    assert table.splitlines()[-1] == "mean AP (IoU 0.5..0.95): 1.000"
+
+
+def test_tune_postprocess_updates_only_the_thresholds(trained, tmp_path, capsys):
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    for suffix in (".pt", ".yaml"):
+        (model_dir / f"nuclei{suffix}").write_bytes(
+            trained["yaml"].with_suffix(suffix).read_bytes()
+        )
+    yaml_path = model_dir / "nuclei.yaml"
+    before = yaml.safe_load(yaml_path.read_text())
+    code = evaluate.tune_postprocess_main(
+        ["--config", str(yaml_path), "--val_data", str(trained["png"])]
+    )
+    assert code == 0
+    after = yaml.safe_load(yaml_path.read_text())
+    tuned = {k: after[k] for k in ("obj_threshold", "bnd_threshold", "min_size")}
+    assert {k: v for k, v in after.items() if k not in (*tuned, "record")} == {
+        k: v for k, v in before.items() if k not in (*tuned, "record")
+    }
+    record = after["record"]
+    assert {k: v for k, v in record.items() if k != "postprocess"} == before["record"]
+    assert record["postprocess"]["data"] == str(trained["png"])
+    lines = capsys.readouterr().out.splitlines()
+    old, new = (float(line.split(": ")[1].split()[0]) for line in lines[:2])
+    assert new == pytest.approx(record["postprocess"]["mean_ap"], abs=5e-4)
+    assert new >= old
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--test_data", "x"], "Setting 'config' is empty"),
+        (["--config", "nowhere.yaml", "--test_data", "x"], "'nowhere.yaml' does not exist"),
+    ],
+)
+def test_predict_user_errors_exit_cleanly(argv, message, capsys):
+    assert predict.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_plot_needs_output(trained, capsys):
+    assert (
+        predict.main(["--config", str(trained["yaml"]), "--test_data", trained["test"], "--plot"])
+        == 2
+    )
+    assert "--output" in capsys.readouterr().err
+
+
+def test_evaluate_user_errors(trained, tmp_path, capsys):
+    assert evaluate.main(["--gt", str(trained["png"])]) == 2
+    assert "Give --gt and --pred" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "other_labels.tif").write_bytes(b"")
+    assert evaluate.main(["--gt", str(trained["png"]), "--pred", str(empty)]) == 2
+    assert "No prediction for" in capsys.readouterr().err
