@@ -36,12 +36,15 @@ def test_importing_every_contribution_does_not_import_torch(manifest):
         "    getattr(importlib.import_module(module), attr)\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(
-    "name, cls", [("Train", TrainWidget), ("Predict", PredictWidget), ("Blob inspector", BlobsWidget)]
+    "name, cls",
+    [("Train", TrainWidget), ("Predict", PredictWidget), ("Blob inspector", BlobsWidget)],
 )
 def test_widgets_open_from_the_manifest(open_widget, name, cls):
     assert isinstance(open_widget(name), cls)

@@ -26,12 +26,47 @@ if TYPE_CHECKING:
     from napari_cellseg.engine.predict import Predictor, PredictProgress
     from napari_cellseg.engine.train import TrainData
 
-__all__ = ["CurrentModel", "current_model", "training_events", "predict_maps", "gui_threads"]
+__all__ = [
+    "CurrentModel",
+    "current_model",
+    "training_events",
+    "predict_maps",
+    "gui_threads",
+    "start_worker",
+    "report",
+]
 
 
 def gui_threads() -> int:
     """Torch threads for work started from napari: every core but one, which stays with the GUI."""
     return max(1, (os.cpu_count() or 2) - 1)
+
+
+def report(exc: BaseException) -> None:
+    """Show an error as a napari notification: a user's mistake as its message, others in full."""
+    from napari.utils.notifications import notification_manager, show_error
+
+    if isinstance(exc, CellsegError):
+        show_error(str(exc))
+    else:
+        notification_manager.receive_error(type(exc), exc, exc.__traceback__)
+
+
+def start_worker(func: Callable, *args: Any, **connections: Callable):
+    """Run ``func(*args)`` in a napari thread worker; errors become notifications.
+
+    ``connections`` map worker signals (yielded, returned, finished, errored) to slots,
+    connected before the thread starts.  (napari 0.9's workers do not relay errors
+    themselves, and superqt's default re-raises them in the GUI thread.)
+    """
+    from napari.qt.threading import create_worker
+
+    worker = create_worker(func, *args, _start_thread=False, _ignore_errors=True)
+    worker.errored.connect(report)
+    for signal, slot in connections.items():
+        getattr(worker, signal).connect(slot)
+    worker.start()
+    return worker
 
 
 class WorkerError(Exception):

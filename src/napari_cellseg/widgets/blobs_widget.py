@@ -7,7 +7,6 @@ import math
 import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, SpinBox
 from napari.layers import Image, Labels
-from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
@@ -16,7 +15,7 @@ from napari_cellseg.config import TrainConfig, load_yaml
 from napari_cellseg.engine.segment import instances
 from napari_cellseg.errors import CellsegError, DataError
 from napari_cellseg.widgets._layers import OWNER_KEY, image_array, layer_choices, output_layer
-from napari_cellseg.widgets._worker import current_model, predict_maps
+from napari_cellseg.widgets._worker import current_model, predict_maps, start_worker
 from napari_cellseg.widgets.predict_widget import model_picker
 
 __all__ = ["BlobsWidget"]
@@ -181,13 +180,14 @@ class BlobsWidget(QWidget):
             show_error(str(exc))
             return
         mask = self.components[box] == blob.id
-        self.worker = create_worker(
-            predict_maps, current_model.path, crop, _start_thread=False, _ignore_errors=True
-        )
-        self.worker.returned.connect(lambda maps: self._show_proposal(labels, box, mask, maps, cfg))
-        self.worker.finished.connect(lambda: setattr(self.propose, "enabled", True))
         self.propose.enabled = False
-        self.worker.start()
+        self.worker = start_worker(
+            predict_maps,
+            current_model.path,
+            crop,
+            returned=lambda maps: self._show_proposal(labels, box, mask, maps, cfg),
+            finished=lambda: setattr(self.propose, "enabled", True),
+        )
 
     def _show_proposal(self, labels: Labels, box, mask, maps, cfg: TrainConfig) -> None:
         found = instances(

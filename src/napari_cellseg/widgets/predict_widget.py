@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from magicgui.widgets import ComboBox, Container, FileEdit, FloatSlider, Label, PushButton, SpinBox
 from napari.layers import Image
-from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
@@ -15,8 +15,8 @@ from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
 from napari_cellseg.config import TrainConfig, load_yaml
 from napari_cellseg.engine.segment import instances
 from napari_cellseg.errors import CellsegError
-from napari_cellseg.widgets._layers import image_array, layer_choices, output_layer
-from napari_cellseg.widgets._worker import current_model, predict_maps
+from napari_cellseg.widgets._layers import OWNER_KEY, image_array, layer_choices, output_layer
+from napari_cellseg.widgets._worker import current_model, predict_maps, start_worker
 
 __all__ = ["PredictWidget", "model_picker", "post_processing_widgets"]
 
@@ -109,7 +109,7 @@ class PredictWidget(QWidget):
 
     def _follow_active(self, _event=None) -> None:
         active = self.viewer.layers.selection.active
-        if isinstance(active, Image):
+        if isinstance(active, Image) and OWNER_KEY not in active.metadata:
             self.image.reset_choices()
             self.image.value = active
 
@@ -142,16 +142,16 @@ class PredictWidget(QWidget):
             show_error(str(exc))
             return
         placement = {"scale": layer.scale, "translate": layer.translate}
-        worker = create_worker(
-            predict_maps, current_model.path, image, _start_thread=False, _ignore_errors=True
-        )
-        worker.yielded.connect(self._show_progress)
-        worker.returned.connect(lambda maps: self._show_maps(layer.name, *maps, placement))
-        worker.finished.connect(lambda: setattr(self.run, "enabled", True))
         self.run.enabled = False
         self.status.value = f"Predicting on '{layer.name}'…"
-        self.worker = worker
-        worker.start()
+        self.worker = start_worker(
+            predict_maps,
+            current_model.path,
+            image,
+            yielded=self._show_progress,
+            returned=lambda maps: self._show_maps(layer.name, *maps, placement),
+            finished=lambda: setattr(self.run, "enabled", True),
+        )
 
     def _show_maps(self, name: str, objects, boundaries, placement: dict) -> None:
         self.maps = _Maps(name, objects, boundaries, placement)
@@ -182,17 +182,13 @@ class PredictWidget(QWidget):
             self._post_pending = True
             return
         maps, thresholds = self.maps, thresholds_of(self.post)
-        self._post_worker = create_worker(
-            instances,
+        self._post_worker = start_worker(
+            partial(instances, **thresholds),
             maps.objects,
             maps.boundaries,
-            **thresholds,
-            _ignore_errors=True,
-            _start_thread=False,
+            returned=lambda labels: self._show_instances(maps, labels),
+            finished=self._post_done,
         )
-        self._post_worker.returned.connect(lambda labels: self._show_instances(maps, labels))
-        self._post_worker.finished.connect(self._post_done)
-        self._post_worker.start()
 
     def _show_instances(self, maps: _Maps, labels: np.ndarray) -> None:
         output_layer(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from pathlib import Path
 
 from magicgui.widgets import ComboBox, Container, PushButton
-from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
@@ -26,7 +27,7 @@ from napari_cellseg.errors import CellsegError
 from napari_cellseg.widgets._config_form import ConfigForm
 from napari_cellseg.widgets._layers import LayerPairs
 from napari_cellseg.widgets._plot import LivePlot, Series
-from napari_cellseg.widgets._worker import current_model, training_events
+from napari_cellseg.widgets._worker import current_model, start_worker, training_events
 
 __all__ = ["TrainWidget"]
 
@@ -165,6 +166,7 @@ class TrainWidget(QWidget):
             raise CellsegError(
                 "Set 'model' (Settings) to the .pt file the trained network goes to."
             )
+        _check_writable(Path(cfg.model))
         if not from_layers and not cfg.train_data:
             raise CellsegError("Set 'train data' to a folder holding images/ and labels/.")
         if not from_layers and val_layers:
@@ -201,18 +203,18 @@ class TrainWidget(QWidget):
             show_error(str(exc))
             return
         self._stop = threading.Event()
-        self.worker = create_worker(
-            training_events, cfg, data, self._stop, _start_thread=False, _ignore_errors=True
-        )
-        self.worker.yielded.connect(self.on_event)
-        self.worker.errored.connect(
-            lambda _exc: self.status.setText("Training failed (see notification).")
-        )
-        self.worker.finished.connect(self._reset)
         self._set_running(True)
         self.plot.clear()
         self.status.setText("Preparing data and network…")
-        self.worker.start()
+        self.worker = start_worker(
+            training_events,
+            cfg,
+            data,
+            self._stop,
+            yielded=self.on_event,
+            errored=self._failed,
+            finished=self._reset,
+        )
 
     def stop_training(self) -> None:
         """Ask the engine to stop after the current batch (it saves, then reports 'stopped')."""
@@ -222,6 +224,9 @@ class TrainWidget(QWidget):
 
     def _set_running(self, running: bool) -> None:
         self.start.enabled, self.stop.enabled = not running, running
+
+    def _failed(self, _exc: Exception) -> None:
+        self.status.setText("Training failed: see the notification.")
 
     def _reset(self) -> None:
         self._set_running(False)
@@ -283,6 +288,16 @@ class TrainWidget(QWidget):
         if self.worker is not None:
             self.worker.quit()
         super().closeEvent(event)
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before training, not after its first epoch, when ``path`` cannot be written."""
+    folder = next(p for p in path.absolute().parents if p.exists())
+    if not (folder.is_dir() and os.access(folder, os.W_OK)):
+        raise CellsegError(
+            f"Cannot write the model to '{path}': '{folder}' is not a folder you can write "
+            "to. Choose another 'model' path."
+        )
 
 
 def _ask_path(parent: QWidget, title: str, mode: str) -> str:

@@ -1,0 +1,140 @@
+"""How responsive napari stays while the training dock trains: Qt event-loop latency.
+
+A precise QTimer asks to run every 10 ms on the GUI thread; how late each tick comes is
+the time the GUI could not react (to a pan, a zoom, a paint stroke).  Meanwhile a second
+timer pans and zooms the camera, so the canvas redraws as it would under a user's hand.
+The same probe runs once with the viewer idle, for comparison.
+
+Run under a display (``xvfb-run -a python benchmarks/gui_latency.py``); the last line is
+JSON: p50/p99/max latency in ms while training and while idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+
+TICK_MS = 10
+
+
+def probe(run) -> list[float]:
+    """Latencies (ms) of a 10 ms timer on the GUI thread during ``run(quit)``.
+
+    ``run`` starts the work and arranges for ``quit()`` to be called when it ends; the
+    Qt event loop runs in between.
+    """
+    from qtpy.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer
+
+    clock, lateness, loop = QElapsedTimer(), [], QEventLoop()
+    clock.start()
+    last = [clock.elapsed()]
+
+    def tick() -> None:
+        now = clock.elapsed()
+        lateness.append(max(0.0, now - last[0] - TICK_MS))
+        last[0] = now
+
+    timer = QTimer(timerType=Qt.TimerType.PreciseTimer, interval=TICK_MS)
+    timer.timeout.connect(tick)
+    timer.start()
+    run(loop.quit)
+    loop.exec()
+    timer.stop()
+    return lateness
+
+
+def summary(latencies: list[float]) -> dict:
+    values = np.asarray(latencies)
+    return {
+        "p50_ms": round(float(np.percentile(values, 50)), 2),
+        "p99_ms": round(float(np.percentile(values, 99)), 2),
+        "max_ms": round(float(values.max()), 2),
+        "ticks": int(values.size),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--size", type=int, default=256, help="side of the two training images")
+    parser.add_argument("--im-dim", type=int, default=128)
+    args = parser.parse_args(argv)
+
+    import napari
+    from qtpy.QtCore import QTimer
+
+    from napari_cellseg.data.synthetic import make_nuclei
+    from napari_cellseg.widgets._worker import gui_threads
+
+    viewer = napari.Viewer()
+    for seed in (0, 1):
+        image, labels = make_nuclei((args.size, args.size), blobs=1, seed=seed)
+        viewer.add_image(image, name=f"image {seed}")
+        viewer.add_labels(labels, name=f"labels {seed}")
+    _dock, widget = viewer.window.add_plugin_dock_widget("napari-cellseg", "Train")
+    widget.train_pairs.add_row()
+    rows = list(widget.train_pairs._rows)
+    for seed, row in enumerate(rows):
+        row[0].value, row[1].value = viewer.layers[f"image {seed}"], viewer.layers[f"labels {seed}"]
+    model = os.path.join(tempfile.mkdtemp(), "latency.pt")
+    settings = dict(
+        epochs=args.epochs,
+        im_dim=args.im_dim,
+        start_filters=16,
+        unet_levels=3,
+        batch=4,
+        augments=1,
+        num_workers=0,
+        tune_postprocess=False,
+        tb_samples=0,
+        model=model,
+    )
+    for name, value in settings.items():
+        w = widget.form.widgets[name]
+        w.value = str(value) if isinstance(w.value, str) else value
+
+    pan = QTimer(interval=50)
+    step = [0]
+
+    def move() -> None:  # a user panning and zooming
+        step[0] += 1
+        viewer.camera.center = (args.size / 2 + 20 * np.sin(step[0] / 10), args.size / 2)
+        viewer.camera.zoom = 1.5 + 0.5 * np.cos(step[0] / 15)
+
+    pan.timeout.connect(move)
+    pan.start()
+    idle = probe(lambda quit_: QTimer.singleShot(3000, quit_))
+    start = time.monotonic()
+
+    def train(quit_) -> None:
+        widget.start_training()
+        widget.worker.finished.connect(quit_)
+
+    training = probe(train)
+    seconds = time.monotonic() - start
+    pan.stop()
+    result = {
+        "training": summary(training),
+        "idle": summary(idle),
+        "training_seconds": round(seconds, 1),
+        "epochs": args.epochs,
+        "torch_threads": gui_threads(),
+        "cpus": os.cpu_count(),
+    }
+    print(
+        f"training {seconds:.1f} s; event-loop latency while training: "
+        f"p50 {result['training']['p50_ms']} ms, p99 {result['training']['p99_ms']} ms "
+        f"(idle p99 {result['idle']['p99_ms']} ms)"
+    )
+    print(json.dumps(result))
+    viewer.close()
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""Predict on the current layer: three output layers, live thresholds, stacks, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_cellseg.engine.train import run_training
+from napari_cellseg.widgets._worker import current_model
+
+TIMEOUT = 120_000  # ms
+
+
+@pytest.fixture(scope="module")
+def model_yaml(tmp_path_factory) -> str:
+    """A tiny model trained for one epoch on synthetic data (the network's quality is irrelevant)."""
+    from napari_cellseg.config import TrainConfig, model_yaml_path
+    from napari_cellseg.data.synthetic import write_dataset
+
+    folder = tmp_path_factory.mktemp("predict")
+    data = write_dataset(folder / "data", 4, shape=(64, 64), blobs=1, seed=3)
+    cfg = TrainConfig(
+        train_data=str(data),
+        model=str(folder / "tiny.pt"),
+        im_dim=32,
+        start_filters=4,
+        unet_levels=2,
+        epochs=1,
+        batch=2,
+        augments=0,
+        num_workers=0,
+        tune_postprocess=False,
+        tb_samples=0,
+    )
+    return str(model_yaml_path(run_training(cfg).model_path))
+
+
+@pytest.fixture
+def predict_widget(open_widget, model_yaml, viewer):
+    current_model.set(model_yaml)
+    widget = open_widget("Predict")
+    viewer.layers.selection.active = viewer.layers["a"]
+    return widget
+
+
+def run(qtbot, widget) -> None:
+    widget.predict()
+    qtbot.waitUntil(lambda: widget.run.enabled, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: widget._post_worker is None, timeout=TIMEOUT)
+
+
+def outputs(viewer, name: str = "a") -> list:
+    return [viewer.layers[f"{name} {role}"] for role in ("objects", "boundaries", "instances")]
+
+
+def test_predict_adds_three_layers_placed_like_the_input(qtbot, predict_widget, viewer):
+    viewer.layers["a"].scale, viewer.layers["a"].translate = (2.0, 0.5), (10.0, -4.0)
+    assert predict_widget.image.value is viewer.layers["a"]  # the active layer
+    run(qtbot, predict_widget)
+    objects, boundaries, inst = outputs(viewer)
+    for layer in (objects, boundaries):
+        assert layer.data.shape == (64, 64) and layer.data.dtype == np.float32
+        assert 0.0 <= layer.data.min() and layer.data.max() <= 1.0
+        assert layer.blending == "additive"
+    assert type(inst).__name__ == "Labels" and inst.data.shape == (64, 64)
+    assert np.issubdtype(inst.data.dtype, np.integer)
+    for layer in (objects, boundaries, inst):
+        assert tuple(layer.scale) == (2.0, 0.5) and tuple(layer.translate) == (10.0, -4.0)
+
+
+def test_rerun_replaces_only_its_own_layers(qtbot, predict_widget, viewer):
+    mine = viewer.add_image(np.ones((4, 4)), name="a objects")  # a user's layer of the same name
+    predict_widget.image.value = viewer.layers["a"]
+    run(qtbot, predict_widget)
+    first = list(viewer.layers)
+    assert [layer.name for layer in first[5:]] == ["a objects [1]", "a boundaries", "a instances"]
+    run(qtbot, predict_widget)
+    assert list(viewer.layers) == first
+    assert mine.data.shape == (4, 4)
+
+
+def test_threshold_change_reruns_post_processing_only(qtbot, predict_widget, viewer, model_yaml):
+    calls = []
+    hook = current_model.predictor(model_yaml).model.register_forward_hook(
+        lambda *a: calls.append(1)
+    )
+    try:
+        run(qtbot, predict_widget)
+        network_calls = len(calls)
+        assert network_calls > 0
+        predict_widget.post["obj_threshold"].value = 0.0  # every pixel is foreground
+        qtbot.waitUntil(lambda: viewer.layers["a instances"].data.min() > 0, timeout=TIMEOUT)
+        predict_widget.post["obj_threshold"].value = 1.0  # nothing is
+        qtbot.waitUntil(lambda: viewer.layers["a instances"].data.max() == 0, timeout=TIMEOUT)
+        assert len(calls) == network_calls
+    finally:
+        hook.remove()
+
+
+def test_stacks_are_predicted_slice_by_slice(qtbot, predict_widget, viewer):
+    stack = np.stack([viewer.layers["a"].data, viewer.layers["b"].data])
+    viewer.add_image(stack, name="stack")
+    predict_widget.image.value = viewer.layers["stack"]
+    run(qtbot, predict_widget)
+    assert [layer.data.shape for layer in outputs(viewer, "stack")] == [(2, 64, 64)] * 3
+
+
+def test_errors_are_notifications(predict_widget, viewer, notes):
+    current_model.set("")
+    predict_widget.predict()
+    assert any("No model" in n for n in notes)
+    viewer.layers.clear()
+    predict_widget.predict()
+    assert any("No image layer" in n for n in notes)
+    assert predict_widget.run.enabled

@@ -1,0 +1,157 @@
+"""The training dock: layers -> engine in a worker, curves, Stop, errors as notifications."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_cellseg.config import TrainConfig, load_yaml, model_yaml_path
+from napari_cellseg.widgets._worker import current_model
+
+TIMEOUT = 180_000  # ms: generous, CPU shared with other jobs
+
+
+def tiny(widget, model: Path, **changes) -> None:
+    """Set the form to a run small enough for a test."""
+    values = dict(
+        im_dim=32,
+        start_filters=4,
+        unet_levels=2,
+        epochs=2,
+        batch=2,
+        augments=0,
+        num_workers=0,
+        tune_postprocess=False,
+        model=str(model),
+        tb_samples=0,
+    )
+    values.update(changes)
+    for name, value in values.items():
+        w = widget.form.widgets[name]
+        w.value = value if not isinstance(w.value, str) else str(value)
+
+
+def add_pair(widget, viewer, name: str) -> None:
+    """Add the layers ``name`` and ``name labels`` as a training pair."""
+    widget.train_pairs.add_row()
+    row = list(widget.train_pairs._rows)[-1]
+    row[0].value, row[1].value = viewer.layers[name], viewer.layers[f"{name} labels"]
+
+
+def run(qtbot, widget) -> list:
+    """Start training and wait for the worker to end; the events it yielded."""
+    events = []
+    widget.start_training()
+    if widget.worker is not None:
+        widget.worker.yielded.connect(events.append)
+        qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
+    return events
+
+
+@pytest.fixture
+def train_widget(open_widget):
+    return open_widget("Train")
+
+
+def test_form_holds_every_setting_with_its_default(train_widget):
+    assert train_widget.form.config() == TrainConfig()
+    lr = train_widget.form.widgets["lr"]
+    assert lr.tooltip == TrainConfig.__dataclass_fields__["lr"].metadata["help"]
+    assert train_widget.form.widgets["architecture"].choices == ("dcan", "unet")
+    assert train_widget.form.widgets["im_dim"] in train_widget.form.advanced
+
+
+def test_trains_two_epochs_from_layers(qtbot, train_widget, tmp_path, viewer, open_widget):
+    tiny(train_widget, tmp_path / "m.pt")
+    add_pair(train_widget, viewer, "b")
+    events = run(qtbot, train_widget)
+
+    plot = train_widget.plot
+    assert [x for x, _ in plot.points("train loss")] == [1, 2]
+    assert [x for x, _ in plot.points("val loss")] == [1, 2]
+    assert len(plot.points("val objects IoU")) == 2
+    assert all(0 <= y <= 1 for _, y in plot.points("val boundaries IoU"))
+    assert plot.points("batch loss (smoothed)")[-1][0] == 2.0
+    assert train_widget.epoch_bar.value() == 2
+    assert train_widget.start.enabled and not train_widget.stop.enabled
+    finished = events[-1]
+    assert type(finished).__name__ == "TrainFinished" and finished.reason == "completed"
+    assert current_model.path == str(model_yaml_path(finished.model_path))
+    assert load_yaml(current_model.path).im_dim == 32
+    assert open_widget("Predict").model.line_edit.value == current_model.path
+
+
+def test_stop_ends_cleanly_with_a_usable_checkpoint(qtbot, train_widget, tmp_path, viewer):
+    tiny(train_widget, tmp_path / "s.pt", epochs=50)
+    add_pair(train_widget, viewer, "b")
+    events = []
+    train_widget.start_training()
+    train_widget.worker.yielded.connect(events.append)
+    qtbot.waitUntil(
+        lambda: len(train_widget.plot.points("batch loss (smoothed)")) > 0, timeout=TIMEOUT
+    )
+    train_widget.stop.changed.emit()
+    assert not train_widget.stop.enabled
+    qtbot.waitUntil(lambda: train_widget.worker is None, timeout=TIMEOUT)
+
+    finished = events[-1]
+    assert type(finished).__name__ == "TrainFinished" and finished.reason == "stopped"
+    assert finished.epochs_run < 50
+    assert "stopped" in train_widget.status.text()
+    from napari_cellseg.engine.predict import load_model
+
+    predictor = load_model(model_yaml_path(finished.model_path))
+    objects, boundaries = predictor.predict(np.zeros((40, 40), np.uint8))
+    assert objects.shape == boundaries.shape == (40, 40)
+
+
+@pytest.mark.parametrize(
+    "problem, expected",
+    [
+        ("no labels", "no a labels layer"),
+        ("shape", "labels must have the image's size"),
+        ("no model", "Set 'model'"),
+        ("unwritable model", "is not a folder you can write to"),
+        ("bad lr", "Setting 'lr'"),
+    ],
+)
+def test_bad_input_is_a_notification(
+    qtbot, train_widget, viewer, tmp_path, notes, problem, expected
+):
+    tiny(train_widget, tmp_path / "m.pt")
+    if problem == "no labels":
+        for name in ("a labels", "b labels"):
+            viewer.layers.remove(name)
+    elif problem == "shape":
+        viewer.layers["a labels"].data = np.zeros((32, 32), np.uint16)
+    elif problem == "unwritable model":
+        blocker = tmp_path / "file"
+        blocker.write_text("not a folder")
+        train_widget.form.widgets["model"].value = str(blocker / "m.pt")
+    elif problem == "no model":
+        train_widget.form.widgets["model"].line_edit.value = ""
+    elif problem == "bad lr":
+        train_widget.form.widgets["lr"].value = "fast"
+    train_widget._refresh_layers()
+    train_widget.start_training()
+    assert any(expected.lower() in n.lower() for n in notes), notes
+    assert train_widget.worker is None and train_widget.start.enabled
+
+
+def test_float_labels_in_a_folder_fail_in_the_worker_and_reset(
+    qtbot, train_widget, tmp_path, notes
+):
+    import tifffile
+
+    for sub, array in (("images", np.zeros((32, 32), np.uint8)), ("labels", np.ones((32, 32)))):
+        (tmp_path / "data" / sub).mkdir(parents=True)
+        tifffile.imwrite(tmp_path / "data" / sub / "x.tif", array.astype(array.dtype))
+    tiny(train_widget, tmp_path / "m.pt")
+    train_widget.source.value = "folders"
+    train_widget.form.widgets["train_data"].value = str(tmp_path / "data")
+    run(qtbot, train_widget)
+    assert any("float64" in n and "integer" in n for n in notes), notes
+    assert train_widget.start.enabled and not train_widget.stop.enabled
+    assert "failed" in train_widget.status.text()
