@@ -42,3 +42,28 @@ def open_widget(viewer):
         return widget
 
     return open_
+
+
+@pytest.fixture(scope="session")
+def model_yaml(tmp_path_factory) -> str:
+    """A tiny model trained for one epoch on synthetic data (the network's quality is irrelevant)."""
+    from napari_cellseg.config import TrainConfig, model_yaml_path
+    from napari_cellseg.data.synthetic import write_dataset
+    from napari_cellseg.engine.train import run_training
+
+    folder = tmp_path_factory.mktemp("model")
+    data = write_dataset(folder / "data", 4, shape=(64, 64), blobs=1, seed=3)
+    cfg = TrainConfig(
+        train_data=str(data),
+        model=str(folder / "tiny.pt"),
+        im_dim=32,
+        start_filters=4,
+        unet_levels=2,
+        epochs=1,
+        batch=2,
+        augments=0,
+        num_workers=0,
+        tune_postprocess=False,
+        tb_samples=0,
+    )
+    return str(model_yaml_path(run_training(cfg).model_path))

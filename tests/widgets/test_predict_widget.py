@@ -5,34 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cellseg.engine.train import run_training
 from napari_cellseg.widgets._worker import current_model
 
 TIMEOUT = 120_000  # ms
-
-
-@pytest.fixture(scope="module")
-def model_yaml(tmp_path_factory) -> str:
-    """A tiny model trained for one epoch on synthetic data (the network's quality is irrelevant)."""
-    from napari_cellseg.config import TrainConfig, model_yaml_path
-    from napari_cellseg.data.synthetic import write_dataset
-
-    folder = tmp_path_factory.mktemp("predict")
-    data = write_dataset(folder / "data", 4, shape=(64, 64), blobs=1, seed=3)
-    cfg = TrainConfig(
-        train_data=str(data),
-        model=str(folder / "tiny.pt"),
-        im_dim=32,
-        start_filters=4,
-        unet_levels=2,
-        epochs=1,
-        batch=2,
-        augments=0,
-        num_workers=0,
-        tune_postprocess=False,
-        tb_samples=0,
-    )
-    return str(model_yaml_path(run_training(cfg).model_path))
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -40,6 +41,20 @@ __all__ = [
 def gui_threads() -> int:
     """Torch threads for work started from napari: every core but one, which stays with the GUI."""
     return max(1, (os.cpu_count() or 2) - 1)
+
+
+def _yield_cpu_to_gui() -> None:
+    """Give the calling worker thread (and the torch threads it starts) the lowest priority.
+
+    Linux sets nice values per thread, so the GUI thread and the canvas' rendering win
+    the CPU whenever they need it; elsewhere this does nothing.
+    """
+    import torch
+
+    torch.set_num_threads(gui_threads())
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 def report(exc: BaseException) -> None:
@@ -94,20 +109,16 @@ def training_events(
     cfg: TrainConfig, data: TrainData | None, stop: threading.Event
 ) -> Iterator[Event]:
     """Run the training engine, re-yielding its events (for a napari thread worker)."""
-    import torch
-
     from napari_cellseg.engine.train import train
 
-    torch.set_num_threads(gui_threads())
+    _yield_cpu_to_gui()
     with _reported_errors("Lower 'batch' or 'im_dim' (Advanced), or train on a GPU."):
         yield from train(cfg, data=data, stop=stop)
 
 
 def predict_maps(yaml_path: str, image: np.ndarray) -> Generator[PredictProgress, None, tuple]:
     """Object and boundary maps of ``image`` with model ``yaml_path``, yielding tile progress."""
-    import torch
-
-    torch.set_num_threads(gui_threads())
+    _yield_cpu_to_gui()
     with _reported_errors("Predict on a smaller image or lower 'tile_batch'."):
         return (yield from current_model.predictor(yaml_path).iter_predict(image))
 

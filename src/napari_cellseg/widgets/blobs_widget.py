@@ -125,9 +125,10 @@ class BlobsWidget(QWidget):
         centre = np.asarray(layer.data_to_world(blob.centre))
         for axis in range(layer.ndim - 2):
             self.viewer.dims.set_point(self.viewer.dims.ndim - layer.ndim + axis, centre[axis])
-        self.viewer.camera.center = tuple(centre[-2:])
+        camera = getattr(self.viewer, "scene", self.viewer).camera  # napari < 0.9: viewer.camera
+        camera.center = tuple(centre[-2:])
         extent = max(np.asarray(blob.extent[-2:]) * np.asarray(layer.scale[-2:]))
-        self.viewer.camera.zoom = min(self.viewer.canvas.size) / (3 * max(extent, 1))
+        camera.zoom = min(self.viewer.canvas.size) / (3 * max(extent, 1))
         (y0, x0), (y1, x1) = (
             [s.start - 0.5 for s in blob.bbox[-2:]],
             [s.stop - 0.5 for s in blob.bbox[-2:]],

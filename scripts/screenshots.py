@@ -1,0 +1,109 @@
+"""Screenshots of the plugin's three widgets docked in napari with the sample data.
+
+Writes ``docs/train_widget.png``, ``docs/predict_widget.png`` and
+``docs/blob_inspector.png``.  It first trains a small network for a minute, so the
+training curves and the predictions are real.  Run under a display::
+
+    xvfb-run -a python scripts/screenshots.py
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+PLUGIN = "napari-cellseg"
+SETTINGS = dict(
+    epochs=25,
+    im_dim=128,
+    start_filters=8,
+    unet_levels=3,
+    batch=4,
+    augments=2,
+    num_workers=0,
+    tb_samples=0,
+    tune_postprocess=False,
+    trim_method="reflect",
+)
+
+
+def wait_for(worker) -> None:
+    """Run the Qt event loop until ``worker`` has finished."""
+    from qtpy.QtCore import QEventLoop
+
+    if worker is not None and worker.is_running:
+        loop = QEventLoop()
+        worker.finished.connect(loop.quit)
+        loop.exec()
+
+
+def settle(viewer, path: Path) -> None:
+    """Let the window lay out and paint, then save a screenshot of the whole window."""
+    from qtpy.QtCore import QEventLoop, QTimer
+
+    loop = QEventLoop()
+    QTimer.singleShot(800, loop.quit)
+    loop.exec()
+    viewer.screenshot(str(path), canvas_only=False, flash=False)
+    print(f"wrote {path}")
+
+
+def close_docks(viewer) -> None:
+    for name in list(viewer.window.dock_widgets):
+        viewer.window.remove_dock_widget(viewer.window.dock_widgets[name])
+
+
+def main() -> None:
+    import napari
+
+    from napari_cellseg.data.synthetic import make_nuclei
+
+    viewer = napari.Viewer()
+    viewer.window.resize(1500, 950)
+    viewer.open_sample(PLUGIN, "nuclei")
+    image, labels = make_nuclei((512, 512), blobs=1, seed=11)
+    second = [
+        viewer.add_image(image, name="nuclei 2"),
+        viewer.add_labels(labels, name="nuclei 2 labels"),
+    ]
+    for layer in second:
+        layer.visible = False
+
+    _dock, train = viewer.window.add_plugin_dock_widget(PLUGIN, "Train")
+    train.train_pairs.add_row()
+    row = list(train.train_pairs._rows)[-1]
+    row[0].value, row[1].value = second
+    for name, value in {**SETTINGS, "model": str(Path(tempfile.mkdtemp()) / "nuclei.pt")}.items():
+        widget = train.form.widgets[name]
+        widget.value = str(value) if isinstance(widget.value, str) else value
+    train.start_training()
+    wait_for(train.worker)
+    settle(viewer, DOCS / "train_widget.png")
+    close_docks(viewer)
+
+    _dock, predict = viewer.window.add_plugin_dock_widget(PLUGIN, "Predict")
+    viewer.layers.selection.active = viewer.layers["nuclei"]
+    viewer.layers["nuclei labels"].visible = False
+    predict.predict()
+    wait_for(predict.worker)
+    wait_for(predict._post_worker)
+    viewer.layers["nuclei instances"].contour = 2
+    settle(viewer, DOCS / "predict_widget.png")
+    close_docks(viewer)
+
+    for name in ("nuclei objects", "nuclei boundaries", "nuclei instances"):
+        viewer.layers.remove(name)
+    viewer.layers["nuclei labels"].visible = True
+    _dock, blobs = viewer.window.add_plugin_dock_widget(PLUGIN, "Blob inspector")
+    blobs.labels.value = viewer.layers["nuclei labels"]
+    blobs.image.value = viewer.layers["nuclei"]
+    blobs.table.selectRow(0)
+    blobs.propose_split()
+    wait_for(blobs.worker)
+    settle(viewer, DOCS / "blob_inspector.png")
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()
