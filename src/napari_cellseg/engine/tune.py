@@ -1,0 +1,711 @@
+"""Hyper-parameter search with Optuna: learning rate, batch size, dropout and loss weights.
+
+A study is a set of trials; each trial trains a network (:func:`napari_cellseg.engine.train.train`)
+with the settings the search proposes and reports its val score after every epoch.
+
+- **Learning rate** (and, in ``tune_all``, dropout and loss weights): Optuna's TPE
+  sampler, log-uniform over ``[lr_min, lr_max]``.  The first third of the trials (3 to
+  10) sample at random over the whole range (coarse), the rest concentrate where the
+  best trials lie (fine).  The sampler's randomness depends on ``seed`` and the trial
+  number only: the same seed proposes the same settings in the same order, and workers
+  that join one study propose different settings.
+- **Batch size** (``tune_batch``): powers of two from ``batch_min`` up to ``batch_max``,
+  smallest first, one trial each.  A size that runs out of memory is recorded as
+  ``infeasible`` and no larger size is tried (``tune_all`` narrows its range the same way).
+- **Pruning**: Optuna's :class:`~optuna.pruners.MedianPruner` stops a trial whose best
+  score so far is worse than the median of the finished trials at the same epoch.
+  Unlike successive halving / Hyperband it has no budget to tune besides a few startup
+  trials and warm-up epochs, suits the small studies (10-30 trials) and the early-stopped,
+  variable-length trainings run here, and prunes the same way in every worker.
+- **Divergence**: a trial whose loss becomes NaN/inf is stopped and recorded as
+  ``diverged``; to Optuna it is a pruned trial with a NaN score, because TPE learns from
+  pruned trials (ranking a NaN worst) but ignores failed ones, and would keep proposing
+  learning rates that diverge.
+- **Storage**: an SQLite file ``<output>/study.db`` by default; running the command again
+  resumes the study, ``trials`` being the total wanted.  Several workers join one study
+  through a shared ``storage``: processes of one machine through the SQLite file (writes
+  are a few per epoch; a 60 s busy timeout makes a writer wait for the lock instead of
+  failing with "database is locked"), several machines through a database server URL, or
+  a journal file in a network folder (Optuna's file-lock journal, safe over NFS where
+  SQLite is not).  Database storages send a heartbeat, so the trial of a killed worker is
+  marked interrupted and run again.
+
+Outputs in ``output``: ``trials/trial-<n>/`` (model files, CSV and TensorBoard logs of
+each trial; only the best trial keeps its ``.pt`` files unless ``keep_all``),
+``trials.csv``, ``trials.png`` and ``best.yaml`` (every training setting of the best
+trial, for ``train --args_load_path best.yaml``).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+import random
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import optuna  # noqa: TID253 - this module is the search; only the tuning entry points import it
+from optuna.trial import FrozenTrial, TrialState  # noqa: TID253
+
+from napari_cellseg.config import TrainConfig, TuneConfig, save_yaml
+from napari_cellseg.engine.events import EpochEnded, TrainFinished
+from napari_cellseg.errors import ConfigError, DataError
+from napari_cellseg.io_utils import atomic_write, atomic_write_text
+
+__all__ = ["TrialResult", "TuneResult", "tune", "open_storage", "batch_sizes"]
+
+DROPOUT = (0.0, 0.5)
+"""Range of ``dropout`` in ``tune_all``."""
+BND_WEIGHT = (0.1, 0.9)
+"""Range of DCAN's ``bnd_weight`` in ``tune_all``; ``obj_weight = 1 - bnd_weight`` keeps the
+loss scale of the default 0.5 / 0.5, so the learning rate keeps its meaning."""
+UNET_BND_CLASS_WEIGHT = (1.0, 20.0)
+"""Range (log) of U-Net's ``unet_bnd_class_weight`` in ``tune_all``."""
+
+#: Trial states (``TrialResult.state``) that count towards ``trials``; "interrupted"
+#: (stopped, Ctrl-C, killed worker) and "error" trials are run again.
+COUNTED = ("running", "complete", "pruned", "diverged", "infeasible")
+#: Settings a worker may choose for itself; every other one must match the study's.
+PER_WORKER = (
+    "train_data",
+    "val_data",
+    "model",
+    "tb_dir",
+    "csv_log",
+    "args_load_path",
+    "resume",
+    "device",
+    "num_workers",
+    "tb_samples",
+    "tune_postprocess",
+)
+_OPEN_ATTEMPTS = 5  # of a database storage
+_RESULT = "result"  # trial user attribute: state, reason, value, val, epochs, model
+_SETTINGS = "settings"  # trial user attribute: the training settings the trial used
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """One trial of a study, as ``trials.csv`` lists it.
+
+    Attributes
+    ----------
+    number
+        Optuna's trial number (0-based, over all workers).
+    state
+        ``complete``, ``pruned``, ``diverged``, ``infeasible`` (out of memory),
+        ``interrupted``, ``error`` or ``running``.
+    settings
+        The searched training settings, e.g. ``{"lr": 0.003}``.
+    value
+        Best val score over the trial's epochs (val loss, or mean IoU in ``tune_all``);
+        None when no epoch finished.
+    val
+        Val metrics of that epoch (``loss``, ``objects_iou``, ``boundaries_iou``, ...).
+    epochs
+        Epochs run.
+    seconds
+        Duration, None while running.
+    reason
+        Why the trial ended, in words.
+    model
+        The weights file of the trial's best val loss ('' when none was written).
+    """
+
+    number: int
+    state: str
+    settings: dict
+    value: float | None = None
+    val: dict = field(default_factory=dict)
+    epochs: int = 0
+    seconds: float | None = None
+    reason: str = ""
+    model: str = ""
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What a study produced: its trials, the best one and the files written."""
+
+    trials: list[TrialResult]
+    best: TrialResult | None
+    csv: Path
+    plot: Path
+    best_yaml: Path | None
+
+
+def tune(
+    tune_cfg: TuneConfig,
+    cfg: TrainConfig,
+    *,
+    stop: threading.Event | None = None,
+    on_trial: Callable[[TrialResult], None] | None = None,
+) -> TuneResult:
+    """Run (or resume, or join) a study until it holds ``tune_cfg.trials`` trials.
+
+    Parameters
+    ----------
+    tune_cfg
+        What to search, where to store the study and its outputs.
+    cfg
+        Every other training setting, held fixed; ``seed`` also seeds the search.
+    stop
+        Set it (from any thread) to end the running trial after its current batch
+        (recorded ``interrupted``, run again on resume) and return.
+    on_trial
+        Called with each trial this process finishes.
+
+    Raises
+    ------
+    ConfigError
+        Bad search ranges, no validation data, a storage that cannot be opened, a study
+        of the same name made with other settings, or no batch size that fits in memory.
+    KeyboardInterrupt
+        Passed on after the running trial is recorded ``interrupted`` and the reports
+        are written.
+    """
+    from napari_cellseg.data.io import read_folder
+    from napari_cellseg.engine.train import TrainData
+
+    search = _Search(tune_cfg, cfg)
+    output = Path(tune_cfg.output)
+    data = TrainData(
+        train=read_folder(cfg.train_data),
+        val=read_folder(cfg.val_data) if cfg.val_data else None,
+    )
+    study = _open_study(tune_cfg, cfg, search)
+    objective = _Objective(search, cfg, data, output, stop or threading.Event())
+    reports = _Reports(search, cfg, output)
+
+    def finished(study: optuna.Study, trial: FrozenTrial) -> None:
+        reports.write(study.get_trials(deepcopy=False), plot=False)
+        if on_trial:
+            on_trial(_result(trial))
+
+    try:
+        while (
+            not objective.stop.is_set() and search.remaining(study.get_trials(deepcopy=False)) > 0
+        ):
+            study.optimize(objective, n_trials=1, callbacks=[finished])
+    finally:
+        trials = study.get_trials(deepcopy=False)
+        result = reports.write(trials, plot=True)
+    if not search.feasible_batches(trials):
+        raise ConfigError(
+            f"Batch size {search.batches[0]} runs out of memory on device '{cfg.device}': "
+            "lower the batch size (--batch, --batch_min), im_dim or start_filters."
+        )
+    return result
+
+
+def batch_sizes(low: int, high: int) -> list[int]:
+    """Powers of two from ``low`` up to ``high``: ``batch_sizes(2, 20) == [2, 4, 8, 16]``."""
+    sizes = [1 << k for k in range(high.bit_length()) if low <= 1 << k <= high]
+    if not sizes:
+        raise ConfigError(
+            f"No power of two lies between batch_min ({low}) and batch_max ({high}); "
+            "widen the range."
+        )
+    return sizes
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An Optuna storage: a database URL (``sqlite:///x.db``, ...) or a journal file path.
+
+    Raises
+    ------
+    ConfigError
+        When the storage cannot be opened, naming it.
+    """
+    from sqlalchemy.exc import OperationalError
+
+    for _ in range(_OPEN_ATTEMPTS):
+        try:
+            if "://" not in url:
+                path = str(Path(url).resolve())
+                return optuna.storages.JournalStorage(
+                    optuna.storages.journal.JournalFileBackend(path)
+                )
+            engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine, heartbeat_interval=60, grace_period=180
+                )
+        except OperationalError as exc:
+            # workers starting together race to create the tables ("table ... already exists")
+            error = exc
+            time.sleep(random.uniform(0.5, 2.0))
+        except Exception as exc:  # a wrong URL or path, a missing database driver
+            error = exc
+            break
+    raise ConfigError(
+        f"Cannot open the study storage '{url}' ({type(error).__name__}: {error}). "
+        "Check the --storage URL or path, and that the database server is reachable."
+    )
+
+
+# --- the search space ---------------------------------------------------------------------
+
+
+def _state(trial: FrozenTrial) -> str:
+    if trial.state in (TrialState.RUNNING, TrialState.WAITING):
+        return "running"
+    # a FAIL without a result: its worker was killed and the heartbeat marked it
+    return trial.user_attrs.get(_RESULT, {}).get("state", "interrupted")
+
+
+def _counted(trials: list[FrozenTrial], before: int | None = None) -> list[FrozenTrial]:
+    return [t for t in trials if _state(t) in COUNTED and (before is None or t.number < before)]
+
+
+class _Search:
+    """The settings a mode searches, how a trial is scored, and how many trials remain."""
+
+    def __init__(self, tune_cfg: TuneConfig, cfg: TrainConfig) -> None:
+        _check(tune_cfg, cfg)
+        self.tune_cfg, self.mode = tune_cfg, tune_cfg.mode
+        self.batches = (
+            [cfg.batch]
+            if self.mode == "tune_lr"
+            else batch_sizes(tune_cfg.batch_min, tune_cfg.batch_max)
+        )
+        self.params = {
+            "tune_lr": ["lr"],
+            "tune_batch": ["batch"],
+            "tune_all": ["lr", "batch", "dropout"]
+            + (
+                ["bnd_weight", "obj_weight"]
+                if cfg.architecture == "dcan"
+                else ["unet_bnd_class_weight"]
+            ),
+        }[self.mode]
+        self.metric = "mean_iou" if self.mode == "tune_all" else "loss"
+        self.direction = "maximize" if self.metric == "mean_iou" else "minimize"
+
+    def score(self, val: dict[str, float]) -> float:
+        """The value the study optimises, from an epoch's val metrics."""
+        if self.metric == "mean_iou":
+            return (val["objects_iou"] + val["boundaries_iou"]) / 2
+        return val["loss"]
+
+    def better(self, a: float, b: float | None) -> bool:
+        return b is None or (a > b if self.direction == "maximize" else a < b)
+
+    def feasible_batches(self, trials: list[FrozenTrial]) -> list[int]:
+        """Batch sizes smaller than every size that ran out of memory."""
+        oom = [t.user_attrs[_RESULT]["batch"] for t in trials if _state(t) == "infeasible"]
+        return [b for b in self.batches if b < min(oom, default=math.inf)]
+
+    def remaining(self, trials: list[FrozenTrial]) -> int:
+        """Trials still to start (over every worker)."""
+        wanted = self.tune_cfg.trials - len(_counted(trials))
+        if self.mode == "tune_batch":
+            return min(wanted, len(self._free_batches(trials, math.inf)))
+        return wanted if self.feasible_batches(trials) else 0
+
+    def suggest(self, trial: optuna.Trial) -> dict | None:
+        """The settings of a new trial; None when the study already has all its trials."""
+        trials = trial.study.get_trials(deepcopy=False)
+        if len(_counted(trials, before=trial.number)) >= self.tune_cfg.trials:
+            return None
+        if self.mode == "tune_batch":
+            free = self._free_batches(trials, trial.number)
+            return {"batch": free[0]} if free else None
+        batches = self.feasible_batches(trials)
+        if not batches:
+            return None
+        settings = {
+            "lr": trial.suggest_float("lr", self.tune_cfg.lr_min, self.tune_cfg.lr_max, log=True)
+        }
+        if self.mode == "tune_all":
+            exponent = trial.suggest_int(
+                "log2_batch", batches[0].bit_length() - 1, batches[-1].bit_length() - 1
+            )
+            settings["batch"] = 1 << exponent
+            settings["dropout"] = trial.suggest_float("dropout", *DROPOUT)
+            if "bnd_weight" in self.params:
+                settings["bnd_weight"] = trial.suggest_float("bnd_weight", *BND_WEIGHT)
+                settings["obj_weight"] = 1.0 - settings["bnd_weight"]
+            else:
+                settings["unet_bnd_class_weight"] = trial.suggest_float(
+                    "unet_bnd_class_weight", *UNET_BND_CLASS_WEIGHT, log=True
+                )
+        return settings
+
+    def _free_batches(self, trials: list[FrozenTrial], before: float) -> list[int]:
+        """tune_batch: feasible sizes no earlier trial took, minus those it is taking."""
+        earlier = _counted(trials, before=before)
+        taken = {t.user_attrs[_SETTINGS]["batch"] for t in earlier if _SETTINGS in t.user_attrs}
+        pending = sum(_SETTINGS not in t.user_attrs for t in earlier)
+        return [b for b in self.feasible_batches(trials) if b not in taken][pending:]
+
+
+def _check(tune_cfg: TuneConfig, cfg: TrainConfig) -> None:
+    if not cfg.train_data:
+        raise ConfigError(
+            "Setting 'train_data' is empty: give the training data folder (images/ + labels/)."
+        )
+    if not cfg.val_data and cfg.val_fraction <= 0:
+        raise ConfigError(
+            "Tuning scores trials on validation data: give --val_data, or a val_fraction > 0."
+        )
+    if tune_cfg.trials < 1:
+        raise ConfigError(f"Setting 'trials' is {tune_cfg.trials}; it must be at least 1.")
+    if not 0 < tune_cfg.lr_min < tune_cfg.lr_max:
+        raise ConfigError(
+            f"Settings lr_min ({tune_cfg.lr_min:g}) and lr_max ({tune_cfg.lr_max:g}) must "
+            "satisfy 0 < lr_min < lr_max."
+        )
+    if tune_cfg.batch_min < 1:
+        raise ConfigError(f"Setting 'batch_min' is {tune_cfg.batch_min}; it must be at least 1.")
+
+
+# --- the study ------------------------------------------------------------------------------
+
+
+def _open_study(tune_cfg: TuneConfig, cfg: TrainConfig, search: _Search) -> optuna.Study:
+    """Create the study, or load it and check it was made with the same settings."""
+    output = Path(tune_cfg.output)
+    output.mkdir(parents=True, exist_ok=True)
+    url = tune_cfg.storage or f"sqlite:///{(output / 'study.db').resolve()}"
+    name = tune_cfg.study or tune_cfg.mode
+    pruner = (
+        optuna.pruners.MedianPruner(
+            n_startup_trials=tune_cfg.prune_startup_trials,
+            n_warmup_steps=tune_cfg.prune_warmup_epochs,
+        )
+        if tune_cfg.prune
+        else optuna.pruners.NopPruner()
+    )
+    study = optuna.create_study(
+        storage=open_storage(url),
+        study_name=name,
+        direction=search.direction,
+        sampler=_TrialSeededTPE(cfg.seed, n_startup_trials=min(10, max(3, tune_cfg.trials // 3))),
+        pruner=pruner,
+        load_if_exists=True,
+    )
+    fixed = {
+        **{
+            k: v
+            for k, v in dataclasses.asdict(cfg).items()
+            if k not in PER_WORKER and k not in search.params
+        },
+        **{k: getattr(tune_cfg, k) for k in ("mode", "lr_min", "lr_max", "batch_min", "batch_max")},
+    }
+    known = study.user_attrs.get("fixed")
+    if known is None:
+        study.set_user_attr("fixed", fixed)
+    elif known != fixed:
+        changed = ", ".join(
+            f"{k}={known.get(k)!r} (now {fixed.get(k)!r})"
+            for k in sorted(set(known) | set(fixed))
+            if known.get(k) != fixed.get(k)
+        )
+        raise ConfigError(
+            f"Study '{name}' in '{url}' was made with other settings: {changed}. Give the "
+            "same settings to resume or join it, or another --study or --output for a new one."
+        )
+    return study
+
+
+class _TrialSeededTPE(optuna.samplers.BaseSampler):
+    """Optuna's TPE sampler, its random state seeded with (``seed``, trial number).
+
+    One seeded sampler per process would make every worker that joins a study propose
+    the same settings; this keeps a one-process study reproducible and workers distinct.
+    """
+
+    def __init__(self, seed: int, *, n_startup_trials: int) -> None:
+        self._seed, self._n_startup_trials = seed, n_startup_trials
+        self._tpe = self._make(0)
+
+    def _make(self, number: int) -> optuna.samplers.TPESampler:
+        return optuna.samplers.TPESampler(
+            seed=int(np.random.SeedSequence([self._seed, number]).generate_state(1)[0]),
+            n_startup_trials=self._n_startup_trials,
+            multivariate=True,
+            constant_liar=True,  # running trials of other workers count as bad: no duplicates
+        )
+
+    def before_trial(self, study, trial):
+        self._tpe = self._make(trial.number)
+        self._tpe.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study, trial):
+        return self._tpe.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self._tpe.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self._tpe.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study, trial, state, values):
+        self._tpe.after_trial(study, trial, state, values)
+
+
+# --- one trial ------------------------------------------------------------------------------
+
+
+def trial_dir(output: str | Path, number: int) -> Path:
+    """Folder of trial ``number``'s model files and logs."""
+    return Path(output) / "trials" / f"trial-{number}"
+
+
+class _Objective:
+    """Trains one trial and returns its score (Optuna's objective function)."""
+
+    def __init__(self, search: _Search, cfg: TrainConfig, data, output: Path, stop) -> None:
+        self.search, self.cfg, self.data, self.output, self.stop = search, cfg, data, output, stop
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        from napari_cellseg.engine.train import train
+
+        settings = self.search.suggest(trial)
+        if settings is None:  # another worker started the last trial meanwhile
+            trial.study.stop()
+            return _record(trial, "surplus", "the study already had all its trials")
+        trial.set_user_attr(_SETTINGS, settings)
+        model = trial_dir(self.output, trial.number) / "model.pt"
+        cfg = dataclasses.replace(
+            self.cfg,
+            **settings,
+            model=str(model),
+            tb_dir="",
+            csv_log="",
+            tune_postprocess=False,
+            resume=False,
+            args_load_path="",
+        )
+        best: dict = {"epochs": 0, "value": None, "val": {}}
+        events = train(cfg, data=self.data, stop=self.stop)
+        try:
+            for event in events:
+                if isinstance(event, EpochEnded):
+                    self._epoch(trial, event, best)
+                elif isinstance(event, TrainFinished):
+                    finished = event
+        except optuna.TrialPruned:
+            raise
+        except KeyboardInterrupt:
+            _record(trial, "interrupted", "interrupted (Ctrl-C)", **best)
+            raise
+        except Exception as exc:
+            if _diverged(exc):
+                trial.report(math.nan, best["epochs"])
+                reason = f"loss not finite in epoch {best['epochs'] + 1}"
+                _record(trial, "diverged", reason, **best)
+                raise optuna.TrialPruned(reason) from None
+            if _out_of_memory(exc):
+                _free_device_memory()
+                reason = f"batch {cfg.batch} ran out of memory"
+                return _record(trial, "infeasible", reason, batch=cfg.batch, **best)
+            _record(trial, "error", str(exc), **best)
+            raise
+        finally:
+            events.close()
+        if finished.reason == "stopped":
+            return _record(trial, "interrupted", "stopped", **best)
+        reason = finished.reason.replace("_", " ")
+        _record(trial, "complete", reason, model=finished.model_path, **best)
+        return best["value"]
+
+    def _epoch(self, trial: optuna.Trial, event: EpochEnded, best: dict) -> None:
+        if not event.val:
+            raise ConfigError(
+                "The validation set is empty: give --val_data or more training images."
+            )
+        value = self.search.score(event.val)
+        trial.report(value, event.epoch)
+        best["epochs"] = event.epoch + 1
+        if self.search.better(value, best["value"]):
+            best.update(value=value, val=dict(event.val))
+        if trial.should_prune():
+            _record(
+                trial,
+                "pruned",
+                f"pruned after epoch {event.epoch + 1}: behind the median of earlier trials",
+                **best,
+            )
+            raise optuna.TrialPruned()
+
+
+def _record(trial: optuna.Trial, state: str, reason: str, **facts) -> float:
+    """Store how a trial ended (state, reason, epochs, value, val, model, ...).
+
+    Returns NaN: the objective value Optuna records as a failed trial.
+    """
+    trial.set_user_attr(_RESULT, {"state": state, "reason": reason, **facts})
+    return math.nan
+
+
+def _diverged(exc: BaseException) -> bool:
+    # train() raises DataError("The loss became nan ... training diverged ...")
+    return isinstance(exc, DataError) and "diverged" in str(exc)
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """torch.OutOfMemoryError (CUDA, MPS), a failed CPU allocation, or numpy's MemoryError."""
+    message = str(exc)
+    return isinstance(exc, MemoryError) or (
+        isinstance(exc, RuntimeError)
+        and ("out of memory" in message or "can't allocate memory" in message)
+    )
+
+
+def _free_device_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _result(trial: FrozenTrial) -> TrialResult:
+    info = trial.user_attrs.get(_RESULT, {})
+    return TrialResult(
+        number=trial.number,
+        state=_state(trial),
+        settings=trial.user_attrs.get(_SETTINGS, {}),
+        value=info.get("value"),
+        val=info.get("val", {}),
+        epochs=info.get("epochs", 0),
+        seconds=trial.duration.total_seconds() if trial.duration else None,
+        reason=info.get("reason", ""),
+        model=info.get("model", ""),
+    )
+
+
+# --- reports --------------------------------------------------------------------------------
+
+
+class _Reports:
+    """trials.csv, best.yaml, trials.png, and deleting the weights of all but the best trial."""
+
+    def __init__(self, search: _Search, cfg: TrainConfig, output: Path) -> None:
+        self.search, self.cfg, self.output = search, cfg, output
+
+    def write(self, trials: list[FrozenTrial], *, plot: bool) -> TuneResult:
+        results = [_result(t) for t in trials if _state(t) != "surplus"]
+        complete = [r for r in results if r.state == "complete"]
+        best = None
+        for r in complete:
+            best = r if best is None or self.search.better(r.value, best.value) else best
+        if not self.search.tune_cfg.keep_all:
+            self._delete_models(results, best)
+        csv_path = self._write_csv(results)
+        best_yaml = self._write_best(best) if best else None
+        plot_path = self.output / "trials.png"
+        if plot:
+            _plot(plot_path, results, best, self.search)
+        return TuneResult(results, best, csv_path, plot_path, best_yaml)
+
+    def _delete_models(self, results: list[TrialResult], best: TrialResult | None) -> None:
+        for r in results:
+            if r.state != "running" and r is not best:
+                for weights in trial_dir(self.output, r.number).glob("*.pt"):
+                    weights.unlink(missing_ok=True)
+
+    def _write_csv(self, results: list[TrialResult]) -> Path:
+        scores = list(dict.fromkeys([self.search.metric, "loss", "objects_iou", "boundaries_iou"]))
+        columns = ["number", "state", *self.search.params, *(f"val_{m}" for m in scores)]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(
+            buffer, [*columns, "epochs", "seconds", "reason"], extrasaction="ignore"
+        )
+        writer.writeheader()
+        for r in results:
+            val = {self.search.metric: r.value, **r.val}
+            writer.writerow({
+                "number": r.number, "state": r.state, **r.settings,
+                **{f"val_{m}": _text(val.get(m)) for m in scores},
+                "epochs": r.epochs, "seconds": _text(r.seconds), "reason": r.reason,
+            })  # fmt: skip
+        return atomic_write_text(self.output / "trials.csv", buffer.getvalue())
+
+    def _write_best(self, best: TrialResult) -> Path:
+        cfg = dataclasses.replace(
+            self.cfg,
+            **best.settings,
+            model=self.cfg.model or str(self.output / "model.pt"),
+            resume=False,
+            args_load_path="",
+        )
+        record = {
+            "tuning": {
+                "trial": best.number,
+                f"val_{self.search.metric}": best.value,
+                "val": best.val,
+                "epochs": best.epochs,
+                "trial_model": best.model,
+            }
+        }
+        return save_yaml(cfg, self.output / "best.yaml", record)
+
+
+def _text(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+def _plot(path: Path, results: list[TrialResult], best: TrialResult | None, search: _Search):
+    """Val score against each searched setting; pruned, diverged and infeasible trials marked."""
+    from matplotlib.figure import Figure  # the Agg canvas; no pyplot, no GUI backend
+
+    params = [p for p in search.params if p != "obj_weight"]
+    fig = Figure(figsize=(4.5 * len(params), 4), layout="constrained")
+    axes = fig.subplots(1, len(params), squeeze=False)[0]
+    styles = {
+        "complete": dict(marker="o", color="tab:blue"),
+        "pruned": dict(marker="x", color="tab:orange"),
+        "interrupted": dict(marker="+", color="tab:gray"),
+    }
+    failed = {
+        "diverged": dict(marker="v", color="tab:red"),
+        "infeasible": dict(marker="s", color="black"),
+    }
+    for ax, param in zip(axes, params, strict=True):
+        for state, style in styles.items():
+            points = [
+                (r.settings[param], r.value)
+                for r in results
+                if r.state == state and r.value is not None
+            ]
+            if points:
+                ax.scatter(*zip(*points, strict=True), label=state, **style)
+        for state, style in failed.items():  # no score: drawn along the top edge
+            xs = [r.settings[param] for r in results if r.state == state and param in r.settings]
+            if xs:
+                ax.scatter(
+                    xs, [0.97] * len(xs), transform=ax.get_xaxis_transform(), label=state, **style
+                )
+        if best is not None:
+            ax.scatter(
+                [best.settings[param]],
+                [best.value],
+                marker="*",
+                s=250,
+                facecolor="none",
+                edgecolor="tab:green",
+                label="best",
+            )
+        if param == "lr":
+            ax.set_xscale("log")
+        elif param == "batch":
+            ax.set_xscale("log", base=2)
+        if search.metric == "loss" and any(r.value for r in results):
+            ax.set_yscale("log")  # a too-large learning rate gives losses of 1e6 and more
+        ax.set_xlabel(param)
+        ax.set_ylabel(f"val {search.metric.replace('_', ' ')}")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+    fig.suptitle(f"{len(results)} trials")
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    return path
