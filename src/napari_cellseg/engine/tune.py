@@ -27,8 +27,8 @@ with the settings the search proposes and reports its val score after every epoc
   are a few per epoch; a 60 s busy timeout makes a writer wait for the lock instead of
   failing with "database is locked"), several machines through a database server URL, or
   a journal file in a network folder (Optuna's file-lock journal, safe over NFS where
-  SQLite is not).  Database storages send a heartbeat, so the trial of a killed worker is
-  marked interrupted and run again.
+  SQLite is not).  Database storages keep a heartbeat of each running trial: the trial
+  of a killed worker is marked interrupted 30 s after its last beat and run again.
 
 Outputs in ``output``: ``trials/trial-<n>/`` (model files, CSV and TensorBoard logs of
 each trial; only the best trial keeps its ``.pt`` files unless ``keep_all``),
@@ -86,6 +86,8 @@ PER_WORKER = (
     "tb_samples",
     "tune_postprocess",
 )
+HEARTBEAT_SECONDS = 10
+"""Database storages: a running trial's heartbeat; one silent for 3 beats is interrupted."""
 _OPEN_ATTEMPTS = 5  # of a database storage
 _RESULT = "result"  # trial user attribute: state, reason, value, val, epochs, model
 _SETTINGS = "settings"  # trial user attribute: the training settings the trial used
@@ -237,7 +239,10 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return optuna.storages.RDBStorage(
-                    url, engine_kwargs=engine, heartbeat_interval=60, grace_period=180
+                    url,
+                    engine_kwargs=engine,
+                    heartbeat_interval=HEARTBEAT_SECONDS,
+                    grace_period=3 * HEARTBEAT_SECONDS,
                 )
         except OperationalError as exc:
             # workers starting together race to create the tables ("table ... already exists")
@@ -401,6 +406,9 @@ def _open_study(tune_cfg: TuneConfig, cfg: TrainConfig, search: _Search) -> optu
         },
         **{k: getattr(tune_cfg, k) for k in ("mode", "lr_min", "lr_max", "batch_min", "batch_max")},
     }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # trials of killed workers: run them again
     known = study.user_attrs.get("fixed")
     if known is None:
         study.set_user_attr("fixed", fixed)
@@ -579,7 +587,12 @@ def _result(trial: FrozenTrial) -> TrialResult:
         val=info.get("val", {}),
         epochs=info.get("epochs", 0),
         seconds=trial.duration.total_seconds() if trial.duration else None,
-        reason=info.get("reason", ""),
+        reason=info.get(
+            "reason",
+            "worker lost: no heartbeat"
+            if _RESULT not in trial.user_attrs and trial.state == TrialState.FAIL
+            else "",
+        ),
         model=info.get("model", ""),
     )
 
