@@ -15,9 +15,9 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PLUGIN = "napari-cellseg"
 SETTINGS = dict(
-    epochs=25,
+    epochs=40,
     im_dim=128,
-    start_filters=8,
+    start_filters=16,
     unet_levels=3,
     batch=4,
     augments=2,
@@ -28,14 +28,15 @@ SETTINGS = dict(
 )
 
 
-def wait_for(worker) -> None:
-    """Run the Qt event loop until ``worker`` has finished."""
-    from qtpy.QtCore import QEventLoop
+def wait_until(done) -> None:
+    """Run the Qt event loop until ``done()`` is true."""
+    from qtpy.QtCore import QEventLoop, QTimer
 
-    if worker is not None and worker.is_running:
-        loop = QEventLoop()
-        worker.finished.connect(loop.quit)
-        loop.exec()
+    loop, timer = QEventLoop(), QTimer(interval=100)
+    timer.timeout.connect(lambda: done() and loop.quit())
+    timer.start()
+    loop.exec()
+    timer.stop()
 
 
 def settle(viewer, path: Path) -> None:
@@ -56,16 +57,17 @@ def close_docks(viewer) -> None:
 
 def main() -> None:
     import napari
+    import numpy as np
 
     from napari_cellseg.data.synthetic import make_nuclei
 
     viewer = napari.Viewer()
     viewer.window.resize(1500, 950)
     viewer.open_sample(PLUGIN, "nuclei")
-    image, labels = make_nuclei((512, 512), blobs=1, seed=11)
+    pairs = [make_nuclei((256, 256), blobs=1, seed=seed) for seed in range(10, 18)]
     second = [
-        viewer.add_image(image, name="nuclei 2"),
-        viewer.add_labels(labels, name="nuclei 2 labels"),
+        viewer.add_image(np.stack([image for image, _ in pairs]), name="more nuclei"),
+        viewer.add_labels(np.stack([labels for _, labels in pairs]), name="more nuclei labels"),
     ]
     for layer in second:
         layer.visible = False
@@ -78,16 +80,17 @@ def main() -> None:
         widget = train.form.widgets[name]
         widget.value = str(value) if isinstance(widget.value, str) else value
     train.start_training()
-    wait_for(train.worker)
+    wait_until(lambda: train.worker is None)
     settle(viewer, DOCS / "train_widget.png")
     close_docks(viewer)
+    for layer in second:
+        viewer.layers.remove(layer)
 
     _dock, predict = viewer.window.add_plugin_dock_widget(PLUGIN, "Predict")
     viewer.layers.selection.active = viewer.layers["nuclei"]
     viewer.layers["nuclei labels"].visible = False
     predict.predict()
-    wait_for(predict.worker)
-    wait_for(predict._post_worker)
+    wait_until(lambda: predict.run.enabled and predict._post_worker is None)
     viewer.layers["nuclei instances"].contour = 2
     settle(viewer, DOCS / "predict_widget.png")
     close_docks(viewer)
@@ -100,7 +103,7 @@ def main() -> None:
     blobs.image.value = viewer.layers["nuclei"]
     blobs.table.selectRow(0)
     blobs.propose_split()
-    wait_for(blobs.worker)
+    wait_until(lambda: blobs.accept.enabled)
     settle(viewer, DOCS / "blob_inspector.png")
     viewer.close()
 

@@ -46,7 +46,7 @@ def open_widget(viewer):
 
 @pytest.fixture(scope="session")
 def model_yaml(tmp_path_factory) -> str:
-    """A tiny model trained for one epoch on synthetic data (the network's quality is irrelevant)."""
+    """A tiny model trained for one epoch on synthetic data (its quality does not matter here)."""
     from napari_cellseg.config import TrainConfig, model_yaml_path
     from napari_cellseg.data.synthetic import write_dataset
     from napari_cellseg.engine.train import run_training

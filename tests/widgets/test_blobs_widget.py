@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from skimage.measure import label
 
-from napari_cellseg.config import TrainConfig, load_yaml, save_yaml
+from napari_cellseg.config import load_yaml, save_yaml
 from napari_cellseg.widgets._worker import current_model
 
 TIMEOUT = 120_000  # ms
@@ -80,7 +80,7 @@ def test_propose_accept_and_undo(qtbot, blobs_widget, viewer, greedy_model):
     starts = [max(s.start - 16, 0) for s in blob.bbox]
     assert np.allclose(proposal.translate, starts)
     inside = blobs_widget.components == blob.id
-    crop = tuple(slice(a, a + n) for a, n in zip(starts, proposal.data.shape))
+    crop = tuple(slice(a, a + n) for a, n in zip(starts, proposal.data.shape, strict=True))
     assert np.array_equal(proposal.data > 0, inside[crop])  # the whole blob, nothing else
 
     blobs_widget.accept.changed.emit()

@@ -50,6 +50,7 @@ class LayerPairs(Container):
         image = ComboBox(choices=layer_choices(self._viewer, Image), tooltip="image layer")
         labels = ComboBox(choices=layer_choices(self._viewer, Labels), tooltip="its labels layer")
         remove = PushButton(text="✕", tooltip="remove this pair")
+        remove.max_width = 32
         row = Container(widgets=[image, labels, remove], layout="horizontal", labels=False)
         row.margins = (0, 0, 0, 0)
         remove.changed.connect(lambda: self._rows.remove(row))

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 from qtpy.QtCore import QPointF, QRectF, Qt
-from qtpy.QtGui import QColor, QPainter, QPen, QPolygonF
+from qtpy.QtGui import QColor, QPainter, QPalette, QPen, QPolygonF
 from qtpy.QtWidgets import QSizePolicy, QWidget
 
 __all__ = ["Series", "LivePlot"]
@@ -100,58 +100,76 @@ class LivePlot(QWidget):
     def _draw_panel(self, painter, rect, panel, log, x_max, text) -> None:
         series = {n: s for n, s in self._series.items() if s.panel == panel}
         ys = [p[1] for s in series.values() for p in s.points if not log or p[1] > 0]
-        lo, hi = (min(ys), max(ys)) if ys else (0.0, 1.0)
-        if log:
-            lo, hi = math.log10(lo) if ys else -1.0, math.log10(hi) if ys else 0.0
+        lo, hi = (min(ys), max(ys)) if ys else ((0.1, 1.0) if log else (0.0, 1.0))
+        ticks = _log_ticks(lo, hi) if log else nice_ticks(lo, hi)
+        axis = math.log10 if log else float
+        lo, hi = axis(min(lo, *ticks)), axis(max(hi, *ticks))
         pad = (hi - lo) * 0.05 or 0.5
         lo, hi = lo - pad, hi + pad
 
         def to_px(x: float, y: float) -> QPointF:
-            y = math.log10(y) if log else y
             return QPointF(
                 rect.left() + x / x_max * rect.width(),
-                rect.bottom() - (y - lo) / (hi - lo) * rect.height(),
+                rect.bottom() - (axis(y) - lo) / (hi - lo) * rect.height(),
             )
 
         grid = QColor(text)
         grid.setAlpha(40)
-        painter.setPen(QPen(grid, 1))
-        for t in nice_ticks(lo, hi):
-            y_px = to_px(0, 10**t if log else t).y()
+        right = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        for t in ticks:
+            y_px = to_px(0, t).y()
+            painter.setPen(QPen(grid, 1))
             painter.drawLine(QPointF(rect.left(), y_px), QPointF(rect.right(), y_px))
             painter.setPen(text)
-            painter.drawText(
-                QRectF(0, y_px - 8, _MARGIN_LEFT - 4, 16),
-                int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter),
-                _label(10**t if log else t),
-            )
-            painter.setPen(QPen(grid, 1))
+            painter.drawText(QRectF(0, y_px - 8, _MARGIN_LEFT - 4, 16), right, _label(t))
         for t in nice_ticks(0, x_max):
-            x_px = to_px(t, 10**lo if log else lo).x()
-            painter.setPen(text)
+            x_px = rect.left() + t / x_max * rect.width()
             painter.drawText(
                 QRectF(x_px - 20, rect.bottom() + 1, 40, 14),
                 int(Qt.AlignmentFlag.AlignHCenter),
                 _label(t),
             )
-        painter.setPen(QPen(text, 1))
         painter.drawRect(rect)
         painter.drawText(rect.adjusted(6, 2, 0, 0), int(Qt.AlignmentFlag.AlignLeft), panel)
 
         painter.save()
         painter.setClipRect(rect)
-        for legend_row, (name, s) in enumerate(series.items()):
-            pen = QPen(QColor(s.color), s.width)
-            if s.dashed:
-                pen.setStyle(Qt.PenStyle.DashLine)
-            painter.setPen(pen)
+        for s in series.values():
+            painter.setPen(_pen(s))
             stride = max(1, int(len(s.points) / rect.width()))
             pts = [to_px(x, y) for x, y in s.points[::stride] if not log or y > 0]
             if len(pts) == 1:
                 painter.drawEllipse(pts[0], 2.5, 2.5)
             painter.drawPolyline(QPolygonF(pts))
-            y_leg = rect.top() + 20 + 13 * legend_row
-            painter.drawLine(QPointF(rect.right() - 128, y_leg), QPointF(rect.right() - 108, y_leg))
-            painter.setPen(text)
-            painter.drawText(QPointF(rect.right() - 104, y_leg + 4), name)
         painter.restore()
+        self._draw_legend(painter, rect, series, text)
+
+    @staticmethod
+    def _draw_legend(painter, rect, series: dict[str, Series], text) -> None:
+        """A boxed legend in the panel's top-right corner."""
+        metrics = painter.fontMetrics()
+        row = metrics.height()
+        width = max(metrics.horizontalAdvance(name) for name in series) + 34
+        box = QRectF(rect.right() - width - 4, rect.top() + 4, width, row * len(series) + 6)
+        background = QColor(painter.device().palette().color(QPalette.ColorRole.Window))
+        background.setAlpha(210)
+        painter.fillRect(box, background)
+        for i, (name, s) in enumerate(series.items()):
+            y = box.top() + 3 + row * (i + 0.5)
+            painter.setPen(_pen(s))
+            painter.drawLine(QPointF(box.left() + 6, y), QPointF(box.left() + 26, y))
+            painter.setPen(text)
+            painter.drawText(QPointF(box.left() + 30, y + metrics.ascent() / 2 - 1), name)
+
+
+def _pen(s: Series) -> QPen:
+    pen = QPen(QColor(s.color), s.width)
+    if s.dashed:
+        pen.setStyle(Qt.PenStyle.DashLine)
+    return pen
+
+
+def _log_ticks(lo: float, hi: float) -> list[float]:
+    """Powers of ten within [lo, hi]; round linear ticks when the range spans less than two."""
+    decades = [10.0**k for k in range(math.ceil(math.log10(lo)), math.floor(math.log10(hi)) + 1)]
+    return decades if len(decades) >= 2 else [t for t in nice_ticks(lo, hi) if t > 0] or [lo]

@@ -26,7 +26,10 @@ _HIGHLIGHT_TAG = "blob highlight"
 
 
 def _bbox_text(blob: Blob) -> str:
-    return "  ".join(f"{s.start}–{s.stop - 1}" for s in blob.bbox)
+    """'y 20–73  x 278–345' (with 'z' or axis numbers before for stacks)."""
+    names = [f"axis {i}" for i in range(len(blob.bbox) - 3)] + ["z", "y", "x"]
+    spans = zip(names[-len(blob.bbox) :], blob.bbox, strict=True)
+    return "  ".join(f"{n} {s.start}–{s.stop - 1}" for n, s in spans)
 
 
 class BlobsWidget(QWidget):
@@ -57,6 +60,8 @@ class BlobsWidget(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.verticalHeader().hide()
+        self.status = Label(value="")
 
         layout = QVBoxLayout(self)
         layout.addWidget(
@@ -68,7 +73,7 @@ class BlobsWidget(QWidget):
         split_row = Container(
             widgets=[self.propose, self.accept, self.discard], layout="horizontal"
         )
-        layout.addWidget(Container(widgets=[self.image, self.model, split_row]).native)
+        layout.addWidget(Container(widgets=[self.image, self.model, split_row, self.status]).native)
 
         self.refresh.changed.connect(self.find)
         self.labels.changed.connect(self.find)
@@ -99,6 +104,7 @@ class BlobsWidget(QWidget):
             cells = "–" if math.isnan(blob.cells) else f"{blob.cells:.1f}"
             for col, text in enumerate((str(blob.id), str(blob.area), _bbox_text(blob), cells)):
                 self.table.setItem(row, col, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
         if layer is None:
             self.summary.value = "Choose a labels layer."
         else:
@@ -199,7 +205,7 @@ class BlobsWidget(QWidget):
         )
         proposal = mask_proposal(found, mask, cfg.min_size)
         offset = np.array([s.start for s in box]) * np.asarray(labels.scale)
-        output_layer(
+        layer = output_layer(
             self.viewer,
             proposal,
             kind="labels",
@@ -208,9 +214,10 @@ class BlobsWidget(QWidget):
             scale=labels.scale,
             translate=np.asarray(labels.translate) + offset,
         )
+        layer.contour = 2  # outlines, so the blob stays visible beneath
         self.proposal = (labels, box, proposal)
         self.accept.enabled = self.discard.enabled = True
-        self.summary.value = f"Proposal: {int(proposal.max())} cells in blob. Accept or discard."
+        self.status.value = f"Proposal: {int(proposal.max())} cells in the blob. Accept or discard?"
 
     def accept_split(self) -> None:
         """Write the proposed cells into the labels layer as new values (Ctrl+Z undoes it)."""
@@ -223,6 +230,11 @@ class BlobsWidget(QWidget):
         labels.data_setitem(indices, values)
         self.discard_split()
         self.find()
+        if values.size:
+            self.status.value = (
+                f"Wrote labels {values.min()}–{values.max()} into '{labels.name}' "
+                "(Ctrl+Z in the layer undoes it)."
+            )
 
     def discard_split(self) -> None:
         """Remove the proposal layer."""
@@ -231,3 +243,4 @@ class BlobsWidget(QWidget):
                 self.viewer.layers.remove(layer)
         self.proposal = None
         self.accept.enabled = self.discard.enabled = False
+        self.status.value = ""

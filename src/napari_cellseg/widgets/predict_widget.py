@@ -61,10 +61,6 @@ def post_processing_widgets() -> dict:
     return widgets
 
 
-def thresholds_of(widgets: dict) -> dict:
-    return {name: w.value for name, w in widgets.items()}
-
-
 class PredictWidget(QWidget):
     """Predict object/boundary maps and instances on an image layer with a trained model."""
 
@@ -115,6 +111,8 @@ class PredictWidget(QWidget):
 
     def _read_model_defaults(self, path: str) -> None:
         """Show the post-processing settings stored in (or tuned into) the model's yaml."""
+        if not path:
+            return
         try:
             cfg = load_yaml(path, TrainConfig)
         except CellsegError as exc:
@@ -150,6 +148,7 @@ class PredictWidget(QWidget):
             image,
             yielded=self._show_progress,
             returned=lambda maps: self._show_maps(layer.name, *maps, placement),
+            errored=lambda _exc: setattr(self.status, "value", "Prediction failed."),
             finished=lambda: setattr(self.run, "enabled", True),
         )
 
@@ -181,7 +180,7 @@ class PredictWidget(QWidget):
         if self._post_worker is not None:
             self._post_pending = True
             return
-        maps, thresholds = self.maps, thresholds_of(self.post)
+        maps, thresholds = self.maps, {name: w.value for name, w in self.post.items()}
         self._post_worker = start_worker(
             partial(instances, **thresholds),
             maps.objects,

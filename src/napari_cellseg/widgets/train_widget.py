@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from magicgui.widgets import ComboBox, Container, PushButton
@@ -42,6 +43,27 @@ _PATHS = {
     "csv_log": ("w", "*.csv"),
 }
 _SMOOTHING = 0.9  # weight of the past in the running mean of the batch loss
+_CURVES = {"loss": "loss", "objects_iou": "objects IoU", "boundaries_iou": "boundaries IoU"}
+
+
+@dataclass
+class _RunClock:
+    """Batches done out of ``total`` (for the ETA) and the running mean of the batch loss."""
+
+    total: int
+    done: int = 0
+    start: float = field(default_factory=time.monotonic)
+    smooth: float | None = None
+
+    def batch(self, loss: float) -> float:
+        """Count one batch; the smoothed loss."""
+        self.done += 1
+        past = loss if self.smooth is None else self.smooth
+        self.smooth = _SMOOTHING * past + (1 - _SMOOTHING) * loss
+        return self.smooth
+
+    def seconds_left(self) -> float:
+        return (time.monotonic() - self.start) / max(self.done, 1) * (self.total - self.done)
 
 
 def _curves() -> LivePlot:
@@ -71,72 +93,68 @@ class TrainWidget(QWidget):
         self.viewer = napari_viewer
         self.worker = None
         self._stop = threading.Event()
+        self._clock = _RunClock(total=1)
         self.form = ConfigForm(TrainConfig, skip=_SKIP, paths=_PATHS)
-        self.plot = _curves()
-
         self.source = ComboBox(choices=(LAYERS, FOLDERS), label="from")
         self.train_pairs = LayerPairs(napari_viewer)
         self.val_source = ComboBox(choices=(FRACTION, LAYERS, FOLDERS), label="from")
         self.val_pairs = LayerPairs(napari_viewer)
-        data_box = Container(widgets=[self.source, self.train_pairs, self.form.take("train_data")])
-        val_box = Container(
-            widgets=[
-                self.val_source,
-                self.form.take("val_fraction"),
-                self.val_pairs,
-                self.form.take("val_data"),
-            ]
-        )
-        self.source.changed.connect(self._show_sources)
-        self.val_source.changed.connect(self._show_sources)
-        load, save = PushButton(text="Load settings…"), PushButton(text="Save settings…")
-        load.changed.connect(self._load_settings)
-        save.changed.connect(self._save_settings)
-        settings = Container(
-            widgets=[self.form.basic, Container(widgets=[load, save], layout="horizontal")]
-        )
-
         self.start, self.stop = PushButton(text="Start training"), PushButton(text="Stop")
-        self.start.changed.connect(self.start_training)
-        self.stop.changed.connect(self.stop_training)
         self.stop.enabled = False
         self.epoch_bar, self.batch_bar = QProgressBar(), QProgressBar()
         self.epoch_bar.setFormat("epoch %v / %m")
         self.batch_bar.setFormat("batch %v / %m")
         self.status = QLabel("Choose training data and press Start.")
         self.status.setWordWrap(True)
+        self.plot = _curves()
+        self._lay_out()
 
+        self.source.changed.connect(self._show_sources)
+        self.val_source.changed.connect(self._show_sources)
+        self.start.changed.connect(self.start_training)
+        self.stop.changed.connect(self.stop_training)
+        for event in ("inserted", "removed", "renamed", "reordered"):
+            getattr(napari_viewer.layers.events, event).connect(self._refresh_layers)
+        self._show_sources()
+
+    def _lay_out(self) -> None:
+        """Data, validation and settings scroll above; buttons, progress and curves below."""
+        load, save = PushButton(text="Load settings…"), PushButton(text="Save settings…")
+        load.changed.connect(self._load_settings)
+        save.changed.connect(self._save_settings)
+        sections = {
+            "Training data": [self.source, self.train_pairs, self.form.take("train_data")],
+            "Validation": [
+                self.val_source,
+                self.form.take("val_fraction"),
+                self.val_pairs,
+                self.form.take("val_data"),
+            ],
+            "Settings": [self.form.basic, Container(widgets=[load, save], layout="horizontal")],
+        }
         top = QWidget()
         top_layout = QVBoxLayout(top)
-        for title, box in (
-            ("Training data", data_box),
-            ("Validation", val_box),
-            ("Settings", settings),
-        ):
+        for title, widgets in sections.items():
             group = QGroupBox(title)
-            QVBoxLayout(group).addWidget(box.native)
+            QVBoxLayout(group).addWidget(Container(widgets=widgets).native)
             top_layout.addWidget(group)
         top_layout.addWidget(self.form.collapsible)
         top_layout.addStretch()
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setWidget(top)
+
         bottom = QWidget()
         bottom_layout = QVBoxLayout(bottom)
-        bottom_layout.addWidget(
-            Container(widgets=[self.start, self.stop], layout="horizontal").native
-        )
-        for w in (self.epoch_bar, self.batch_bar, self.status, self.plot):
+        buttons = Container(widgets=[self.start, self.stop], layout="horizontal")
+        for w in (buttons.native, self.epoch_bar, self.batch_bar, self.status, self.plot):
             bottom_layout.addWidget(w)
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(scroll)
         splitter.addWidget(bottom)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
         QVBoxLayout(self).addWidget(splitter)
-
-        for event in ("inserted", "removed", "renamed", "reordered"):
-            getattr(napari_viewer.layers.events, event).connect(self._refresh_layers)
-        self._show_sources()
-        self._progress = {"done": 0, "total": 1, "t0": 0.0, "smooth": None}
 
     # --- data and settings -----------------------------------------------------------------
 
@@ -233,54 +251,54 @@ class TrainWidget(QWidget):
         self.worker = None
 
     def on_event(self, event: ev.Event) -> None:
-        """Show one training event: progress, curves, status."""
-        p = self._progress
-        if isinstance(event, ev.TrainStarted):
-            epochs = event.epochs - event.start_epoch
-            p.update(done=0, total=max(1, epochs * event.batches_per_epoch), t0=time.monotonic())
-            self.epoch_bar.setRange(0, event.epochs)
-            self.epoch_bar.setValue(event.start_epoch)
-            self.batch_bar.setRange(0, event.batches_per_epoch)
-            self.status.setText(
-                f"Training on {event.device}: {event.train_samples} training and "
-                f"{event.val_samples} validation images per epoch."
-            )
-        elif isinstance(event, ev.BatchEnded):
-            p["done"] += 1
-            p["smooth"] = (
-                event.loss
-                if p["smooth"] is None
-                else (_SMOOTHING * p["smooth"] + (1 - _SMOOTHING) * event.loss)
-            )
-            self.batch_bar.setValue(event.batch + 1)
-            self.plot.add_point(
-                "batch loss (smoothed)",
-                event.epoch + (event.batch + 1) / event.batches,
-                p["smooth"],
-            )
-            left = (time.monotonic() - p["t0"]) / p["done"] * (p["total"] - p["done"])
-            self.status.setText(
-                f"Epoch {event.epoch + 1}: loss {event.loss:.4f} · ETA {_duration(left)}"
-            )
-        elif isinstance(event, ev.EpochEnded):
-            self.epoch_bar.setValue(event.epoch + 1)
-            for split, metrics in (("train", event.train), ("val", event.val)):
-                for key, name in (
-                    ("loss", "loss"),
-                    ("objects_iou", "objects IoU"),
-                    ("boundaries_iou", "boundaries IoU"),
-                ):
-                    if key in metrics:
-                        self.plot.add_point(f"{split} {name}", event.epoch + 1, metrics[key])
-        elif isinstance(event, ev.TrainFinished):
-            yaml_path = model_yaml_path(event.model_path)
-            current_model.set(str(yaml_path))
-            best = ", ".join(f"{k} {v:.3f}" for k, v in event.best.items())
-            self.status.setText(
-                f"Finished ({event.reason.replace('_', ' ')}) after {event.epochs_run} epochs. "
-                f"Model: {yaml_path} (ready in the Predict widget). {best}"
-            )
-            show_info(f"Training {event.reason.replace('_', ' ')}: the model is ready to predict.")
+        """Show one training event (progress, curves, status); other events are ignored."""
+        handler = {
+            ev.TrainStarted: self._started,
+            ev.BatchEnded: self._batch_ended,
+            ev.EpochEnded: self._epoch_ended,
+            ev.TrainFinished: self._finished,
+        }.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def _started(self, event: ev.TrainStarted) -> None:
+        batches = (event.epochs - event.start_epoch) * event.batches_per_epoch
+        self._clock = _RunClock(total=max(1, batches))
+        self.epoch_bar.setRange(0, event.epochs)
+        self.epoch_bar.setValue(event.start_epoch)
+        self.batch_bar.setRange(0, event.batches_per_epoch)
+        self.status.setText(
+            f"Training on {event.device}: {event.train_samples} training and "
+            f"{event.val_samples} validation images per epoch."
+        )
+
+    def _batch_ended(self, event: ev.BatchEnded) -> None:
+        smooth = self._clock.batch(event.loss)
+        self.batch_bar.setValue(event.batch + 1)
+        x = event.epoch + (event.batch + 1) / event.batches
+        self.plot.add_point("batch loss (smoothed)", x, smooth)
+        self.status.setText(
+            f"Epoch {event.epoch + 1}: loss {event.loss:.4f} · "
+            f"ETA {_duration(self._clock.seconds_left())}"
+        )
+
+    def _epoch_ended(self, event: ev.EpochEnded) -> None:
+        self.epoch_bar.setValue(event.epoch + 1)
+        for split, metrics in (("train", event.train), ("val", event.val)):
+            for key, name in _CURVES.items():
+                if key in metrics:
+                    self.plot.add_point(f"{split} {name}", event.epoch + 1, metrics[key])
+
+    def _finished(self, event: ev.TrainFinished) -> None:
+        yaml_path = model_yaml_path(event.model_path)
+        current_model.set(str(yaml_path))
+        reason = event.reason.replace("_", " ")
+        best = ", ".join(f"{k} {v:.3f}" for k, v in event.best.items())
+        self.status.setText(
+            f"Finished ({reason}) after {event.epochs_run} epochs. "
+            f"Model: {yaml_path} (ready in the Predict widget). {best}"
+        )
+        show_info(f"Training {reason}: the model is ready to predict.")
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         """Closing the widget ends a running training without waiting for the batch."""
