@@ -671,6 +671,7 @@ def _text(value: float | None) -> str:
 def _plot(path: Path, results: list[TrialResult], best: TrialResult | None, search: _Search):
     """Val score against each searched setting; pruned, diverged and infeasible trials marked."""
     from matplotlib.figure import Figure  # the Agg canvas; no pyplot, no GUI backend
+    from matplotlib.ticker import ScalarFormatter
 
     params = [p for p in search.params if p != "obj_weight"]
     fig = Figure(figsize=(4.5 * len(params), 4), layout="constrained")
@@ -695,10 +696,9 @@ def _plot(path: Path, results: list[TrialResult], best: TrialResult | None, sear
                 ax.scatter(*zip(*points, strict=True), label=state, **style)
         for state, style in failed.items():  # no score: drawn along the top edge
             xs = [r.settings[param] for r in results if r.state == state and param in r.settings]
-            if xs:
-                ax.scatter(
-                    xs, [0.97] * len(xs), transform=ax.get_xaxis_transform(), label=state, **style
-                )
+            if xs:  # a line (not a scatter) so that its x values widen the axis
+                ax.plot(xs, [0.97] * len(xs), linestyle="none", label=state,
+                        transform=ax.get_xaxis_transform(), **style)  # fmt: skip
         if best is not None:
             ax.scatter(
                 [best.settings[param]],
@@ -713,6 +713,7 @@ def _plot(path: Path, results: list[TrialResult], best: TrialResult | None, sear
             ax.set_xscale("log")
         elif param == "batch":
             ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_formatter(ScalarFormatter())
         if search.metric == "loss" and any(r.value for r in results):
             ax.set_yscale("log")  # a too-large learning rate gives losses of 1e6 and more
         ax.set_xlabel(param)
