@@ -42,6 +42,21 @@ def test_importing_every_contribution_does_not_import_torch(manifest):
     assert result.stdout.strip() == "[]"
 
 
+def test_opening_every_widget_and_the_sample_does_not_import_torch():
+    code = (
+        "import sys, napari\n"
+        "viewer = napari.Viewer(show=False)\n"
+        "viewer.open_sample('napari-cellseg', 'nuclei')\n"
+        "for name in ('Train', 'Predict', 'Blob inspector'):\n"
+        "    viewer.window.add_plugin_dock_widget('napari-cellseg', name)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))\n"
+        "viewer.close()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
 @pytest.mark.parametrize(
     "name, cls",
     [("Train", TrainWidget), ("Predict", PredictWidget), ("Blob inspector", BlobsWidget)],

@@ -9,6 +9,7 @@ import pytest
 
 from napari_cellseg.config import TrainConfig, load_yaml, model_yaml_path
 from napari_cellseg.widgets._worker import current_model
+from napari_cellseg.widgets.train_widget import TrainWidget
 
 TIMEOUT = 180_000  # ms: generous, CPU shared with other jobs
 
@@ -155,3 +156,39 @@ def test_float_labels_in_a_folder_fail_in_the_worker_and_reset(
     assert any("float64" in n and "integer" in n for n in notes), notes
     assert train_widget.start.enabled and not train_widget.stop.enabled
     assert "failed" in train_widget.status.text()
+
+
+def test_closing_the_widget_ends_the_run(qtbot, train_widget, tmp_path, viewer):
+    tiny(train_widget, tmp_path / "c.pt", epochs=50)
+    add_pair(train_widget, viewer, "b")
+    train_widget.start_training()
+    worker = train_widget.worker
+    qtbot.waitUntil(
+        lambda: bool(train_widget.plot.points("batch loss (smoothed)")), timeout=TIMEOUT
+    )
+    train_widget.close()
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=TIMEOUT)
+    assert train_widget._stop.is_set() and worker.abort_requested
+
+
+def test_settings_save_and_load_as_model_yaml(train_widget, open_widget, tmp_path, monkeypatch):
+    from qtpy.QtWidgets import QFileDialog
+
+    path = str(tmp_path / "settings.yaml")
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (path, ""))
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (path, ""))
+    tiny(train_widget, tmp_path / "m.pt", lr="2e-4", architecture="dcan")
+    train_widget.form.widgets["blob_label"].value = "none"
+    train_widget._save_settings()
+    saved = load_yaml(path)
+    assert (saved.lr, saved.architecture, saved.blob_label, saved.im_dim) == (
+        2e-4,
+        "dcan",
+        None,
+        32,
+    )
+
+    other = TrainWidget(train_widget.viewer)
+    other._load_settings()
+    assert other.form.config() == saved
+    assert other.form.widgets["lr"].value == "0.0002"
