@@ -37,6 +37,8 @@ __all__ = [
     "MatchingScores",
     "page_names",
     "match_counts",
+    "count_matches",
+    "iou_matrix",
     "summarize",
     "format_table",
 ]
@@ -167,9 +169,13 @@ def match_counts(
     ignore_label: int | None = 1,
 ) -> np.ndarray:
     """Per threshold ``[TP, FP, FN, sum of matched IoU]`` (an array of shape (T, 4))."""
+    return count_matches(iou_matrix(gt, pred, ignore_label=ignore_label)[0], thresholds)
+
+
+def count_matches(iou: np.ndarray, thresholds: Sequence[float] = THRESHOLDS) -> np.ndarray:
+    """:func:`match_counts` from the IoU matrix (ground truth x predictions)."""
     from scipy.optimize import linear_sum_assignment
 
-    iou = _iou_matrix(gt, pred, ignore_label)
     n_true, n_pred = iou.shape
     counts = np.zeros((len(thresholds), 4))
     for i, threshold in enumerate(thresholds):
@@ -187,8 +193,15 @@ def match_counts(
     return counts
 
 
-def _iou_matrix(gt: np.ndarray, pred: np.ndarray, ignore_label: int | None) -> np.ndarray:
-    """IoU of every ground-truth object (rows) with every kept prediction (columns)."""
+def iou_matrix(
+    gt: np.ndarray, pred: np.ndarray, *, ignore_label: int | None = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """IoU of every ground-truth object (rows) with every counted prediction (columns).
+
+    Predictions mostly inside blobs are left out.  Also returns the pixel count of each
+    column's prediction (removing predictions smaller than ``m`` pixels is then
+    ``iou[:, areas >= m]``: the other IoUs do not change).
+    """
     from skimage.segmentation import relabel_sequential
 
     for name, arr in (("gt", gt), ("pred", pred)):
@@ -206,12 +219,12 @@ def _iou_matrix(gt: np.ndarray, pred: np.ndarray, ignore_label: int | None) -> n
     overlap = np.bincount(
         gt_seq * (n_pred + 1) + pred_seq, minlength=(n_true + 1) * (n_pred + 1)
     ).reshape(n_true + 1, n_pred + 1)
-    pred_area = overlap.sum(0)
-    in_blob = np.bincount(pred_seq[blob.ravel()], minlength=n_pred + 1)
-    keep = in_blob[1:] * 2 <= pred_area[1:]
+    pred_area = overlap.sum(0)[1:]
+    in_blob = np.bincount(pred_seq[blob.ravel()], minlength=n_pred + 1)[1:]
+    keep = in_blob * 2 <= pred_area
     true_area = overlap.sum(1)[1:, None]
     inter = overlap[1:, 1:][:, keep]
-    return inter / (true_area + pred_area[1:][keep] - inter)
+    return inter / (true_area + pred_area[keep] - inter), pred_area[keep]
 
 
 def summarize(counts: np.ndarray, thresholds: Sequence[float]) -> dict:

@@ -20,8 +20,14 @@ import numpy as np
 
 from napari_cellseg.config import RECORD_KEY, read_yaml_dict
 from napari_cellseg.data.io import Stack
-from napari_cellseg.engine.evaluate import THRESHOLDS, match_counts, summarize
-from napari_cellseg.engine.segment import remove_small, watershed_labels
+from napari_cellseg.engine.evaluate import (
+    THRESHOLDS,
+    count_matches,
+    iou_matrix,
+    match_counts,
+    summarize,
+)
+from napari_cellseg.engine.segment import instances, watershed_labels
 from napari_cellseg.errors import DataError
 
 if TYPE_CHECKING:
@@ -124,9 +130,17 @@ def score_postprocessing(
     ignore_label: int | None = 1,
 ) -> float:
     """Pooled mean AP of the given thresholds on the maps of ``stacks``."""
-    pages = _pages(maps, stacks)
-    labels = [watershed_labels(o, b, obj_threshold, bnd_threshold) for o, b, _ in pages]
-    return _mean_ap(pages, labels, min_size, ignore_label)
+    counts = sum(
+        match_counts(
+            gt,
+            instances(
+                o, b, obj_threshold=obj_threshold, bnd_threshold=bnd_threshold, min_size=min_size
+            ),
+            ignore_label=ignore_label,
+        )
+        for o, b, gt in _pages(maps, stacks)
+    )
+    return summarize(counts, THRESHOLDS)["mean_ap"]
 
 
 def _pages(maps: ProbabilityMaps, stacks: Sequence[Stack]) -> list[tuple]:
@@ -146,18 +160,21 @@ def _pages(maps: ProbabilityMaps, stacks: Sequence[Stack]) -> list[tuple]:
 
 
 def _best_min_size(pages, obj: float, bnd: float, ignore_label) -> tuple[float, dict]:
-    labels = [watershed_labels(o, b, obj, bnd) for o, b, _ in pages]
-    scored = [(_mean_ap(pages, labels, m, ignore_label), m) for m in GRID["min_size"]]
-    mean_ap, min_size = max(scored, key=lambda r: r[0])
-    return mean_ap, {"obj_threshold": obj, "bnd_threshold": bnd, "min_size": min_size}
-
-
-def _mean_ap(pages, labels, min_size: int, ignore_label) -> float:
-    counts = sum(
-        match_counts(gt, remove_small(pred, min_size), ignore_label=ignore_label)
-        for (_, _, gt), pred in zip(pages, labels, strict=True)
-    )
-    return summarize(counts, THRESHOLDS)["mean_ap"]
+    """The best ``min_size`` for one threshold pair, and its mean AP."""
+    counts = np.zeros((len(GRID["min_size"]), len(THRESHOLDS), 4))
+    for objects, boundaries, gt in pages:
+        iou, areas = iou_matrix(
+            gt, watershed_labels(objects, boundaries, obj, bnd), ignore_label=ignore_label
+        )
+        for i, min_size in enumerate(GRID["min_size"]):
+            counts[i] += count_matches(iou[:, areas >= min_size])
+    scores = [summarize(c, THRESHOLDS)["mean_ap"] for c in counts]
+    best = int(np.argmax(scores))
+    return scores[best], {
+        "obj_threshold": obj,
+        "bnd_threshold": bnd,
+        "min_size": GRID["min_size"][best],
+    }
 
 
 def save_postprocessing(yaml_path: str | Path, params: dict, *, data: str = "") -> Path:

@@ -1,0 +1,173 @@
+"""Segmentation quality after N minutes of CPU training, against a classical baseline.
+
+1. Train the default CPU model (``CPU_SETTINGS``; any TrainConfig flag overrides it) on
+   ``--train``; training is stopped through its ``stop`` event after ``--minutes`` (it
+   finishes the batch and saves; the last weights are used).
+2. Tune the post-processing thresholds on ``--val``
+   (:func:`napari_cellseg.engine.postprocess_tuning.tune_postprocessing`).
+3. Score the instance labels on ``--test``: AP at IoU 0.5 and 0.75, mean AP over
+   0.5:0.95, F1 at 0.5 (pooled over all test images, as StarDist reports them).
+4. Score the classical baseline on the same test images: Otsu threshold of the
+   smoothed image, holes filled, then a watershed of the distance transform seeded at
+   its local maxima (``skimage``), objects under ``BASELINE_MIN_SIZE`` pixels removed.
+
+The last line printed is one JSON object::
+
+    {"ap_0.5", "ap_0.75", "mean_ap", "f1_0.5", "train_minutes", "baseline": {...}}
+
+Example (the issue's target: mean AP >= 0.60 and AP@0.5 >= 0.88 within 30 minutes)::
+
+    python benchmarks/quality.py --train ../shared/data/dsb2018-fluo/train \\
+        --val ../shared/data/dsb2018-fluo/val --test ../shared/data/dsb2018-fluo/val --minutes 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from napari_cellseg.config import TrainConfig, add_config_arguments, config_from_args
+from napari_cellseg.data.io import read_folder
+from napari_cellseg.engine.evaluate import MatchingScores, page_names
+from napari_cellseg.engine.events import EpochEnded, TrainFinished
+from napari_cellseg.engine.train import train
+
+CPU_SETTINGS = {
+    "architecture": "unet",
+    "unet_levels": 3,
+    "start_filters": 16,
+    "im_dim": 128,
+    "trim_method": "reflect",
+    "batch": 8,
+    "augments": 1,
+    "lr": 3e-3,
+    "epochs": 1000,
+    "lr_patience": 4,
+    "early_stop_patience": 1000,
+    "val_fraction": 0.0,
+    "tune_postprocess": False,
+}
+"""The default CPU model: a 3-level U-Net, 16 filters, trained on 128 x 128 crops.
+
+No validation during training (``val_fraction`` 0, no ``val_data``): every minute goes
+to training, the learning rate follows the training loss, and the last weights are
+scored.  ``--val`` serves the post-processing tuning only."""
+
+BASELINE_SIGMA = 1.0
+BASELINE_MIN_DISTANCE = 4
+BASELINE_MIN_SIZE = 15
+
+
+def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, TrainConfig]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train", required=True, help="training folder (images/ + labels/)")
+    parser.add_argument("--val", required=True, help="validation folder (tuning)")
+    parser.add_argument("--test", required=True, help="test folder (scores)")
+    parser.add_argument("--minutes", type=float, required=True, help="training time")
+    parser.add_argument("--model", default="", help="model .pt path; default: a temporary folder")
+    add_config_arguments(parser, TrainConfig, skip=("train_data", "val_data", "model"))
+    args = parser.parse_args(argv)
+    return args, config_from_args(TrainConfig, args, base=CPU_SETTINGS)
+
+
+def train_for(cfg: TrainConfig, minutes: float) -> tuple[TrainFinished, float]:
+    """Train until ``minutes`` have passed (then stop after the batch); return the end and time."""
+    stop = threading.Event()
+    timer = threading.Timer(minutes * 60, stop.set)
+    started = time.perf_counter()
+    timer.start()
+    try:
+        for event in train(cfg, stop=stop):
+            if isinstance(event, EpochEnded):
+                scores = ", ".join(f"{k} {v:.3f}" for k, v in event.train.items())
+                print(f"epoch {event.epoch + 1}: {event.seconds:.0f} s, lr {event.lr:g}, {scores}")
+            if isinstance(event, TrainFinished):
+                finished = event
+    finally:
+        timer.cancel()
+    return finished, (time.perf_counter() - started) / 60
+
+
+def baseline_labels(image: np.ndarray) -> np.ndarray:
+    """Otsu threshold + distance-transform watershed of one 2D image (int32 labels)."""
+    from scipy import ndimage as ndi
+    from skimage.feature import peak_local_max
+    from skimage.filters import gaussian, threshold_otsu
+    from skimage.segmentation import watershed
+
+    from napari_cellseg.engine.segment import remove_small
+
+    smooth = gaussian(image.astype(np.float32), BASELINE_SIGMA)
+    mask = ndi.binary_fill_holes(smooth > threshold_otsu(smooth))
+    distance = ndi.distance_transform_edt(mask)
+    peaks = peak_local_max(
+        distance,
+        min_distance=BASELINE_MIN_DISTANCE,
+        labels=ndi.label(mask)[0],
+        exclude_border=False,
+    )
+    markers = np.zeros(image.shape, np.int32)
+    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    return remove_small(watershed(-distance, markers, mask=mask), BASELINE_MIN_SIZE)
+
+
+def headline(result: dict) -> dict:
+    t = result["thresholds"]
+    return {
+        "ap_0.5": round(t["0.5"]["ap"], 4),
+        "ap_0.75": round(t["0.75"]["ap"], 4),
+        "mean_ap": round(result["mean_ap"], 4),
+        "f1_0.5": round(t["0.5"]["f1"], 4),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    from napari_cellseg.engine.postprocess_tuning import tune_postprocessing
+    from napari_cellseg.engine.predict import load_model
+
+    args, cfg = parse_args(argv)
+    with tempfile.TemporaryDirectory() as folder:
+        model = args.model or str(Path(folder) / "quality.pt")
+        cfg = dataclasses.replace(cfg, train_data=args.train, model=model)
+        print(
+            f"training {cfg.architecture} (levels {cfg.unet_levels}, filters "
+            f"{cfg.start_filters}, im_dim {cfg.im_dim}, {cfg.trim_method}) for {args.minutes} min"
+        )
+        finished, minutes = train_for(cfg, args.minutes)
+        print(f"trained {finished.epochs_run} epochs in {minutes:.1f} min ({finished.reason})")
+        predictor = load_model(Path(model).with_suffix(".yaml"), cfg.device)
+        val, test = read_folder(args.val), read_folder(args.test)
+
+        started = time.perf_counter()
+        params = tune_postprocessing(predictor, val)
+        print(f"post-processing tuned on val in {time.perf_counter() - started:.0f} s: {params}")
+        thresholds = {k: params[k] for k in ("obj_threshold", "bnd_threshold", "min_size")}
+        predictor.config = dataclasses.replace(predictor.config, **thresholds)
+
+        started = time.perf_counter()
+        network, classical = (
+            MatchingScores(ignore_label=cfg.blob_label),
+            MatchingScores(ignore_label=cfg.blob_label),
+        )
+        for stack in test:
+            labels = predictor.instances(*predictor.predict(stack.image))
+            for z, name in enumerate(page_names(stack.name, len(stack.image))):
+                network.add(name, stack.labels[z], labels[z])
+                classical.add(name, stack.labels[z], baseline_labels(stack.image[z]))
+        print(f"scored {len(network.images)} test images in {time.perf_counter() - started:.0f} s")
+    summary = {**headline(network.result()), "train_minutes": round(minutes, 2)}
+    summary["baseline"] = headline(classical.result())
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
