@@ -1,0 +1,85 @@
+"""Post-processing tuning on hand-made probability maps: the search finds the settings that work."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from napari_cellseg.config import TrainConfig, save_yaml
+from napari_cellseg.data.io import Stack
+from napari_cellseg.engine.postprocess_tuning import (
+    GRID,
+    save_postprocessing,
+    score_postprocessing,
+    tune_postprocessing,
+)
+from napari_cellseg.errors import DataError
+
+YY, XX = np.mgrid[:60, :80]
+LEFT = (YY - 30) ** 2 + (XX - 25) ** 2 < 15**2
+RIGHT = ((YY - 30) ** 2 + (XX - 53) ** 2 < 15**2) & ~LEFT
+
+
+def weak_ridge_maps():
+    """Two touching nuclei with a weak boundary between them (0.45) and two 12-pixel specks."""
+    gt = np.zeros((1, 60, 80), np.uint16)
+    gt[0][LEFT], gt[0][RIGHT] = 2, 3
+    ridge = np.zeros(LEFT.shape, bool)
+    ridge[:, 38:41] = (LEFT | RIGHT)[:, 38:41]
+    objects = np.where(LEFT | RIGHT, 0.9, 0.05)
+    objects[ridge] = 0.55
+    objects[2:5, 2:6] = objects[50:53, 70:74] = 0.9
+    boundaries = np.where(ridge, 0.45, 0.05)
+    return (objects[None].astype(np.float32), boundaries[None].astype(np.float32)), Stack(
+        "a", gt, gt
+    )
+
+
+def test_search_finds_thresholds_that_split_and_clean():
+    maps, stack = weak_ridge_maps()
+    calls = []
+    params = tune_postprocessing([maps], [stack], progress=lambda *a: calls.append(a))
+    # only a boundary threshold under 0.45 splits the nuclei, only min_size > 12 drops the specks
+    assert params["mean_ap"] == 1.0
+    assert params["bnd_threshold"] < 0.45 and params["min_size"] > 12
+    assert params == {"obj_threshold": 0.3, "bnd_threshold": 0.2, "min_size": 20, "mean_ap": 1.0}
+    planned = len(GRID["obj_threshold"]) * len(GRID["bnd_threshold"]) + 8
+    assert calls[-1] == (planned, planned) and len(calls) == planned
+    # the defaults merge the two nuclei (IoU with the left one 697 / 1383 = 0.504) and keep the
+    # specks: at IoU 0.5 TP 1, FP 2, FN 1, AP 1/4; above 0.5 AP 0; the mean over 10 thresholds 0.025
+    default = TrainConfig()
+    score = score_postprocessing(
+        [maps],
+        [stack],
+        obj_threshold=default.obj_threshold,
+        bnd_threshold=default.bnd_threshold,
+        min_size=default.min_size,
+    )
+    assert score == pytest.approx(0.025)
+
+
+def test_save_keeps_every_other_entry(tmp_path):
+    path = save_yaml(
+        TrainConfig(epochs=7, model="m.pt"), tmp_path / "m.yaml", {"epochs_trained": 7}
+    )
+    save_postprocessing(
+        path,
+        {"obj_threshold": 0.4, "bnd_threshold": 0.25, "min_size": 20, "mean_ap": 0.7},
+        data="v",
+    )
+    content = yaml.safe_load(path.read_text())
+    assert (content["obj_threshold"], content["bnd_threshold"], content["min_size"]) == (
+        0.4,
+        0.25,
+        20,
+    )
+    assert content["epochs"] == 7 and content["model"] == "m.pt"
+    assert content["record"] == {"epochs_trained": 7, "postprocess": {"mean_ap": 0.7, "data": "v"}}
+    assert list(content)[-1] == "record"
+
+
+def test_stacks_need_labels():
+    maps, stack = weak_ridge_maps()
+    with pytest.raises(DataError, match="'a' has no labels"):
+        tune_postprocessing([maps], [Stack("a", stack.image, None)])
