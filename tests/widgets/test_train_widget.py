@@ -192,3 +192,13 @@ def test_settings_save_and_load_as_model_yaml(train_widget, open_widget, tmp_pat
     other._load_settings()
     assert other.form.config() == saved
     assert other.form.widgets["lr"].value == "0.0002"
+
+
+def test_a_new_pair_row_picks_the_next_image_and_its_labels(train_widget, viewer):
+    viewer.add_labels(np.zeros((8, 8), np.uint16), name="unrelated labels")
+    train_widget.train_pairs.add_row()
+    rows = list(train_widget.train_pairs._rows)
+    assert [(r[0].value.name, r[1].value.name) for r in rows] == [
+        ("a", "a labels"),
+        ("b", "b labels"),
+    ]

@@ -54,6 +54,10 @@ class LayerPairs(Container):
         row = Container(widgets=[image, labels, remove], layout="horizontal", labels=False)
         row.margins = (0, 0, 0, 0)
         remove.changed.connect(lambda: self._rows.remove(row))
+        used = [r[0].value for r in self._rows]
+        image.value = next((c for c in image.choices if c not in used), image.value)
+        _match_labels(image, labels)
+        image.changed.connect(lambda _value: _match_labels(image, labels))
         self._rows.append(row)
 
     def pairs(self) -> list[tuple[Image, Labels]]:
@@ -82,6 +86,17 @@ class LayerPairs(Container):
             [np.array(labels.data) for _, labels in pairs],
             [image.name for image, _ in pairs],
         )
+
+
+def _match_labels(image: ComboBox, labels: ComboBox) -> None:
+    """Choose the labels layer that fits the image: named after it, else of its shape."""
+    if image.value is None:
+        return
+    shape = image.value.data.shape
+    fits = [layer for layer in labels.choices if layer.data.shape == shape]
+    named = [layer for layer in fits if layer.name.startswith(image.value.name)]
+    if named or fits:
+        labels.value = (named or fits)[0]
 
 
 def output_layer(
