@@ -104,6 +104,7 @@ def test_progress_per_tile_batch_and_memory_bounded_by_it():
     with pytest.raises(StopIteration) as finished:
         while True:
             records.append(next(generator))
+            assert not torch.is_inference_mode_enabled()  # only around the forward pass
     objects, boundaries = finished.value.value
     assert objects.shape == (2, 64, 80)
     assert records[-1] == PredictProgress(18, 18)

@@ -16,7 +16,8 @@ Geometry, per 2D slice (the model was trained on ``im_dim x im_dim`` inputs):
 
 A stack ``(Z, H, W)`` is predicted slice by slice; a model with ``channels`` C > 1
 sees slices ``clip(z - C // 2 + c, 0, Z - 1)`` as its channels, as in training.
-Memory beyond the outputs is bounded by one slice and ``tile_batch`` tiles.
+Memory beyond the outputs is bounded by one (normalised) slice, its blending sums and
+``tile_batch`` tiles.
 """
 
 from __future__ import annotations
@@ -193,25 +194,18 @@ class Predictor:
             float32 probabilities in [0, 1], the shape of ``image`` (the generator's
             return value: ``objects, boundaries = yield from predictor.iter_predict(x)``).
         """
-        import torch
-
         from napari_cellseg.data.normalize import normalize_image
 
         stack = _as_stack(image)
-        normalized = normalize_image(stack)
-        total = len(stack) * self.count_tiles(stack.shape[-2:])
+        per_slice = self.count_tiles(stack.shape[-2:])
         out = np.empty((2, *stack.shape), np.float32)
-        done = 0
-        with torch.inference_mode():
-            for z in range(len(stack)):
-                channels = np.clip(
-                    z - self.config.channels // 2 + np.arange(self.config.channels),
-                    0,
-                    len(stack) - 1,
-                )
-                maps = yield from self._predict_slice(normalized[channels], done, total)
-                done += self.count_tiles(stack.shape[-2:])
-                out[:, z] = maps
+        for z in range(len(stack)):
+            offsets = np.arange(self.config.channels) - self.config.channels // 2
+            channels = np.clip(z + offsets, 0, len(stack) - 1)
+            image_z = normalize_image(stack[channels])  # per slice, as in training
+            out[:, z] = yield from self._predict_slice(
+                image_z, z * per_slice, len(stack) * per_slice
+            )
         objects, boundaries = out if image.ndim == 3 else out[:, 0]
         return objects, boundaries
 
@@ -278,8 +272,9 @@ class Predictor:
         from napari_cellseg.models.registry import prepare_batch, probabilities
 
         batch = prepare_batch(torch.from_numpy(np.ascontiguousarray(tiles)), self.device)
-        objects, boundaries = probabilities(self.config, self.model(batch))
-        return torch.stack([objects, boundaries], 1).float().cpu().numpy()
+        with torch.inference_mode():  # not around a yield: it would leak into the caller
+            objects, boundaries = probabilities(self.config, self.model(batch))
+            return torch.stack([objects, boundaries], 1).float().cpu().numpy()
 
 
 def _as_stack(image: np.ndarray) -> np.ndarray:
