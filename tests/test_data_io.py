@@ -182,8 +182,15 @@ def test_split_stacks_by_slice_is_seeded_and_disjoint():
     again = split_stacks(stacks, 0.25, seed=3)[1]
     assert all(np.array_equal(a.image, b.image) for a, b in zip(val, again, strict=True))
     assert split_stacks(stacks, 0.0, seed=3) == (stacks, [])
-    with pytest.raises(DataError, match="Only one image slice"):
-        split_stacks(stacks[1:], 0.2, seed=0)
+
+
+def test_a_single_image_is_split_in_space_along_its_longer_side():
+    image = np.arange(10 * 40, dtype=np.uint16).reshape(10, 40)
+    labels = (image % 7).astype(np.uint16)
+    train, val = split_stacks(stacks_from_arrays([image], [labels]), 0.25, seed=0)
+    assert train[0].image.shape == (1, 10, 30) and val[0].image.shape == (1, 10, 10)
+    np.testing.assert_array_equal(np.concatenate([train[0].image, val[0].image], -1)[0], image)
+    np.testing.assert_array_equal(val[0].labels[0], labels[:, 30:])
 
 
 def test_write_tiff_round_trip_keeps_three_pages_gray(tmp_path):

@@ -275,7 +275,9 @@ def split_stacks(
 
     Slices are drawn at random over all stacks; the slices of one stack that land on
     the same side stay together, in order, under the stack's name (so a slice's
-    neighbours in a training stack are its nearest remaining slices).
+    neighbours in a training stack are its nearest remaining slices).  A single slice
+    (one annotated image, the common case) is split in space instead: the last
+    ``fraction`` of its longer side is held out.
 
     Returns
     -------
@@ -286,18 +288,15 @@ def split_stacks(
     Raises
     ------
     DataError
-        When ``fraction`` is not in [0, 1) or there is a single slice to split.
+        When ``fraction`` is not in [0, 1).
     """
     if not 0 <= fraction < 1:
         raise DataError(f"val_fraction is {fraction}; choose a value in [0, 1), e.g. 0.2.")
     n = sum(len(s.image) for s in stacks)
     if fraction == 0:
         return list(stacks), []
-    if n < 2:
-        raise DataError(
-            "Only one image slice: it cannot be split into training and validation; "
-            "add images or give separate validation data."
-        )
+    if n == 1:
+        return _split_in_space(stacks[0], fraction)
     n_val = min(max(round(fraction * n), 1), n - 1)
     is_val = np.zeros(n, bool)
     is_val[np.random.default_rng(seed).permutation(n)[:n_val]] = True
@@ -311,6 +310,20 @@ def split_stacks(
                 labels = stack.labels[keep] if stack.labels is not None else None
                 side.append(Stack(stack.name, stack.image[keep], labels))
     return train, val
+
+
+def _split_in_space(stack: Stack, fraction: float) -> tuple[list[Stack], list[Stack]]:
+    """Split a one-slice stack along its longer side: train before, validation after."""
+    axis = -1 if stack.image.shape[-1] >= stack.image.shape[-2] else -2
+    length = stack.image.shape[axis]
+    cut = length - min(max(round(fraction * length), 1), length - 1)
+
+    def part(array: np.ndarray | None, index: slice) -> np.ndarray | None:
+        return None if array is None else np.take(array, range(length)[index], axis=axis)
+
+    train = Stack(stack.name, part(stack.image, slice(0, cut)), part(stack.labels, slice(0, cut)))
+    val = Stack(stack.name, part(stack.image, slice(cut, None)), part(stack.labels, slice(cut, None)))
+    return [train], [val]
 
 
 def write_tiff(path: str | Path, array: np.ndarray) -> Path:
