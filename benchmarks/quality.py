@@ -4,7 +4,8 @@
    ``--train``; training is stopped through its ``stop`` event after ``--minutes`` (it
    finishes the batch and saves; the last weights are used).
 2. Tune the post-processing thresholds on ``--val``
-   (:func:`napari_cellseg.engine.postprocess_tuning.tune_postprocessing`).
+   (:func:`napari_cellseg.engine.postprocess_tuning.tune_postprocessing`); when
+   ``--test`` is the same folder its probability maps are predicted once.
 3. Score the instance labels on ``--test``: AP at IoU 0.5 and 0.75, mean AP over
    0.5:0.95, F1 at 0.5 (pooled over all test images, as StarDist reports them).
 4. Score the classical baseline on the same test images: Otsu threshold of the
@@ -36,6 +37,7 @@ import numpy as np
 
 from napari_cellseg.config import TrainConfig, add_config_arguments, config_from_args
 from napari_cellseg.data.io import read_folder
+from napari_cellseg.engine import segment
 from napari_cellseg.engine.evaluate import MatchingScores, page_names
 from napari_cellseg.engine.events import EpochEnded, TrainFinished
 from napari_cellseg.engine.train import train
@@ -60,6 +62,8 @@ CPU_SETTINGS = {
 No validation during training (``val_fraction`` 0, no ``val_data``): every minute goes
 to training, the learning rate follows the training loss, and the last weights are
 scored.  ``--val`` serves the post-processing tuning only."""
+
+SEGMENT_KEYS = ("obj_threshold", "bnd_threshold", "min_size")
 
 BASELINE_SIGMA = 1.0
 BASELINE_MIN_DISTANCE = 4
@@ -144,21 +148,22 @@ def main(argv: list[str] | None = None) -> int:
         finished, minutes = train_for(cfg, args.minutes)
         print(f"trained {finished.epochs_run} epochs in {minutes:.1f} min ({finished.reason})")
         predictor = load_model(Path(model).with_suffix(".yaml"), cfg.device)
-        val, test = read_folder(args.val), read_folder(args.test)
-
+        val = read_folder(args.val)
         started = time.perf_counter()
-        params = tune_postprocessing(predictor, val)
+        val_maps = [predictor.predict(stack.image) for stack in val]
+        params = tune_postprocessing(val_maps, val, ignore_label=cfg.blob_label)
         print(f"post-processing tuned on val in {time.perf_counter() - started:.0f} s: {params}")
-        thresholds = {k: params[k] for k in ("obj_threshold", "bnd_threshold", "min_size")}
-        predictor.config = dataclasses.replace(predictor.config, **thresholds)
 
         started = time.perf_counter()
+        same = Path(args.test).resolve() == Path(args.val).resolve()
+        test = val if same else read_folder(args.test)
         network, classical = (
             MatchingScores(ignore_label=cfg.blob_label),
             MatchingScores(ignore_label=cfg.blob_label),
         )
-        for stack in test:
-            labels = predictor.instances(*predictor.predict(stack.image))
+        for i, stack in enumerate(test):
+            maps = val_maps[i] if same else predictor.predict(stack.image)
+            labels = segment.instances(*maps, **{k: params[k] for k in SEGMENT_KEYS})
             for z, name in enumerate(page_names(stack.name, len(stack.image))):
                 network.add(name, stack.labels[z], labels[z])
                 classical.add(name, stack.labels[z], baseline_labels(stack.image[z]))

@@ -72,6 +72,7 @@ def test_resize_model_scales_large_images_to_the_training_scale():
     model = Pointwise()
     predictor = Predictor(model, tiny_cfg(trim_method="resize"), "cpu", train_side=64)
     assert predictor.scale == 0.5
+    assert predictor.count_tiles((60, 64)) == 1  # 30 x 32 at the training scale: resized to 32
     assert predictor.count_tiles((96, 128)) == len(model.calls) + 6  # 2 x 3 tiles of 32 at 48 x 64
     image = smooth_image((96, 128), sigma=6)
     objects, _ = predictor.predict(image)

@@ -5,14 +5,16 @@ Geometry, per 2D slice (the model was trained on ``im_dim x im_dim`` inputs):
 - A slice no larger than ``im_dim`` is brought to ``im_dim`` by the model's
   ``trim_method`` and mapped back with :func:`~napari_cellseg.data.trim.untrim`,
   exactly as training treated it.
-- A larger slice is covered by overlapping ``im_dim`` tiles (``tile_overlap``),
-  predicted ``tile_batch`` at a time and blended with a smooth window
-  (:mod:`napari_cellseg.engine.tiling`); a side shorter than ``im_dim`` is padded
-  first (zeros for ``padding``, the mirrored image otherwise).
-- ``resize`` models saw their training images scaled by ``im_dim / side``; a large
-  slice is scaled by ``im_dim / train_image_side`` (the median training image side the
-  model yaml records) before tiling, so objects appear at the size the network learnt,
-  and the maps are scaled back.  Without that record the scale is 1.
+- A larger slice is covered by overlapping ``im_dim`` tiles (``tile_overlap``; tile
+  corners on the network's pooling grid), predicted ``tile_batch`` at a time and
+  blended with a smooth window (:mod:`napari_cellseg.engine.tiling`); a side shorter
+  than ``im_dim`` is padded first (zeros for ``padding``, the mirrored image otherwise).
+- ``resize`` models saw their training images scaled by ``im_dim / side``.  Their
+  slices are measured at the scale ``s = im_dim / train_image_side`` (the median
+  training image side the model yaml records under ``record``): a slice whose sides
+  times ``s`` fit ``im_dim`` is resized to ``im_dim`` as in training; a larger one is
+  scaled by ``s``, tiled, and its maps scaled back, so objects appear at the size the
+  network learnt.  Without the record ``s`` is 1 (tiles at the original scale).
 
 A stack ``(Z, H, W)`` is predicted slice by slice; a model with ``channels`` C > 1
 sees slices ``clip(z - C // 2 + c, 0, Z - 1)`` as its channels, as in training.
@@ -228,7 +230,7 @@ class Predictor:
 
     def count_tiles(self, shape: tuple[int, int]) -> int:
         """Network tiles predicted per slice of ``shape`` (H, W)."""
-        if max(shape) <= self.tile:
+        if max(self._scaled(shape)) <= self.tile:
             return 1
         padded = padded_shape(self._scaled(shape), self.tile, self.align)
         return len(tile_positions(padded, self.tile, self.overlap, self.align))
@@ -244,7 +246,7 @@ class Predictor:
 
         shape = image.shape[-2:]
         cfg = self.config
-        if max(shape) <= self.tile:
+        if max(self._scaled(shape)) <= self.tile:
             trimmed, info = trim(image, self.tile, cfg.trim_method)
             maps = self._forward(trimmed[np.newaxis])[0]
             yield PredictProgress(done + 1, total)
