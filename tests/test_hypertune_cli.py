@@ -2,6 +2,7 @@
 
 # ruff: noqa: TID253 - tests of the search, so optuna and torch are imported at module level
 
+import csv
 import os
 import subprocess
 import sys
@@ -22,6 +23,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def read_rows(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
 
 
 def tiny_flags(data: Path) -> list[str]:
@@ -100,7 +106,8 @@ def test_two_processes_share_one_study(synthetic_dir, tmp_path):
     storage = f"sqlite:///{tmp_path / 'shared.db'}"
     command = [
         sys.executable, "-m", "napari_cellseg.hypertune", "tune_lr", *tiny_flags(synthetic_dir),
-        "--trials", "6", "--storage", storage, "--output", str(tmp_path / "tuning"),
+        "--trials", "4", "--epochs", "1", "--storage", storage,
+        "--output", str(tmp_path / "tuning"),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     workers = [
@@ -117,6 +124,12 @@ def test_two_processes_share_one_study(synthetic_dir, tmp_path):
         for line in out.splitlines()
         if line.startswith("trial ")
     ]
-    assert sorted(numbers) == list(range(6))  # each trial run once, by one of the workers
-    trials = optuna.load_study(study_name="tune_lr", storage=storage).get_trials()
-    assert len(trials) == 6 and len({t.params["lr"] for t in trials}) == 6
+    assert sorted(numbers) == list(range(4))  # each trial run once, by one of the workers
+    trials = [
+        t
+        for t in optuna.load_study(study_name="tune_lr", storage=storage).get_trials()
+        # a worker that starts a trial just as the other starts the last one stops there
+        if t.user_attrs["result"]["state"] != "surplus"
+    ]
+    assert len(trials) == 4 and len({t.params["lr"] for t in trials}) == 4
+    assert len(read_rows(tmp_path / "tuning" / "trials.csv")) == 4

@@ -188,7 +188,7 @@ def tune(
 
     def finished(study: optuna.Study, trial: FrozenTrial) -> None:
         reports.write(study.get_trials(deepcopy=False), plot=False)
-        if on_trial:
+        if on_trial and _state(trial) != "surplus":
             on_trial(_result(trial))
 
     try:
@@ -226,7 +226,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     ConfigError
         When the storage cannot be opened, naming it.
     """
-    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.exc import IntegrityError, OperationalError
 
     for _ in range(_OPEN_ATTEMPTS):
         try:
@@ -244,8 +244,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
                     heartbeat_interval=HEARTBEAT_SECONDS,
                     grace_period=3 * HEARTBEAT_SECONDS,
                 )
-        except OperationalError as exc:
-            # workers starting together race to create the tables ("table ... already exists")
+        except (OperationalError, IntegrityError) as exc:
+            # workers starting together race to create the tables and their version row
             error = exc
             time.sleep(random.uniform(0.5, 2.0))
         except Exception as exc:  # a wrong URL or path, a missing database driver
@@ -479,7 +479,10 @@ class _Objective:
         from napari_cellseg.engine.train import train
 
         settings = self.search.suggest(trial)
-        if settings is None:  # another worker started the last trial meanwhile
+        if settings is None:
+            # Another worker started the last trial between this worker's count and its
+            # new trial (Optuna cannot count and create at once): the extra trial is
+            # recorded as failed, "surplus", and left out of counts and reports.
             trial.study.stop()
             return _record(trial, "surplus", "the study already had all its trials")
         trial.set_user_attr(_SETTINGS, settings)
