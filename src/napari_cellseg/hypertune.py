@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from napari_cellseg.cli_support import build_parser, report_errors
 from napari_cellseg.config import (
@@ -23,6 +24,9 @@ from napari_cellseg.config import (
     add_config_arguments,
     config_from_args,
 )
+
+if TYPE_CHECKING:
+    from napari_cellseg.engine.tune import TrialResult
 
 DESCRIPTION = """\
 Search the learning rate (tune_lr), the batch size (tune_batch) or both together with
@@ -49,13 +53,13 @@ def make_parser(prog: str = "python -m napari_cellseg.hypertune") -> argparse.Ar
 @report_errors
 def main(argv: list[str] | None = None) -> int:
     """Parse the flags, run the study, print one line per trial; return the exit code."""
+    args = make_parser().parse_args(argv)
+    tune_cfg = config_from_args(TuneConfig, args)
+    cfg = config_from_args(TrainConfig, args)
     import optuna
 
     from napari_cellseg.engine.tune import tune
 
-    args = make_parser().parse_args(argv)
-    tune_cfg = config_from_args(TuneConfig, args)
-    cfg = config_from_args(TrainConfig, args)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # each trial is printed below
     print(f"{tune_cfg.mode}: study '{tune_cfg.study or tune_cfg.mode}', output {tune_cfg.output}")
     try:
@@ -75,14 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def format_trial(trial) -> str:
+def format_trial(trial: TrialResult) -> str:
     """``trial 3  lr 0.00213  complete  val_loss 0.4123 ...  12 epochs  41s  completed``."""
     parts = [f"trial {trial.number}"]
     parts += [
         f"{k} {v:.3g}" if isinstance(v, float) else f"{k} {v}" for k, v in trial.settings.items()
     ]
     parts.append(trial.state)
-    parts += [f"val_{k} {trial.val[k]:.4f}" for k in VAL_SHOWN if k in trial.val]
+    parts += [f"val_{k} {trial.val[k]:.4g}" for k in VAL_SHOWN if k in trial.val]
     parts.append(f"{trial.epochs} epochs")
     if trial.seconds is not None:
         parts.append(f"{trial.seconds:.0f}s")
