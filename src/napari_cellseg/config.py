@@ -118,7 +118,9 @@ class TrainConfig:
         0.0, "end training after the epoch that passes this many minutes; 0 = no limit"
     )
     # --- machine -----------------------------------------------------------------------
-    device: str = _f("auto", "auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:1, mps", advanced=True)
+    device: str = _f(
+        "auto", "auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:1, mps", advanced=True
+    )
     num_workers: int = _f(
         -1, "DataLoader worker processes; -1 = choose from the CPU count", advanced=True
     )
@@ -127,8 +129,12 @@ class TrainConfig:
     sync_bn: bool = _f(False, "synchronise batch norm across processes (torchrun)", advanced=True)
     world_size: int = _f(1, "number of training processes (recorded, set by torchrun)", advanced=True)
     # --- post-processing (tuned after training, used by prediction) ----------------------
-    obj_threshold: float = _f(0.5, "object probability above which a pixel is foreground", advanced=True)
-    bnd_threshold: float = _f(0.5, "boundary probability that separates touching objects", advanced=True)
+    obj_threshold: float = _f(
+        0.5, "object probability above which a pixel is foreground", advanced=True
+    )
+    bnd_threshold: float = _f(
+        0.5, "boundary probability that separates touching objects", advanced=True
+    )
     min_size: int = _f(10, "smallest object kept, in pixels", advanced=True)
     tune_postprocess: bool = _f(
         True, "tune the post-processing thresholds on val_data after training", advanced=True
@@ -244,7 +250,9 @@ def read_yaml_dict(path: str | Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"Settings file '{path}' is not valid YAML ({exc}); fix or re-create it.")
+        raise ConfigError(
+            f"Settings file '{path}' is not valid YAML ({exc}); fix or re-create it."
+        ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"Settings file '{path}' must hold a mapping of setting: value.")
     return data

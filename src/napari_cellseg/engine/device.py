@@ -32,7 +32,9 @@ def resolve_device(name: str = "auto"):
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"Setting 'device' is {name!r}; use auto, cpu, cuda, cuda:N or mps.")
+        raise ConfigError(
+            f"Setting 'device' is {name!r}; use auto, cpu, cuda, cuda:N or mps."
+        ) from None
     available = {
         "cpu": True,
         "cuda": torch.cuda.is_available()
