@@ -107,6 +107,18 @@ def test_resume_continues_from_the_last_epoch(tiny_train_config, data):
     assert record["epochs_trained"] == 4
 
 
+def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
+    tiny_train_config, data, tmp_path
+):
+    # each epoch's order and augmentation follow from (seed, epoch), not from the run's past
+    straight = dataclasses.replace(tiny_train_config, model=str(tmp_path / "straight" / "m.pt"))
+    run_training(straight, data=data)
+    run_training(dataclasses.replace(tiny_train_config, epochs=1), data=data)
+    run_training(dataclasses.replace(tiny_train_config, resume=True), data=data)
+    expected, resumed = torch.load(straight.model), torch.load(tiny_train_config.model)
+    assert all(torch.equal(expected[k], resumed[k]) for k in expected)
+
+
 def test_held_out_fraction_is_used_when_no_validation_is_given(tiny_train_config):
     cfg = dataclasses.replace(tiny_train_config, val_fraction=0.25)
     started = next(train(cfg, data=TrainData(train=synthetic_stacks(4))))

@@ -5,6 +5,9 @@ Example::
     python -m napari_cellseg.train --architecture unet --epochs 100 --batch 4 \\
         --augments 2 --trim_method resize --train_data data/train --val_data data/val \\
         --model models/nuclei.pt
+
+The same flags train one model on several GPUs or machines under torchrun, e.g.
+``torchrun --nproc_per_node 4 -m napari_cellseg.train ...``; only rank 0 prints.
 """
 
 from __future__ import annotations
@@ -28,12 +31,13 @@ def make_parser(prog: str = "python -m napari_cellseg.train") -> argparse.Argume
 
 @report_errors
 def main(argv: list[str] | None = None) -> int:
-    """Parse the flags, train, print one line per epoch; return the exit code."""
+    """Parse the flags, train, print one line per epoch (rank 0 only); return the exit code."""
     from napari_cellseg.engine.console import print_training
-    from napari_cellseg.engine.train import train
+    from napari_cellseg.engine.distributed import is_main_process
+    from napari_cellseg.engine.train import run_training, train
 
     cfg = config_from_args(TrainConfig, make_parser().parse_args(argv))
-    finished = print_training(train(cfg))
+    finished = print_training(train(cfg)) if is_main_process() else run_training(cfg)
     return 0 if finished.reason != "stopped" else 130
 
 

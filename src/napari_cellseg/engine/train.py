@@ -6,6 +6,11 @@
 Setting the ``stop`` event ends the run after the current batch: the weights are
 saved and :class:`~napari_cellseg.engine.events.TrainFinished` (``reason="stopped"``)
 is the last event.
+
+Under ``torchrun`` every process runs this same loop on its share of each epoch
+(DistributedDataParallel; see :mod:`napari_cellseg.engine.distributed`): the epoch's
+metrics are summed over the processes, so every process takes the same decisions, and
+rank 0 alone writes the weights, the yaml and the logs.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import numpy as np
 from napari_cellseg import __version__
 from napari_cellseg.config import TrainConfig, model_yaml_path, save_yaml
 from napari_cellseg.data.io import Stack, read_folder, split_stacks
+from napari_cellseg.engine.distributed import World, join
 from napari_cellseg.engine.events import (
     BatchEnded,
     CheckpointSaved,
@@ -69,7 +75,7 @@ def train_state_path(model: str | Path) -> Path:
 def run_training(cfg: TrainConfig, **kwargs) -> TrainFinished:
     """Run :func:`train` to the end and return its final event."""
     event: Event | None = None
-    for event in train(cfg, **kwargs):
+    for event in train(cfg, **kwargs):  # noqa: B007 - the last event is the result
         pass
     assert isinstance(event, TrainFinished)
     return event
@@ -90,35 +96,43 @@ def train(
     data
         In-memory data; when ``None`` the folders ``cfg.train_data``/``cfg.val_data`` are read.
     stop
-        Set it (from any thread) to end the run after the current batch.
+        Set it (from any thread) to end the run after the current batch.  Under torchrun
+        a stop asked for in any process stops every process.
 
     Yields
     ------
     Event
         ``TrainStarted``, then per epoch ``EpochStarted``, ``BatchEnded`` per batch,
-        ``CheckpointSaved`` per file written and ``EpochEnded``; ``TrainFinished`` last.
+        ``CheckpointSaved`` per file written and ``EpochEnded``; ``PostprocessTuned``
+        when the thresholds were tuned; ``TrainFinished`` last.  Under torchrun every
+        process yields them (``BatchEnded.loss`` is that process's batch, the epoch
+        metrics are those of all processes); ``PostprocessTuned`` comes from rank 0,
+        which alone writes the files.
     """
-    run = _Run(cfg, data, stop or threading.Event())
+    run = _Run(cfg, data, stop or threading.Event(), join(cfg.device))
     yield from run.events()
 
 
 class _Run:
     """One training run; ``events()`` drives it."""
 
-    def __init__(self, cfg: TrainConfig, data: TrainData | None, stop: threading.Event):
+    def __init__(
+        self, cfg: TrainConfig, data: TrainData | None, stop: threading.Event, world: World
+    ):
         import torch
 
-        from napari_cellseg.engine.device import resolve_device
         from napari_cellseg.models.registry import build_model, prepare_model
 
         _check_paths(cfg, data)
-        self.cfg, self.stop = cfg, stop
+        self.cfg = dataclasses.replace(cfg, world_size=world.size)
+        self.stop, self.world, self.device = stop, world, world.device
         _seed_everything(cfg.seed)
         train_stacks, val_stacks = _load_stacks(cfg, data)
-        self.device = resolve_device(cfg.device)
+        # self.model is the network (saved, validated); self.train_model trains it (DDP)
         self.model = prepare_model(build_model(cfg), self.device)
+        self.train_model = world.wrap(self.model, sync_bn=cfg.sync_bn)
         self.train_loader, self.val_loader, self.samples = _make_loaders(
-            cfg, train_stacks, val_stacks
+            cfg, train_stacks, val_stacks, world
         )
         self.val_stacks = val_stacks
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
@@ -136,7 +150,7 @@ class _Run:
 
     def events(self) -> Iterator[Event]:
         cfg = self.cfg
-        logs = _Logs(cfg, append=self.start_epoch > 0)
+        logs = _Logs(cfg, append=self.start_epoch > 0) if self.world.is_main else None
         try:
             yield TrainStarted(
                 epochs=cfg.epochs,
@@ -146,7 +160,8 @@ class _Run:
                 device=str(self.device),
                 start_epoch=self.start_epoch,
             )
-            logs.graph(self.model, self.samples)
+            if logs:
+                logs.graph(self.model, self.samples)
             reason, epoch = "completed", self.start_epoch - 1
             deadline = time.monotonic() + cfg.max_minutes * 60 if cfg.max_minutes > 0 else None
             for epoch in range(self.start_epoch, cfg.epochs):
@@ -172,7 +187,8 @@ class _Run:
                     lr=self.optimizer.param_groups[0]["lr"],
                     seconds=time.perf_counter() - started,
                 )
-                logs.epoch(ended, self._sample_panels())
+                if logs:
+                    logs.epoch(ended, self._sample_panels())
                 for kind in self._improved(monitored):
                     yield self._save(kind, epoch)
                 yield self._save("last", epoch)
@@ -180,18 +196,22 @@ class _Run:
                 if self.stale_epochs >= cfg.early_stop_patience:
                     reason = "early_stopping"
                     break
-                if self.stop.is_set():
+                if self._stop_requested():
                     reason = "stopped"
                     break
-                if deadline is not None and time.monotonic() > deadline:
+                if self.world.any(deadline is not None and time.monotonic() > deadline):
                     reason = "time_limit"
                     break
         finally:
-            logs.close()
-        best_path = checkpoint_path(cfg.model, "best-val-loss")
-        model_path = best_path if best_path.is_file() else Path(cfg.model)
+            if logs:
+                logs.close()
+        model_path = (
+            checkpoint_path(cfg.model, "best-val-loss") if "loss" in self.best else Path(cfg.model)
+        )
         if cfg.tune_postprocess and reason != "stopped" and self.val_stacks:
-            yield self._tune_postprocess(model_path)
+            if self.world.is_main:
+                yield self._tune_postprocess(model_path)
+            self.world.barrier()
         yield TrainFinished(
             reason=reason, epochs_run=epoch + 1, model_path=str(model_path), best=dict(self.best)
         )
@@ -204,13 +224,14 @@ class _Run:
         from napari_cellseg.engine.metrics import MetricAccumulator
         from napari_cellseg.models.registry import probabilities
 
-        self.model.train()
+        self.train_model.train()
+        self.train_loader.sampler.set_epoch(epoch)
         self.train_loader.dataset.set_epoch(epoch)
         metrics, loss_sum, count = MetricAccumulator(), 0.0, 0
         batches = len(self.train_loader)
         for index, batch in enumerate(self.train_loader):
             batch = self._to_device(batch)
-            logits = self.model(batch["image"])
+            logits = self.train_model(batch["image"])
             loss, _ = compute_loss(self.cfg, logits, batch)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -221,9 +242,9 @@ class _Run:
             with torch.no_grad():
                 metrics.update(*probabilities(self.cfg, logits.detach()), batch)
             yield BatchEnded(epoch=epoch, batch=index, batches=batches, loss=loss.item())
-            if self.stop.is_set():
+            if self._stop_requested():
                 return None
-        return {"loss": loss_sum / max(count, 1), **metrics.compute()}
+        return self.world.reduce_metrics(metrics, loss_sum, count)
 
     def _validate(self) -> dict[str, float]:
         import torch
@@ -232,6 +253,7 @@ class _Run:
         from napari_cellseg.engine.metrics import MetricAccumulator
         from napari_cellseg.models.registry import probabilities
 
+        self.world.broadcast_buffers(self.model)
         self.model.eval()
         metrics, loss_sum, count = MetricAccumulator(), 0.0, 0
         with torch.inference_mode():
@@ -243,7 +265,11 @@ class _Run:
                 loss_sum += loss.item() * size
                 count += size
                 metrics.update(*probabilities(self.cfg, logits), batch)
-        return {"loss": loss_sum / max(count, 1), **metrics.compute()}
+        return self.world.reduce_metrics(metrics, loss_sum, count)
+
+    def _stop_requested(self) -> bool:
+        """Whether a stop was asked for, in this process or in any other."""
+        return self.world.any(self.stop.is_set())
 
     def _to_device(self, batch: dict) -> dict:
         from napari_cellseg.models.registry import prepare_batch
@@ -272,10 +298,18 @@ class _Run:
         return improved
 
     def _save(self, kind: str, epoch: int) -> CheckpointSaved:
-        """Write weights + yaml for ``kind`` (and the resume state with 'last'), atomically."""
+        """Write weights + yaml for ``kind`` (and the resume state with 'last'), atomically.
+
+        Only rank 0 writes; every rank returns the event.
+        """
+        path = checkpoint_path(self.cfg.model, kind)
+        if self.world.is_main:
+            self._write_checkpoint(path, kind, epoch)
+        return CheckpointSaved(epoch=epoch, path=str(path), kind=kind)
+
+    def _write_checkpoint(self, path: Path, kind: str, epoch: int) -> None:
         import torch
 
-        path = checkpoint_path(self.cfg.model, kind)
         state = self.model.state_dict()
         atomic_write(path, lambda tmp: torch.save(state, tmp))
         record = {
@@ -294,7 +328,6 @@ class _Run:
                 "stale_epochs": self.stale_epochs,
             }
             atomic_write(train_state_path(self.cfg.model), lambda tmp: torch.save(train_state, tmp))
-        return CheckpointSaved(epoch=epoch, path=str(path), kind=kind)
 
     def _tune_postprocess(self, model_path: Path) -> PostprocessTuned:
         """Tune the segmentation thresholds of the final model on the validation data."""
@@ -311,17 +344,22 @@ class _Run:
         return PostprocessTuned(path=str(yaml_path), params=params)
 
     def _resume(self) -> None:
+        """Load the last checkpoint and training state; every rank reads rank 0's files."""
         import torch
 
         weights, state_file = Path(self.cfg.model), train_state_path(self.cfg.model)
-        if not (weights.is_file() and state_file.is_file()):
-            return
-        self.model.load_state_dict(torch.load(weights, map_location=self.device))
-        state = torch.load(state_file, map_location=self.device)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.best, self.stale_epochs = state["best"], state["stale_epochs"]
-        self.start_epoch = state["epoch"] + 1
+        if weights.is_file() and state_file.is_file():
+            self.model.load_state_dict(torch.load(weights, map_location=self.device))
+            state = torch.load(state_file, map_location=self.device)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.best, self.stale_epochs = state["best"], state["stale_epochs"]
+            self.start_epoch = state["epoch"] + 1
+        if not self.world.same(self.start_epoch):
+            raise ConfigError(
+                f"Not every process could read the checkpoint '{weights}' to resume from: "
+                "with several machines, put --model in a folder that every machine shares."
+            )
 
     def _sample_panels(self) -> dict[str, np.ndarray]:
         """Predictions on the fixed TensorBoard samples, as side-by-side panels per split."""
@@ -429,31 +467,45 @@ def _median_side(stacks: list[Stack]) -> float:
     return float(np.median([np.sqrt(s.image.shape[-2] * s.image.shape[-1]) for s in stacks]))
 
 
-def _make_loaders(cfg: TrainConfig, train_stacks: list[Stack], val_stacks: list[Stack]):
-    """DataLoaders for training and validation, and fixed sample batches for TensorBoard."""
+def _make_loaders(
+    cfg: TrainConfig, train_stacks: list[Stack], val_stacks: list[Stack], world: World
+):
+    """DataLoaders for training and validation, and fixed sample batches for TensorBoard.
+
+    Each rank loads its share: in training a shuffled ``1 / world.size`` of the items
+    (the order of epoch ``e`` is drawn from ``cfg.seed + e``; the share is padded with a
+    few repeated items to be the same size on every rank), in validation every
+    ``world.size``-th item, so that each item is validated exactly once.
+    """
     import torch
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, DistributedSampler
 
     from napari_cellseg.data.dataset import SegmentationDataset
     from napari_cellseg.engine.device import default_num_workers
 
     workers = default_num_workers(cfg.num_workers)
     train_set = SegmentationDataset(train_stacks, cfg, train=True)
-    generator = torch.Generator().manual_seed(cfg.seed)
+    sampler = DistributedSampler(
+        train_set, num_replicas=world.size, rank=world.rank, shuffle=True, seed=cfg.seed
+    )
     train_loader = DataLoader(
         train_set,
         batch_size=cfg.batch,
-        shuffle=True,
-        drop_last=len(train_set) > cfg.batch,
+        sampler=sampler,
+        drop_last=len(sampler) > cfg.batch,
         num_workers=workers,
-        generator=generator,
         pin_memory=torch.cuda.is_available(),
     )
     samples = {"train": _sample_batch(SegmentationDataset(train_stacks, cfg, train=False), cfg)}
     val_loader = None
     if val_stacks:
         val_set = SegmentationDataset(val_stacks, cfg, train=False)
-        val_loader = DataLoader(val_set, batch_size=cfg.batch, num_workers=workers)
+        val_loader = DataLoader(
+            val_set,
+            batch_size=cfg.batch,
+            sampler=range(world.rank, len(val_set), world.size),
+            num_workers=workers,
+        )
         samples["val"] = _sample_batch(val_set, cfg)
     return train_loader, val_loader, samples
 
