@@ -19,7 +19,7 @@ from napari_cellseg.engine.events import (
     TrainStarted,
 )
 from napari_cellseg.engine.train import TrainData, run_training, train
-from napari_cellseg.errors import CellsegError
+from napari_cellseg.errors import CellsegError, TrainingDiverged
 
 
 def synthetic_stacks(n, seed=0, shape=(64, 64)):
@@ -147,7 +147,7 @@ def test_bad_settings_raise_clear_errors(tiny_train_config, data, change, messag
 
 def test_diverging_training_names_the_learning_rate(tiny_train_config, data):
     cfg = dataclasses.replace(tiny_train_config, lr=1e12)
-    with pytest.raises(CellsegError, match="Lower the learning rate"):
+    with pytest.raises(TrainingDiverged, match="Lower the learning rate"):
         run_training(cfg, data=data)
 
 
@@ -171,3 +171,21 @@ def test_time_limit_ends_after_a_whole_epoch(tiny_train_config, data):
     cfg = dataclasses.replace(tiny_train_config, epochs=100, max_minutes=1e-9)
     finished = run_training(cfg, data=data)
     assert (finished.reason, finished.epochs_run) == ("time_limit", 1)
+
+
+def test_unwritable_model_folder_is_named_before_training(tiny_train_config, data, tmp_path):
+    (tmp_path / "file").write_text("")
+    cfg = dataclasses.replace(tiny_train_config, model=str(tmp_path / "file" / "m.pt"))
+    with pytest.raises(CellsegError, match="folder cannot be written"):
+        next(train(cfg, data=data))
+
+
+def test_model_files_keep_the_usual_permissions(tiny_train_config, data):
+    import os
+    import stat
+
+    run_training(dataclasses.replace(tiny_train_config, epochs=1), data=data)
+    mode = stat.S_IMODE(os.stat(tiny_train_config.model).st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert mode == 0o666 & ~umask

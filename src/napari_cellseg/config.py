@@ -126,8 +126,16 @@ class TrainConfig:
     )
     tb_samples: int = _f(5, "sample predictions shown in TensorBoard each epoch", advanced=True)
     resume: bool = _f(False, "continue from the checkpoint at 'model' if present", advanced=True)
-    sync_bn: bool = _f(False, "synchronise batch norm across processes (torchrun)", advanced=True)
-    world_size: int = _f(1, "number of training processes (recorded, set by torchrun)", advanced=True)
+    sync_bn: bool = _f(
+        False,
+        "synchronise batch norm statistics across the processes of a torchrun run (CUDA only)",
+        advanced=True,
+    )
+    world_size: int = _f(
+        1,
+        "number of training processes (recorded in the model yaml; set by torchrun)",
+        advanced=True,
+    )
     # --- post-processing (tuned after training, used by prediction) ----------------------
     obj_threshold: float = _f(
         0.5, "object probability above which a pixel is foreground", advanced=True

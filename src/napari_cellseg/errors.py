@@ -11,3 +11,7 @@ class ConfigError(CellsegError, ValueError):
 
 class DataError(CellsegError, ValueError):
     """Images or labels cannot be used as given."""
+
+
+class TrainingDiverged(CellsegError, ArithmeticError):
+    """The loss stopped being a finite number: the learning rate is too high."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -39,7 +40,7 @@ from napari_cellseg.engine.events import (
     TrainFinished,
     TrainStarted,
 )
-from napari_cellseg.errors import ConfigError, DataError
+from napari_cellseg.errors import ConfigError, DataError, TrainingDiverged
 from napari_cellseg.io_utils import atomic_write
 
 __all__ = ["TrainData", "train", "run_training", "checkpoint_path"]
@@ -175,7 +176,7 @@ class _Run:
                 val_metrics = self._validate() if self.val_loader else {}
                 monitored = val_metrics or train_metrics
                 if not math.isfinite(monitored["loss"]):
-                    raise DataError(
+                    raise TrainingDiverged(
                         f"The loss became {monitored['loss']} in epoch {epoch + 1}: training "
                         f"diverged. Lower the learning rate (setting 'lr', now {cfg.lr:g})."
                     )
@@ -435,6 +436,15 @@ def _check_paths(cfg: TrainConfig, data: TrainData | None) -> None:
         raise ConfigError(
             "Setting 'train_data' is empty: give a folder holding images/ and labels/."
         )
+    folder = Path(cfg.model).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"Setting 'model' is '{cfg.model}' but its folder cannot be written "
+            f"({exc.strerror}); choose a folder you can write to."
+        ) from None
 
 
 def _seed_everything(seed: int) -> None:

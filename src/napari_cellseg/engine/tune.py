@@ -56,7 +56,7 @@ from optuna.trial import FrozenTrial, TrialState  # noqa: TID253
 
 from napari_cellseg.config import TrainConfig, TuneConfig, save_yaml
 from napari_cellseg.engine.events import EpochEnded, TrainFinished
-from napari_cellseg.errors import ConfigError, DataError
+from napari_cellseg.errors import ConfigError, TrainingDiverged
 from napari_cellseg.io_utils import atomic_write, atomic_write_text
 
 __all__ = ["TrialResult", "TuneResult", "tune", "open_storage", "batch_sizes"]
@@ -511,7 +511,7 @@ class _Objective:
             _record(trial, "interrupted", "interrupted (Ctrl-C)", **best)
             raise
         except Exception as exc:
-            if _diverged(exc):
+            if isinstance(exc, TrainingDiverged):
                 trial.report(math.nan, best["epochs"])
                 reason = f"loss not finite in epoch {best['epochs'] + 1}"
                 _record(trial, "diverged", reason, **best)
@@ -557,11 +557,6 @@ def _record(trial: optuna.Trial, state: str, reason: str, **facts) -> float:
     """
     trial.set_user_attr(_RESULT, {"state": state, "reason": reason, **facts})
     return math.nan
-
-
-def _diverged(exc: BaseException) -> bool:
-    # train() raises DataError("The loss became nan ... training diverged ...")
-    return isinstance(exc, DataError) and "diverged" in str(exc)
 
 
 def _out_of_memory(exc: BaseException) -> bool:
