@@ -163,7 +163,9 @@ class PredictConfig:
     plot: bool = _f(False, "write PNG figures of the predictions next to the outputs")
     architecture: str = _f("", "ignored: read from the model yaml (kept for seed parity)")
     channels: int = _f(0, "ignored: read from the model yaml (kept for seed parity)")
-    tile_overlap: int = _f(32, "overlap of neighbouring tiles in pixels", advanced=True)
+    tile_overlap: int = _f(
+        -1, "overlap of neighbouring tiles in pixels; -1 = a quarter of the tile", advanced=True
+    )
     tile_batch: int = _f(4, "tiles predicted at once (bounds memory)", advanced=True)
     device: str = _f("auto", "auto (CUDA, then MPS, else CPU), cpu, cuda, mps", advanced=True)
 

@@ -76,7 +76,8 @@ def load_model(
     device
         ``auto`` (CUDA, then MPS, else CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
     tile_overlap, tile_batch
-        Tiling of large images: overlap in pixels (at most ``im_dim // 2`` is used) and
+        Tiling of large images: overlap in pixels (-1: ``im_dim // 4``; at most
+        ``im_dim // 2`` is used) and
         tiles per forward pass.
 
     Raises
@@ -156,17 +157,17 @@ class Predictor:
         tile_batch: int = _DEFAULTS.tile_batch,
         train_side: float | None = None,
     ) -> None:
-        if tile_batch < 1 or tile_overlap < 0:
+        if tile_batch < 1 or tile_overlap < -1:
             raise ConfigError(
                 f"Settings 'tile_batch' ({tile_batch}) must be at least 1 and "
-                f"'tile_overlap' ({tile_overlap}) at least 0."
+                f"'tile_overlap' ({tile_overlap}) at least 0 (or -1 for a quarter of the tile)."
             )
         self.model, self.config, self.device = model.eval(), config, device
         from napari_cellseg.models.registry import required_multiple
 
         self.tile = config.im_dim
         self.align = required_multiple(config)
-        self.overlap = min(tile_overlap, self.tile // 2)
+        self.overlap = self.tile // 4 if tile_overlap == -1 else min(tile_overlap, self.tile // 2)
         self.tile_batch = tile_batch
         self.scale = (
             config.im_dim / train_side if config.trim_method == "resize" and train_side else 1.0
