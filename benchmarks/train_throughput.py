@@ -12,8 +12,13 @@
 
 ``overhead_ratio`` = bare / full images per second: 1.0 means the data pipeline and the
 bookkeeping cost nothing.  ``--memory_format`` overrides the choice of
-:func:`napari_cellseg.models.registry.prepare_model` (``auto``) for both, to re-measure
-whether channels-last is faster.  The last line printed is one JSON object.
+:func:`napari_cellseg.models.registry.prepare_model` (``auto``) for both.
+``--compare_memory_formats`` instead times only the bare step, contiguous against
+channels-last, alternating the two step by step so that both see the same load from
+other processes (the evidence behind ``registry.CHANNELS_LAST_DEVICES``).
+
+The last line printed is one JSON object.  Timings on a shared machine are noisy: run
+it more than once.
 
 Example: ``python benchmarks/train_throughput.py --architecture unet --start_filters 16``
 """
@@ -23,8 +28,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from napari_cellseg.config import TrainConfig
@@ -36,11 +43,7 @@ from napari_cellseg.engine.train import TrainData, train
 from napari_cellseg.models import registry
 
 SEED_IMAGE_SHAPE = (200, 200)
-MEMORY_FORMATS = {
-    "auto": registry.CHANNELS_LAST_DEVICES,
-    "channels_last": frozenset({"cpu"}),
-    "contiguous": frozenset(),
-}
+FORMATS = ("contiguous", "channels_last")
 
 
 def full_step_rate(cfg: TrainConfig, warmup: int, steps: int) -> float:
@@ -64,34 +67,68 @@ def full_step_rate(cfg: TrainConfig, warmup: int, steps: int) -> float:
     return steps * cfg.batch / seconds
 
 
-def bare_step_rate(cfg: TrainConfig, warmup: int, steps: int) -> float:
-    """Images per second of forward + loss + backward + optimizer step on ready tensors."""
+def make_bare_step(cfg: TrainConfig, channels_last: bool) -> Callable[[], None]:
+    """One forward + loss + backward + Adam step of a new network on a fixed CPU batch."""
     import torch
 
     from napari_cellseg.engine.losses import compute_loss
 
     torch.manual_seed(cfg.seed)
-    device = torch.device("cpu")
-    model = registry.prepare_model(registry.build_model(cfg), device).train()
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    model = registry.build_model(cfg).to(memory_format=memory_format).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     shape = (cfg.batch, 1, cfg.im_dim, cfg.im_dim)
     objects = (torch.rand(shape) > 0.6).float()
     boundaries = (torch.rand(shape) > 0.9).float()
     batch = {
-        "image": registry.prepare_batch(torch.rand(cfg.batch, cfg.channels, *shape[2:]), device),
+        "image": torch.rand(cfg.batch, cfg.channels, *shape[2:]).to(memory_format=memory_format),
         "objects": objects,
         "boundaries": boundaries,
         "ignore": torch.zeros(shape),
         "classes": torch.where(boundaries[:, 0] > 0, 2, objects[:, 0].long()),
     }
-    for step in range(warmup + steps):
-        if step == warmup:
-            started = time.perf_counter()
+
+    def step() -> None:
         loss, _ = compute_loss(cfg, model(batch["image"]), batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+
+    return step
+
+
+def bare_step_rate(cfg: TrainConfig, warmup: int, steps: int) -> float:
+    """Images per second of the bare step in the format ``prepare_model`` uses on the CPU."""
+    step = make_bare_step(cfg, channels_last="cpu" in registry.CHANNELS_LAST_DEVICES)
+    for _ in range(warmup):
+        step()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
     return steps * cfg.batch / (time.perf_counter() - started)
+
+
+def compare_memory_formats(cfg: TrainConfig, warmup: int, steps: int) -> dict[str, float]:
+    """Images per second of the bare step, contiguous vs. channels-last, steps interleaved.
+
+    Alternating the two networks step by step exposes both to the same load from other
+    processes; the median step time of each is used.
+    """
+    runs = {name: make_bare_step(cfg, name == "channels_last") for name in FORMATS}
+    for step in runs.values():
+        for _ in range(warmup):
+            step()
+    seconds: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(steps):
+        for name, step in runs.items():
+            started = time.perf_counter()
+            step()
+            seconds[name].append(time.perf_counter() - started)
+    rates = {f"{name}_images_per_s": cfg.batch / statistics.median(seconds[name]) for name in runs}
+    rates["channels_last_speedup"] = (
+        rates["channels_last_images_per_s"] / rates["contiguous_images_per_s"]
+    )
+    return {key: round(value, 4) for key, value in rates.items()}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -106,13 +143,25 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--steps", type=int, default=8, help="timed steps of each kind")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (>= 1)")
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
-    parser.add_argument("--memory_format", default="auto", choices=sorted(MEMORY_FORMATS))
+    parser.add_argument(
+        "--memory_format",
+        default="auto",
+        choices=("auto", *FORMATS),
+        help="auto: what prepare_model chooses on the CPU",
+    )
+    parser.add_argument(
+        "--compare_memory_formats",
+        action="store_true",
+        help="only time the bare step, contiguous against channels-last",
+    )
     args = parser.parse_args(argv)
     if args.warmup < 1 or args.steps < 1:
         parser.error("--warmup and --steps must be at least 1 (the first batch starts the loader)")
 
     torch.set_num_threads(args.threads)
-    registry.CHANNELS_LAST_DEVICES = MEMORY_FORMATS[args.memory_format]
+    if args.memory_format != "auto":
+        cpu = {"cpu"} if args.memory_format == "channels_last" else set()
+        registry.CHANNELS_LAST_DEVICES = frozenset(cpu)
     cfg = TrainConfig(
         architecture=args.architecture,
         batch=args.batch,
@@ -123,28 +172,29 @@ def main(argv: list[str] | None = None) -> dict:
         tune_postprocess=False,
     )
     workers = default_num_workers(cfg.num_workers)
-    print(
-        f"{cfg.architecture} start_filters={cfg.start_filters} im_dim={cfg.im_dim} "
-        f"batch={cfg.batch} threads={args.threads} loader workers={workers} "
-        f"memory_format={args.memory_format} "
-        f"(channels_last on cpu: {'cpu' in registry.CHANNELS_LAST_DEVICES})",
-        flush=True,
-    )
-    bare = bare_step_rate(cfg, args.warmup, args.steps)
-    print(f"bare model step: {bare:.3f} images/s", flush=True)
-    full = full_step_rate(cfg, args.warmup, args.steps)
-    print(f"full training step: {full:.3f} images/s", flush=True)
     result = {
         "architecture": cfg.architecture,
         "start_filters": cfg.start_filters,
         "im_dim": cfg.im_dim,
         "batch": cfg.batch,
-        "memory_format": args.memory_format,
-        "num_workers": workers,
-        "images_per_s": round(full, 4),
-        "bare_images_per_s": round(bare, 4),
-        "overhead_ratio": round(bare / full, 4),
+        "threads": args.threads,
     }
+    if args.compare_memory_formats:
+        result.update(compare_memory_formats(cfg, args.warmup, args.steps))
+    else:
+        channels_last = "cpu" in registry.CHANNELS_LAST_DEVICES
+        print(f"loader workers: {workers}, channels_last: {channels_last}", flush=True)
+        bare = bare_step_rate(cfg, args.warmup, args.steps)
+        print(f"bare model step: {bare:.3f} images/s", flush=True)
+        full = full_step_rate(cfg, args.warmup, args.steps)
+        print(f"full training step: {full:.3f} images/s", flush=True)
+        result.update(
+            num_workers=workers,
+            channels_last=channels_last,
+            images_per_s=round(full, 4),
+            bare_images_per_s=round(bare, 4),
+            overhead_ratio=round(bare / full, 4),
+        )
     print(json.dumps(result))
     return result
 
