@@ -43,7 +43,7 @@ def test_search_finds_thresholds_that_split_and_clean():
     # only a boundary threshold under 0.45 splits the nuclei, only min_size > 12 drops the specks
     assert params["mean_ap"] == 1.0
     assert params["bnd_threshold"] < 0.45 and params["min_size"] > 12
-    assert params == {"obj_threshold": 0.3, "bnd_threshold": 0.2, "min_size": 20, "mean_ap": 1.0}
+    assert params == {"obj_threshold": 0.3, "bnd_threshold": 0.1, "min_size": 20, "mean_ap": 1.0}
     planned = len(GRID["obj_threshold"]) * len(GRID["bnd_threshold"]) + 8
     assert calls[-1] == (planned, planned) and len(calls) == planned
     # the defaults merge the two nuclei (IoU with the left one 697 / 1383 = 0.504) and keep the

@@ -4,6 +4,7 @@ import csv
 import dataclasses
 import threading
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -189,3 +190,10 @@ def test_model_files_keep_the_usual_permissions(tiny_train_config, data):
     umask = os.umask(0)
     os.umask(umask)
     assert mode == 0o666 & ~umask
+
+
+def test_cosine_schedule_lowers_the_rate_smoothly_to_a_hundredth(tiny_train_config, data):
+    cfg = dataclasses.replace(tiny_train_config, epochs=4, lr=1e-2, lr_schedule="cosine")
+    rates = [e.lr for e in train(cfg, data=data) if isinstance(e, EpochEnded)]
+    expected = [1e-4 + (1e-2 - 1e-4) * (1 + np.cos(np.pi * k / 4)) / 2 for k in (1, 2, 3, 4)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-6)

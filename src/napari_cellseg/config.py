@@ -109,6 +109,13 @@ class TrainConfig:
         5.0, "cross-entropy weight of the boundary class (U-Net)", advanced=True
     )
     # --- optimisation ------------------------------------------------------------------
+    lr_schedule: str = _f(
+        "plateau",
+        "plateau: lr / 10 after lr_patience epochs without val loss gain; "
+        "cosine: lr down to lr / 100 over the epochs",
+        choices=("plateau", "cosine"),
+        advanced=True,
+    )
     lr_patience: int = _f(8, "epochs without val loss gain before lr is cut by 10", advanced=True)
     early_stop_patience: int = _f(
         15, "epochs without val loss gain before training stops", advanced=True

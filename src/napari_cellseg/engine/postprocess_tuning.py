@@ -42,8 +42,8 @@ __all__ = [
 ]
 
 GRID = {
-    "obj_threshold": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
-    "bnd_threshold": (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
+    "obj_threshold": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+    "bnd_threshold": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
     "min_size": (0, 5, 10, 20, 40, 80),
 }
 """The coarse search grid of the thresholds and the sizes tried for each pair."""

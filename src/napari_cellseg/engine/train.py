@@ -137,9 +137,7 @@ class _Run:
         )
         self.val_stacks = val_stacks
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, mode="min", factor=0.1, patience=cfg.lr_patience
-        )
+        self.scheduler = _make_scheduler(cfg, self.optimizer)
         self.start_epoch = 0
         self.best: dict[str, float] = {}
         self.stale_epochs = 0  # epochs without a val loss gain, for early stopping
@@ -180,7 +178,10 @@ class _Run:
                         f"The loss became {monitored['loss']} in epoch {epoch + 1}: training "
                         f"diverged. Lower the learning rate (setting 'lr', now {cfg.lr:g})."
                     )
-                self.scheduler.step(monitored["loss"])
+                if cfg.lr_schedule == "plateau":
+                    self.scheduler.step(monitored["loss"])
+                else:
+                    self.scheduler.step()
                 ended = EpochEnded(
                     epoch=epoch,
                     train=train_metrics,
@@ -445,6 +446,18 @@ def _check_paths(cfg: TrainConfig, data: TrainData | None) -> None:
             f"Setting 'model' is '{cfg.model}' but its folder cannot be written "
             f"({exc.strerror}); choose a folder you can write to."
         ) from None
+
+
+def _make_scheduler(cfg: TrainConfig, optimizer):
+    """``plateau``: lr / 10 after ``lr_patience`` epochs without progress (the seed's);
+    ``cosine``: from ``lr`` down to ``lr / 100`` over ``epochs`` (suits a fixed budget)."""
+    from torch.optim import lr_scheduler
+
+    if cfg.lr_schedule == "plateau":
+        return lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=0.1, patience=cfg.lr_patience
+        )
+    return lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1), eta_min=cfg.lr / 100)
 
 
 def _seed_everything(seed: int) -> None:
