@@ -142,22 +142,8 @@ class World:
             torch.tensor([loss_sum, count], dtype=torch.float64, device=self.device)
         ).tolist()
         if self.size > 1:
-            metrics._counts = self.sum(_pixel_counts(metrics, self.device))
+            metrics.counts = self.sum(metrics.counts.to(self.device))
         return {"loss": totals[0] / max(totals[1], 1), **metrics.compute()}
-
-
-def _pixel_counts(metrics: MetricAccumulator, device: torch.device) -> torch.Tensor:
-    """The accumulator's (target, [tp, fp, fn]) counts; zeros when it saw no batch.
-
-    MetricAccumulator has no public access to its sums yet, hence the private attribute.
-    """
-    import torch
-
-    from napari_cellseg.engine.metrics import TARGETS
-
-    if metrics._counts is None:
-        return torch.zeros((len(TARGETS), 3), dtype=torch.int64, device=device)
-    return metrics._counts
 
 
 def is_main_process() -> bool:

@@ -43,7 +43,8 @@ class MetricAccumulator:
     """
 
     def __init__(self) -> None:
-        self._counts: torch.Tensor | None = None  # (target, [tp, fp, fn])
+        #: (target, [tp, fp, fn]) pixel counts so far; summed over processes under torchrun
+        self.counts = torch.zeros((len(TARGETS), 3), dtype=torch.int64)
 
     def update(
         self,
@@ -61,14 +62,13 @@ class MetricAccumulator:
                 torch.stack([(pred & truth).sum(), (pred & ~truth).sum(), (~pred & truth).sum()])
             )
         batch_counts = torch.stack(counts)
-        self._counts = batch_counts if self._counts is None else self._counts + batch_counts
+        self.counts = self.counts.to(batch_counts.device) + batch_counts
 
     def compute(self) -> dict[str, float]:
         """``objects_iou``, ``objects_precision``, ``objects_recall`` and the same for
         ``boundaries``, over every batch added so far (all 0 before the first)."""
-        counts = [[0, 0, 0]] * len(TARGETS) if self._counts is None else self._counts.tolist()
         metrics = {}
-        for key, (tp, fp, fn) in zip(TARGETS, counts, strict=True):
+        for key, (tp, fp, fn) in zip(TARGETS, self.counts.tolist(), strict=True):
             metrics[f"{key}_iou"] = _ratio(tp, tp + fp + fn)
             metrics[f"{key}_precision"] = _ratio(tp, tp + fp)
             metrics[f"{key}_recall"] = _ratio(tp, tp + fn)
