@@ -321,8 +321,9 @@ def _split_in_space(stack: Stack, fraction: float) -> tuple[list[Stack], list[St
     def part(array: np.ndarray | None, index: slice) -> np.ndarray | None:
         return None if array is None else np.take(array, range(length)[index], axis=axis)
 
-    train = Stack(stack.name, part(stack.image, slice(0, cut)), part(stack.labels, slice(0, cut)))
-    val = Stack(stack.name, part(stack.image, slice(cut, None)), part(stack.labels, slice(cut, None)))
+    before, after = slice(0, cut), slice(cut, None)
+    train = Stack(stack.name, part(stack.image, before), part(stack.labels, before))
+    val = Stack(stack.name, part(stack.image, after), part(stack.labels, after))
     return [train], [val]
 
 
