@@ -34,17 +34,20 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def tiny_settings() -> dict:
+    """TrainConfig fields that make a network and a run small enough for a test."""
+    return {
+        "im_dim": 32,
+        "start_filters": 4,
+        "unet_levels": 2,
+        "batch": 2,
+        "num_workers": 0,
+        "tune_postprocess": False,
+    }
+
+
 @pytest.fixture
-def tiny_train_config(tmp_path: Path) -> TrainConfig:
+def tiny_train_config(tmp_path: Path, tiny_settings: dict) -> TrainConfig:
     """Settings of a training run small enough for a test (seconds on one CPU)."""
-    return TrainConfig(
-        im_dim=32,
-        start_filters=4,
-        unet_levels=2,
-        epochs=2,
-        batch=2,
-        augments=1,
-        num_workers=0,
-        model=str(tmp_path / "model.pt"),
-        tune_postprocess=False,
-    )
+    return TrainConfig(**tiny_settings, epochs=2, augments=1, model=str(tmp_path / "model.pt"))

@@ -18,24 +18,19 @@ from napari_cellseg.engine.train import run_training
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, tiny_settings):
     """A U-Net trained for 2 epochs on synthetic nuclei, and a test folder (PNGs + a stack)."""
     root = tmp_path_factory.mktemp("cli")
     train_dir = write_dataset(root / "train", 4, shape=(64, 64), blobs=1, seed=0)
     test_png = write_dataset(root / "test", 2, shape=(75, 101), blobs=1, seed=5)
     test_stack = write_dataset(root / "stack", 3, shape=(40, 48), seed=6, multipage=True)
     cfg = TrainConfig(
-        im_dim=32,
-        start_filters=4,
-        unet_levels=2,
+        **tiny_settings,
         epochs=2,
-        batch=2,
         augments=1,
-        num_workers=0,
         trim_method="reflect",
         train_data=str(train_dir),
         model=str(root / "model" / "nuclei.pt"),
-        tune_postprocess=False,
     )
     run_training(cfg)
     return {

@@ -45,7 +45,7 @@ def open_widget(viewer):
 
 
 @pytest.fixture(scope="session")
-def model_yaml(tmp_path_factory) -> str:
+def model_yaml(tmp_path_factory, tiny_settings) -> str:
     """A tiny model trained for one epoch on synthetic data (its quality does not matter here)."""
     from napari_cellseg.config import TrainConfig, model_yaml_path
     from napari_cellseg.data.synthetic import write_dataset
@@ -54,16 +54,11 @@ def model_yaml(tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("model")
     data = write_dataset(folder / "data", 4, shape=(64, 64), blobs=1, seed=3)
     cfg = TrainConfig(
+        **tiny_settings,
         train_data=str(data),
         model=str(folder / "tiny.pt"),
-        im_dim=32,
-        start_filters=4,
-        unet_levels=2,
         epochs=1,
-        batch=2,
         augments=0,
-        num_workers=0,
-        tune_postprocess=False,
         tb_samples=0,
     )
     return str(model_yaml_path(run_training(cfg).model_path))
