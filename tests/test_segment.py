@@ -101,3 +101,85 @@ def test_shape_mismatch():
         instances(
             np.zeros((4, 4)), np.zeros((4, 5)), obj_threshold=0.5, bnd_threshold=0.5, min_size=1
         )
+
+
+def reference_instances(objects, boundaries, *, obj_threshold, bnd_threshold, min_size):
+    """The plain algorithm: one watershed over the whole slice, then relabel_sequential."""
+    from scipy import ndimage as ndi
+    from skimage.segmentation import relabel_sequential, watershed
+
+    if objects.ndim == 3:
+        out, offset = np.zeros(objects.shape, np.int32), 0
+        for z in range(len(objects)):
+            page = reference_instances(
+                objects[z],
+                boundaries[z],
+                obj_threshold=obj_threshold,
+                bnd_threshold=bnd_threshold,
+                min_size=min_size,
+            )
+            out[z] = np.where(page > 0, page + offset, 0)
+            offset = int(out[z].max(initial=offset))
+        return out
+    foreground = objects + boundaries > obj_threshold
+    markers, n_seeds = ndi.label((objects > obj_threshold) & (boundaries < bnd_threshold))
+    components, n_components = ndi.label(foreground)
+    seeded = np.zeros(n_components + 1, bool)
+    seeded[components[markers > 0]] = True
+    unseeded = ~seeded[components] & foreground
+    markers[unseeded] = components[unseeded] + n_seeds
+    labels = watershed(boundaries, markers, mask=foreground)
+    sizes = np.bincount(labels.ravel())
+    small = sizes < min_size
+    small[0] = True
+    return relabel_sequential(np.where(small[labels], 0, labels))[0].astype(np.int32)
+
+
+def random_maps(seed, shape=(120, 160)):
+    """Softmax-like maps of random disks, many touching: cores, 2-pixel rims, blur and noise."""
+    from scipy import ndimage as ndi
+    from skimage.segmentation import find_boundaries
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    labels = np.zeros(shape, np.int32)
+    for k in range(1, 40):
+        cy, cx, r = rng.uniform(0, shape[0]), rng.uniform(0, shape[1]), rng.uniform(4, 12)
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 < r**2] = k
+    rim = ndi.binary_dilation(find_boundaries(labels, mode="inner")) & (labels > 0)
+    logits = 4 * np.stack([labels == 0, (labels > 0) & ~rim, rim]).astype(np.float32)
+    logits += rng.normal(0, 1.5, logits.shape)
+    logits = ndi.gaussian_filter(logits, (0, 1.5, 1.5))
+    p = np.exp(logits) / np.exp(logits).sum(0)
+    return p[1].astype(np.float32), p[2].astype(np.float32)
+
+
+PARAMS = [(0.5, 0.5, 20), (0.3, 0.2, 1), (0.6, 0.4, 0), (0.5, 0.3, 60)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize(("obj", "bnd", "min_size"), PARAMS)
+def test_same_labels_as_whole_slice_watershed(seed, obj, bnd, min_size):
+    objects, boundaries = random_maps(seed)
+    kw = {"obj_threshold": obj, "bnd_threshold": bnd, "min_size": min_size}
+    expected = reference_instances(objects, boundaries, **kw)
+    assert expected.max() > 10
+    np.testing.assert_array_equal(instances(objects, boundaries, **kw), expected)
+
+
+@pytest.mark.parametrize(
+    "maps",
+    [
+        two_touching_disks(),
+        (np.zeros((30, 40), np.float32), np.zeros((30, 40), np.float32)),  # empty
+        (np.full((30, 40), 0.9, np.float32), np.zeros((30, 40), np.float32)),  # all foreground
+        [np.stack([m, np.zeros_like(m), m[::-1]]) for m in random_maps(7, (60, 80))],  # stack
+    ],
+    ids=["touching-disks", "empty", "all-foreground", "stack"],
+)
+def test_same_labels_as_whole_slice_watershed_special_maps(maps):
+    objects, boundaries = (np.asarray(m, np.float32) for m in maps)
+    for obj, bnd, min_size in PARAMS:
+        kw = {"obj_threshold": obj, "bnd_threshold": bnd, "min_size": min_size}
+        expected = reference_instances(objects, boundaries, **kw)
+        np.testing.assert_array_equal(instances(objects, boundaries, **kw), expected)

@@ -83,27 +83,44 @@ def instances(
 def watershed_labels(
     objects: np.ndarray, boundaries: np.ndarray, obj_threshold: float, bnd_threshold: float
 ) -> np.ndarray:
-    """The seeded watershed of one 2D slice, before small objects are removed (int32)."""
+    """The seeded watershed of one 2D slice, before small objects are removed (int32).
+
+    Seeds are numbered 1, 2, ... in raster order of their first pixel; an unseeded
+    foreground component takes the number of seeds plus its own component number.
+    A component holding one seed or none is labelled whole; the watershed runs only on
+    the bounding box of each component holding several seeds.  That equals one watershed
+    over the whole slice unless seed pixels tie exactly in boundary value: skimage then
+    breaks the tie by its heap's layout, which depends on the other components.
+    """
     from scipy import ndimage as ndi
     from skimage.segmentation import watershed
 
-    foreground = objects + boundaries > obj_threshold
-    markers, n_seeds = ndi.label((objects > obj_threshold) & (boundaries < bnd_threshold))
-    components, n_components = ndi.label(foreground)
-    seeded = np.zeros(n_components + 1, bool)
-    seeded[components[markers > 0]] = True
-    unseeded = ~seeded[components] & foreground
-    markers[unseeded] = components[unseeded] + n_seeds
-    labels = watershed(boundaries, markers, mask=foreground)
-    return labels.astype(np.int32, copy=False)
+    seed_mask = (objects > obj_threshold) & (boundaries < bnd_threshold)
+    foreground = objects + boundaries > obj_threshold  # holds every seed, as boundaries >= 0
+    seeds, n_seeds = ndi.label(seed_mask, output=np.int32)
+    components, n_components = ndi.label(foreground, output=np.int32)
+    seed_pixels = np.flatnonzero(seeds)
+    component_of_seed = np.zeros(n_seeds + 1, np.int32)
+    component_of_seed[seeds.ravel()[seed_pixels]] = components.ravel()[seed_pixels]
+    label_of = np.arange(n_seeds, n_seeds + n_components + 1, dtype=np.int32)
+    label_of[component_of_seed] = np.arange(n_seeds + 1, dtype=np.int32)
+    label_of[0] = 0
+    labels = label_of[components]
+    several = np.flatnonzero(np.bincount(component_of_seed[1:], minlength=n_components + 1) > 1)
+    boxes = ndi.find_objects(components) if len(several) else []
+    for c in several:
+        box = boxes[c - 1]
+        inside = components[box] == c
+        flooded = watershed(boundaries[box], seeds[box], mask=inside)
+        labels[box][inside] = flooded[inside]
+    return labels
 
 
 def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:
-    """Remove objects of fewer than ``min_size`` pixels and renumber the rest 1, 2, ..."""
-    from skimage.segmentation import relabel_sequential
+    """Remove objects of fewer than ``min_size`` pixels and renumber the rest 1, 2, ...
 
-    sizes = np.bincount(labels.ravel())
-    small = sizes < min_size
-    small[0] = True
-    labels = np.where(small[labels], 0, labels)
-    return relabel_sequential(labels)[0].astype(np.int32, copy=False)
+    The renumbering keeps the order of the label values (int32 result).
+    """
+    keep = np.bincount(labels.ravel()) >= max(min_size, 1)
+    keep[0] = False
+    return (np.cumsum(keep, dtype=np.int32) * keep)[labels]
