@@ -19,7 +19,7 @@ from napari_cellseg.engine.events import (
     TrainFinished,
     TrainStarted,
 )
-from napari_cellseg.engine.train import TrainData, run_training, train
+from napari_cellseg.engine.train import EarlyStopping, TrainData, run_training, train
 from napari_cellseg.errors import CellsegError, TrainingDiverged
 
 
@@ -57,6 +57,16 @@ def test_events_arrive_in_order_and_files_are_written(tiny_train_config, data):
         rows = list(csv.DictReader(fh))
     assert [int(r["epoch"]) for r in rows] == [0, 1]
     assert float(rows[1]["val_loss"]) == pytest.approx(epochs[1].val["loss"])
+
+
+def test_without_validation_data_only_the_last_weights_are_written(tiny_train_config, tmp_path):
+    events = list(train(tiny_train_config, data=TrainData(train=synthetic_stacks(4), val=[])))
+    assert {e.kind for e in events if isinstance(e, CheckpointSaved)} == {"last"}
+    assert sorted(p.name for p in tmp_path.glob("model*")) == [
+        "model-log.csv", "model-train-state.pt", "model.pt", "model.yaml",
+    ]
+    finished = events[-1]
+    assert (finished.model_path, finished.best) == (tiny_train_config.model, {})
 
 
 def test_tensorboard_holds_scalars_and_sample_images(tiny_train_config, data, tmp_path):
@@ -120,17 +130,47 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
     assert all(torch.equal(expected[k], resumed[k]) for k in expected)
 
 
+@pytest.mark.parametrize("validation", [True, False])
+def test_a_resumed_run_stops_early_and_keeps_the_bests_of_an_uninterrupted_one(
+    tiny_train_config, data, tmp_path, validation
+):
+    # the loss stalls from the first epoch: a resumed run that forgot the stale epochs
+    # before the interruption would stop later
+    data = data if validation else TrainData(train=data.train, val=[])
+    cfg = dataclasses.replace(tiny_train_config, epochs=30, lr=1e-9, early_stop_patience=3,
+                              early_stop_min_delta=1.0)
+    straight = run_training(
+        dataclasses.replace(cfg, model=str(tmp_path / "straight" / "m.pt")), data=data
+    )
+    run_training(dataclasses.replace(cfg, epochs=2), data=data)
+    resumed = run_training(dataclasses.replace(cfg, resume=True), data=data)
+    assert (straight.reason, straight.epochs_run) == ("early_stopping", 4)
+    assert (resumed.reason, resumed.epochs_run) == ("early_stopping", 4)
+    assert resumed.best == straight.best and bool(resumed.best) == validation
+
+
 def test_held_out_fraction_is_used_when_no_validation_is_given(tiny_train_config):
     cfg = dataclasses.replace(tiny_train_config, val_fraction=0.25)
     started = next(train(cfg, data=TrainData(train=synthetic_stacks(4))))
     assert (started.train_samples, started.val_samples) == (3 * (1 + cfg.augments), 1)
 
 
-def test_early_stopping_stops_when_val_loss_stalls(tiny_train_config, data):
+@pytest.mark.parametrize("validation", [True, False])
+def test_early_stopping_stops_when_the_loss_stalls(tiny_train_config, data, validation):
+    # without validation data the training loss is the one watched
+    data = data if validation else TrainData(train=data.train, val=[])
     cfg = dataclasses.replace(tiny_train_config, epochs=30, lr=1e-9, early_stop_patience=2,
                               early_stop_min_delta=1.0)
     finished = run_training(cfg, data=data)
     assert (finished.reason, finished.epochs_run) == ("early_stopping", 3)
+
+
+def test_early_stopping_counts_from_the_last_gain_larger_than_min_delta():
+    stopping = EarlyStopping(min_delta=0.1, patience=3)
+    # gains of 0.06 each: no single epoch beats the best by 0.1, every second one does
+    stops = [stopping.update(loss) for loss in (1.0, 0.94, 0.88, 0.82, 0.76, 0.76, 0.76, 0.76)]
+    assert stops == [False] * 7 + [True]
+    assert (stopping.best_loss, stopping.stale_epochs) == (0.76, 3)
 
 
 @pytest.mark.parametrize(

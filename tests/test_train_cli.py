@@ -75,3 +75,20 @@ def test_help_lists_defaults_from_the_settings(capsys):
         main(["--help"])
     out = capsys.readouterr().out
     assert f"(default: {TrainConfig().lr!r})" in out and "--trim_method" in out
+
+
+def test_without_validation_data_the_last_weights_are_the_model(tmp_path, capsys):
+    from napari_cellseg.data.synthetic import write_dataset
+
+    data = write_dataset(tmp_path / "data", 2, shape=(64, 64), seed=3)
+    model = tmp_path / "models" / "m.pt"
+    code = main([
+        "--train_data", str(data), "--val_fraction", "0", "--model", str(model), "--epochs", "2",
+        "--batch", "2", "--augments", "0", "--im_dim", "32", "--start_filters", "4",
+        "--unet_levels", "2", "--num_workers", "0", "--no-tune_postprocess",
+    ])  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "no validation data" in out and f"model saved to {model}\n" in out
+    assert not list(model.parent.glob("*best*"))
+    assert yaml.safe_load(model.with_suffix(".yaml").read_text())["record"]["epochs_trained"] == 2

@@ -80,6 +80,7 @@ def test_trains_two_epochs_from_layers(qtbot, train_widget, tmp_path, viewer, op
     finished = events[-1]
     assert type(finished).__name__ == "TrainFinished" and finished.reason == "completed"
     assert current_model.path == str(model_yaml_path(finished.model_path))
+    assert "Best on validation: loss" in train_widget.status.text()
     assert load_yaml(current_model.path).im_dim == 32
     assert open_widget("Predict").model.line_edit.value == current_model.path
 

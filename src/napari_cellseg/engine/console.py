@@ -35,6 +35,11 @@ def print_training(events: Iterable[Event]) -> TrainFinished:
                 f"training on {event.device}: {event.train_samples} samples per epoch, "
                 f"{event.val_samples} for validation"
             )
+            if not event.val_samples:
+                tqdm.write(
+                    "no validation data: early stopping follows the training loss and the "
+                    "last weights are the model (no best-val checkpoints)"
+                )
         elif isinstance(event, EpochStarted):
             bar = tqdm(total=None, desc=f"epoch {event.epoch + 1}/{epochs}", leave=False)
         elif isinstance(event, BatchEnded):

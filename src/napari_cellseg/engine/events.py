@@ -68,7 +68,11 @@ class EpochEnded(Event):
 
 @dataclass(frozen=True)
 class CheckpointSaved(Event):
-    """A weights file and its yaml were written; ``kind`` is 'last' or 'best-val-...'."""
+    """A weights file and its yaml were written.
+
+    ``kind`` is 'last' (the model path) or, with validation data only, 'best-val-loss',
+    'best-val-objects-iou' or 'best-val-boundaries-iou'.
+    """
 
     epoch: int
     path: str
@@ -88,7 +92,11 @@ class PostprocessTuned(Event):
 
 @dataclass(frozen=True)
 class TrainFinished(Event):
-    """Training ended; ``reason`` is 'completed', 'early_stopping', 'time_limit' or 'stopped'."""
+    """Training ended; ``reason`` is 'completed', 'early_stopping', 'time_limit' or 'stopped'.
+
+    ``model_path`` is the best-val-loss checkpoint, or the last weights when there was no
+    validation; ``best`` holds the best validation value per metric (empty without validation).
+    """
 
     reason: str
     epochs_run: int

@@ -11,6 +11,12 @@ Under ``torchrun`` every process runs this same loop on its share of each epoch
 (DistributedDataParallel; see :mod:`napari_cellseg.engine.distributed`): the epoch's
 metrics are summed over the processes, so every process takes the same decisions, and
 rank 0 alone writes the weights, the yaml and the logs.
+
+Checkpoints: the model path holds the last weights; with validation data,
+``<model>-best-val-loss.pt`` (the final model), ``-best-val-objects-iou.pt`` and
+``-best-val-boundaries-iou.pt`` hold the best epochs by those validation metrics.  Without
+validation data no best checkpoints are written: the last weights are the model.
+Early stopping follows the validation loss, or the training loss without validation data.
 """
 
 from __future__ import annotations
@@ -43,9 +49,10 @@ from napari_cellseg.engine.events import (
 from napari_cellseg.errors import ConfigError, DataError, TrainingDiverged
 from napari_cellseg.io_utils import atomic_write
 
-__all__ = ["TrainData", "train", "run_training", "checkpoint_path"]
+__all__ = ["TrainData", "train", "run_training", "checkpoint_path", "EarlyStopping"]
 
-#: Checkpoints kept besides the last weights: name suffix -> (metric, larger is better).
+#: Checkpoints kept besides the last weights when there is validation data:
+#: name suffix -> (validation metric, larger is better).
 BEST_CHECKPOINTS = {
     "best-val-loss": ("loss", False),
     "best-val-objects-iou": ("objects_iou", True),
@@ -61,6 +68,28 @@ class TrainData:
     val: list[Stack] | None = None
 
 
+@dataclass
+class EarlyStopping:
+    """Stops after ``patience`` epochs in a row whose loss is not ``min_delta`` below the best."""
+
+    min_delta: float
+    patience: int
+    best_loss: float = math.inf
+    stale_epochs: int = 0
+
+    def update(self, loss: float) -> bool:
+        """Record an epoch's loss; return whether training should stop."""
+        if loss < self.best_loss - self.min_delta:
+            self.best_loss, self.stale_epochs = loss, 0
+        else:
+            self.stale_epochs += 1
+        return self.stale_epochs >= self.patience
+
+    def state(self) -> dict[str, float]:
+        """Its progress, kept in the train state for ``resume``."""
+        return {"best_loss": self.best_loss, "stale_epochs": self.stale_epochs}
+
+
 def checkpoint_path(model: str | Path, kind: str) -> Path:
     """``models/x.pt`` + ``best-val-loss`` -> ``models/x-best-val-loss.pt``; 'last' -> the model."""
     model = Path(model)
@@ -68,7 +97,7 @@ def checkpoint_path(model: str | Path, kind: str) -> Path:
 
 
 def train_state_path(model: str | Path) -> Path:
-    """Optimiser, scheduler and early-stopping state of the last epoch, for ``resume``."""
+    """Optimiser, scheduler, best values and early-stopping state of the last epoch."""
     model = Path(model)
     return model.with_name(f"{model.stem}-train-state.pt")
 
@@ -139,8 +168,8 @@ class _Run:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.scheduler = _make_scheduler(cfg, self.optimizer)
         self.start_epoch = 0
-        self.best: dict[str, float] = {}
-        self.stale_epochs = 0  # epochs without a val loss gain, for early stopping
+        self.best: dict[str, float] = {}  # best validation value of each BEST_CHECKPOINTS metric
+        self.early_stopping = EarlyStopping(cfg.early_stop_min_delta, cfg.early_stop_patience)
         self.record = {"train_image_side": _median_side(train_stacks)}
         if cfg.resume:
             self._resume()
@@ -191,11 +220,12 @@ class _Run:
                 )
                 if logs:
                     logs.epoch(ended, self._sample_panels())
-                for kind in self._improved(monitored):
+                stalled = self.early_stopping.update(monitored["loss"])
+                for kind in self._new_bests(val_metrics):
                     yield self._save(kind, epoch)
                 yield self._save("last", epoch)
                 yield ended
-                if self.stale_epochs >= cfg.early_stop_patience:
+                if stalled:
                     reason = "early_stopping"
                     break
                 if self._stop_requested():
@@ -282,22 +312,18 @@ class _Run:
 
     # --- checkpoints ------------------------------------------------------------------------
 
-    def _improved(self, metrics: dict[str, float]) -> list[str]:
-        """Update the best values; return the checkpoint kinds to (re)write."""
-        improved = []
+    def _new_bests(self, val_metrics: dict[str, float]) -> list[str]:
+        """Record the validation values that beat the best; return those checkpoints' kinds.
+
+        Without validation data (``val_metrics`` empty) there is no best checkpoint.
+        """
+        kinds = []
         for kind, (name, larger) in BEST_CHECKPOINTS.items():
-            value, best = metrics.get(name), self.best.get(name)
-            if value is None:
-                continue
-            gain = (value - best if larger else best - value) if best is not None else math.inf
-            if name == "loss":
-                self.stale_epochs = (
-                    0 if gain > self.cfg.early_stop_min_delta else self.stale_epochs + 1
-                )
-            if gain > 0:
+            value, best = val_metrics.get(name), self.best.get(name)
+            if value is not None and (best is None or (value > best if larger else value < best)):
                 self.best[name] = value
-                improved.append(kind)
-        return improved
+                kinds.append(kind)
+        return kinds
 
     def _save(self, kind: str, epoch: int) -> CheckpointSaved:
         """Write weights + yaml for ``kind`` (and the resume state with 'last'), atomically.
@@ -327,7 +353,7 @@ class _Run:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "best": self.best,
-                "stale_epochs": self.stale_epochs,
+                "early_stopping": self.early_stopping.state(),
             }
             atomic_write(train_state_path(self.cfg.model), lambda tmp: torch.save(train_state, tmp))
 
@@ -355,7 +381,10 @@ class _Run:
             state = torch.load(state_file, map_location=self.device)
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
-            self.best, self.stale_epochs = state["best"], state["stale_epochs"]
+            self.best = state["best"]
+            self.early_stopping = dataclasses.replace(
+                self.early_stopping, **state["early_stopping"]
+            )
             self.start_epoch = state["epoch"] + 1
         if not self.world.same(self.start_epoch):
             raise ConfigError(

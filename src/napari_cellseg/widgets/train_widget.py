@@ -294,6 +294,7 @@ class TrainWidget(QWidget):
         current_model.set(str(yaml_path))
         reason = event.reason.replace("_", " ")
         best = ", ".join(f"{k} {v:.3f}" for k, v in event.best.items())
+        best = f"Best on validation: {best}." if best else ""
         self.status.setText(
             f"Finished ({reason}) after {event.epochs_run} epochs. "
             f"Model: {yaml_path} (ready in the Predict widget). {best}"
