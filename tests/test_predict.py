@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch  # noqa: TID253 - tests build and run networks
+from scipy import ndimage
 from scipy.ndimage import gaussian_filter
 
 from napari_cellseg.config import TrainConfig, save_yaml
 from napari_cellseg.data.normalize import normalize_image
+from napari_cellseg.data.scale import median_diameter
 from napari_cellseg.engine.predict import Predictor, PredictProgress, load_model
 from napari_cellseg.errors import ConfigError, DataError
 from napari_cellseg.models.registry import build_model, probabilities
@@ -213,3 +215,39 @@ def test_model_file_errors_name_the_files(tmp_path):
     (tmp_path / "model.pt").write_text("not weights")
     with pytest.raises(ConfigError, match="Cannot read the weights"):
         load_model(yaml_path, "cpu")
+
+
+def disks_image(shape=(64, 80), radius=4):
+    from skimage.draw import disk
+
+    image = np.zeros(shape, np.uint8)
+    for y in range(10, shape[0] - 8, 16):
+        for x in range(10, shape[1] - 8, 16):
+            image[disk((y, x), radius, shape=shape)] = 200
+    return image
+
+
+def test_diameter_models_predict_at_the_trained_object_size():
+    # the pointwise model finds the disks (diameter ~8) at any scale; trained at 16
+    cfg = tiny_cfg(trim_method="reflect", object_diameter=16.0, obj_threshold=0.7, min_size=1)
+    image = disks_image()
+    given = Predictor(model := Pointwise(), cfg, "cpu")
+    objects, _ = given.predict(image, diameter=8.0)
+    assert objects.shape == image.shape
+    assert sum(model.calls) == given.count_tiles(image.shape, 8.0) == given._count_at((128, 160), 1)
+
+    estimated = Predictor(model := Pointwise(), cfg, "cpu")
+    records = []
+    objects_auto, _ = estimated.predict(image, records.append)
+    factor = 16.0 / median_diameter(ndimage.label(image)[0], ignore_label=None)  # ~2.1
+    first, second = estimated.count_tiles(image.shape), estimated._count_at(image.shape, factor)
+    assert sum(model.calls) == first + second  # a pass at scale 1, then at ~2, estimate stable
+    assert records[-1] == PredictProgress(first + second, first + second)
+    assert records[0].total == first  # the second pass is added once planned
+    assert np.abs(objects_auto - objects).mean() < 0.01  # scales 2.1 and 2: edges differ
+
+
+def test_negative_diameter_is_refused():
+    predictor = Predictor(Pointwise(), tiny_cfg(trim_method="reflect", object_diameter=16.0), "cpu")
+    with pytest.raises(ConfigError, match="diameter"):
+        predictor.predict(np.zeros((8, 8)), diameter=-3)

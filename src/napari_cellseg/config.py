@@ -86,7 +86,8 @@ class TrainConfig:
     seed: int = _f(48, "seed of all randomness", advanced=True)
     # --- data and targets ------------------------------------------------------------
     val_fraction: float = _f(
-        0.2, "share of the training images held out for validation when val_data is empty",
+        0.2,
+        "share of the training images held out for validation when val_data is empty",
         advanced=True,
     )
     blob_label: int | None = _f(
@@ -96,6 +97,13 @@ class TrainConfig:
     )
     remove_blobs: bool = _f(
         False, "blank blob regions in image and labels, as the seed did", advanced=True
+    )
+    object_diameter: float = _f(
+        0.0,
+        "rescale every image so its median object diameter becomes this many pixels "
+        "(measured on the labels in training; given or estimated at prediction); "
+        "0 = images as they are",
+        advanced=True,
     )
     boundary_thickness: int = _f(2, "boundary width in pixels", advanced=True)
     touching_boundaries: bool = _f(
@@ -118,9 +126,14 @@ class TrainConfig:
     )
     lr_patience: int = _f(8, "epochs without val loss gain before lr is cut by 10", advanced=True)
     early_stop_patience: int = _f(
-        15, "epochs without val loss gain before training stops", advanced=True
+        15,
+        "epochs without a gain of the val loss (training loss without validation data) "
+        "before training stops",
+        advanced=True,
     )
-    early_stop_min_delta: float = _f(1e-4, "smallest val loss gain that counts", advanced=True)
+    early_stop_min_delta: float = _f(
+        1e-4, "smallest loss gain over the best so far that counts", advanced=True
+    )
     max_minutes: float = _f(
         0.0, "end training after the epoch that passes this many minutes; 0 = no limit"
     )
@@ -158,6 +171,16 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _validate(self)
+        if self.object_diameter < 0:
+            raise ConfigError(
+                f"Setting 'object_diameter' is {self.object_diameter}; give a diameter in "
+                "pixels, or 0 to use the images as they are."
+            )
+        if self.object_diameter and self.trim_method == "resize":
+            raise ConfigError(
+                "Settings 'object_diameter' and trim_method 'resize' both rescale the images; "
+                "use trim_method 'reflect' or 'padding' with object_diameter."
+            )
 
 
 @dataclass
@@ -174,6 +197,11 @@ class PredictConfig:
         -1, "overlap of neighbouring tiles in pixels; -1 = a quarter of the tile", advanced=True
     )
     tile_batch: int = _f(4, "tiles predicted at once (bounds memory)", advanced=True)
+    diameter: float = _f(
+        0.0,
+        "median object diameter in the images in pixels, for models trained with "
+        "object_diameter; 0 = estimate it for every image",
+    )
     device: str = _f("auto", "auto (CUDA, then MPS, else CPU), cpu, cuda, mps", advanced=True)
 
 

@@ -197,7 +197,10 @@ def tune_postprocess_main(argv: list[str] | None = None) -> int:
         tile_batch=settings.tile_batch,
     )
     cfg = predictor.config
-    maps = [predictor.predict(s.image) for s in tqdm(stacks, desc="predict", file=sys.stderr)]
+    maps = [
+        predictor.predict(s.image, diameter=settings.diameter)
+        for s in tqdm(stacks, desc="predict", file=sys.stderr)
+    ]
     before = score_postprocessing(
         maps,
         stacks,

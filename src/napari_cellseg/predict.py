@@ -107,17 +107,24 @@ def predict_folder(settings: PredictConfig, *, labels: bool = False) -> Iterator
         tile_batch=settings.tile_batch,
     )
     stacks = read_folder(settings.test_data, labels=labels)
-    total = sum(len(s.image) * predictor.count_tiles(s.image.shape[-2:]) for s in stacks)
+    diameter = settings.diameter
+    total = sum(len(s.image) * predictor.count_tiles(s.image.shape[-2:], diameter) for s in stacks)
     with tqdm(total=total, unit="tile", desc="predict", file=sys.stderr) as bar:
         for stack in stacks:
-            last = 0
+            done, planned = (
+                0,
+                len(stack.image) * predictor.count_tiles(stack.image.shape[-2:], diameter),
+            )
 
             def advance(progress) -> None:
-                nonlocal last
-                bar.update(progress.done - last)
-                last = progress.done
+                nonlocal done, planned
+                if progress.total != planned:  # the diameter estimate added a pass
+                    bar.total += progress.total - planned
+                    planned = progress.total
+                bar.update(progress.done - done)
+                done = progress.done
 
-            objects, boundaries = predictor.predict(stack.image, advance)
+            objects, boundaries = predictor.predict(stack.image, advance, diameter)
             labels_pred = predictor.instances(objects, boundaries)
             result = StackPrediction(
                 stack, objects, boundaries, labels_pred, predictor.config.blob_label

@@ -1,8 +1,10 @@
 """The PyTorch Dataset of training and validation samples.
 
 Each 2D slice of each stack is one sample.  Its pipeline: normalise (per slice) ->
-(``remove_blobs``) -> bring to ``im_dim`` (``trim_method``) -> augment (training
-copies only) -> derive targets from the resulting labels.
+(``remove_blobs``) -> (``object_diameter``: rescale the stack so its median object
+diameter becomes that, :mod:`napari_cellseg.data.scale`) -> bring to ``im_dim``
+(``trim_method``) -> augment (training copies only) -> derive targets from the
+resulting labels.
 
 ``trim_method`` ``padding``/``reflect`` cannot shrink an image larger than ``im_dim``;
 such an image is cropped to ``im_dim`` first: in training at a random position drawn
@@ -28,6 +30,7 @@ from napari_cellseg.config import TrainConfig
 from napari_cellseg.data.augment import augment_pair
 from napari_cellseg.data.io import Stack
 from napari_cellseg.data.normalize import normalize_image
+from napari_cellseg.data.scale import median_diameter, rescale, scale_factor
 from napari_cellseg.data.targets import make_targets, remove_blobs, unet_classes
 from napari_cellseg.data.trim import crop_starts, random_start, trim
 from napari_cellseg.errors import DataError
@@ -98,6 +101,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
         image, labels = normalize_image(stack.image), stack.labels
         if cfg.remove_blobs and cfg.blob_label is not None:
             image, labels = remove_blobs(image, labels, cfg.blob_label)
+        if cfg.object_diameter:
+            factor = scale_factor(cfg.object_diameter, median_diameter(labels, cfg.blob_label))
+            image, labels = rescale(image, factor), rescale(labels, factor, order=0)
         shape, size = image.shape[-2:], cfg.im_dim
         if cfg.trim_method == "resize" or max(shape) <= size:
             return [self._fixed_view(image, labels)]

@@ -21,7 +21,7 @@ import numpy as np
 
 from napari_cellseg.errors import DataError
 
-__all__ = ["TrimInfo", "trim", "untrim", "crop_starts", "random_start", "METHODS"]
+__all__ = ["TrimInfo", "trim", "untrim", "resize_to", "crop_starts", "random_start", "METHODS"]
 
 METHODS = ("resize", "padding", "reflect")
 
@@ -35,8 +35,12 @@ class TrimInfo:
     pad: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
 
 
-def _resize(array: np.ndarray, shape: tuple[int, int], order: int) -> np.ndarray:
-    """Resize the last two axes slice by slice; labels (order 0) keep their dtype."""
+def resize_to(array: np.ndarray, shape: tuple[int, int], order: int) -> np.ndarray:
+    """Resize the last two axes to ``shape`` slice by slice (smoothed first when shrinking).
+
+    ``order`` 1 interpolates linearly (float result); ``order`` 0 takes the nearest
+    value and keeps the dtype (labels).
+    """
     from skimage.transform import resize
 
     if array.shape[-2:] == tuple(shape):
@@ -83,7 +87,7 @@ def trim(
     """
     shape = tuple(array.shape[-2:])
     if method == "resize":
-        return _resize(array, (im_dim, im_dim), order), TrimInfo(method, shape)
+        return resize_to(array, (im_dim, im_dim), order), TrimInfo(method, shape)
     if method not in METHODS:
         raise DataError(f"trim_method is {method!r}; choose one of {', '.join(METHODS)}.")
     if max(shape) > im_dim:
@@ -105,7 +109,7 @@ def untrim(array: np.ndarray, info: TrimInfo, *, order: int = 1) -> np.ndarray:
     interpolation ``order`` (0 for labels).
     """
     if info.method == "resize":
-        return _resize(array, info.shape, order)
+        return resize_to(array, info.shape, order)
     (top, _), (left, _) = info.pad
     return array[..., top : top + info.shape[0], left : left + info.shape[1]].copy()
 

@@ -15,6 +15,13 @@ Geometry, per 2D slice (the model was trained on ``im_dim x im_dim`` inputs):
   times ``s`` fit ``im_dim`` is resized to ``im_dim`` as in training; a larger one is
   scaled by ``s``, tiled, and its maps scaled back, so objects appear at the size the
   network learnt.  Without the record ``s`` is 1 (tiles at the original scale).
+- Models trained with ``object_diameter`` D saw every image rescaled so that its
+  median object diameter was D (:mod:`napari_cellseg.data.scale`).  A slice is
+  predicted at the scale ``s = D / d``: ``d`` is the ``diameter`` given, or else
+  measured on the instances of a first prediction at the original scale, then again
+  on those of the prediction at ``s``, until the estimate moves by less than
+  ``SCALE_TOLERANCE`` (at most ``MAX_PASSES`` predictions).  The maps are scaled back
+  to the slice's size.
 
 A stack ``(Z, H, W)`` is predicted slice by slice; a model with ``channels`` C > 1
 sees slices ``clip(z - C // 2 + c, 0, Z - 1)`` as its channels, as in training.
@@ -31,6 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from napari_cellseg.config import PredictConfig, TrainConfig, load_yaml, read_yaml_dict
+from napari_cellseg.data.scale import median_diameter, rescale, scale_factor, scaled_shape
+from napari_cellseg.data.trim import resize_to
 from napari_cellseg.engine import segment
 from napari_cellseg.engine.tiling import (
     Blender,
@@ -41,12 +50,26 @@ from napari_cellseg.engine.tiling import (
 )
 from napari_cellseg.errors import ConfigError, DataError
 
-__all__ = ["PredictProgress", "Predictor", "load_model", "TRAIN_SIDE_KEY"]
+__all__ = ["PredictProgress", "Predictor", "load_model", "TRAIN_SIDE_KEY", "MAX_PASSES"]
 
 TRAIN_SIDE_KEY = "train_image_side"
 """Key in the model yaml's ``record``: median side of the training images in pixels."""
 
 _DEFAULTS = PredictConfig()
+
+MAX_PASSES = 3
+"""Most predictions of one slice while its object diameter is estimated."""
+
+SCALE_TOLERANCE = 1.2
+"""A new diameter estimate within this factor of the last one ends the estimation."""
+
+
+@dataclass
+class _Count:
+    """Tiles predicted so far and planned in all (the plan grows with extra passes)."""
+
+    done: int
+    total: int
 
 
 @dataclass(frozen=True)
@@ -172,12 +195,13 @@ class Predictor:
         self.scale = (
             config.im_dim / train_side if config.trim_method == "resize" and train_side else 1.0
         )
+
         self.window = blend_window(self.tile, self.overlap)
 
     # --- public API -------------------------------------------------------------------------
 
     def iter_predict(
-        self, image: np.ndarray
+        self, image: np.ndarray, diameter: float = 0.0
     ) -> Generator[PredictProgress, None, tuple[np.ndarray, np.ndarray]]:
         """Predict ``image``, yielding progress after every batch of tiles.
 
@@ -185,6 +209,9 @@ class Predictor:
         ----------
         image
             ``(H, W)`` or a stack ``(Z, H, W)``, any size and real dtype.
+        diameter
+            Median object diameter in pixels in ``image``, for models trained with
+            ``object_diameter``; 0: estimated for every slice.
 
         Yields
         ------
@@ -200,23 +227,29 @@ class Predictor:
         from napari_cellseg.data.normalize import normalize_image
 
         stack = _as_stack(image)
-        per_slice = self.count_tiles(stack.shape[-2:])
+        if diameter < 0:
+            raise ConfigError(
+                f"Setting 'diameter' is {diameter}; give the objects' diameter in pixels, "
+                "or 0 to estimate it."
+            )
+        count = _Count(0, len(stack) * self.count_tiles(stack.shape[-2:], diameter))
         out = np.empty((2, *stack.shape), np.float32)
         for z in range(len(stack)):
             offsets = np.arange(self.config.channels) - self.config.channels // 2
             channels = np.clip(z + offsets, 0, len(stack) - 1)
             image_z = normalize_image(stack[channels])  # per slice, as in training
-            out[:, z] = yield from self._predict_slice(
-                image_z, z * per_slice, len(stack) * per_slice
-            )
+            out[:, z] = yield from self._predict_slice(image_z, diameter, count)
         objects, boundaries = out if image.ndim == 3 else out[:, 0]
         return objects, boundaries
 
     def predict(
-        self, image: np.ndarray, progress: Callable[[PredictProgress], object] | None = None
+        self,
+        image: np.ndarray,
+        progress: Callable[[PredictProgress], object] | None = None,
+        diameter: float = 0.0,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Run :meth:`iter_predict` to the end; ``progress`` is called with each progress record."""
-        return _run(self.iter_predict(image), progress)
+        return _run(self.iter_predict(image, diameter), progress)
 
     def instances(self, objects: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
         """Instance labels with the model's post-processing settings (see :mod:`.segment`)."""
@@ -229,43 +262,73 @@ class Predictor:
             min_size=cfg.min_size,
         )
 
-    def count_tiles(self, shape: tuple[int, int]) -> int:
-        """Network tiles predicted per slice of ``shape`` (H, W)."""
-        if max(self._scaled(shape)) <= self.tile:
-            return 1
-        padded = padded_shape(self._scaled(shape), self.tile, self.align)
-        return len(tile_positions(padded, self.tile, self.overlap, self.align))
+    def count_tiles(self, shape: tuple[int, int], diameter: float = 0.0) -> int:
+        """Network tiles of the first prediction of a slice of ``shape`` (H, W).
+
+        Estimating the object diameter may add predictions; progress records then
+        grow their total.
+        """
+        return self._count_at(shape, self._first_scale(diameter))
 
     # --- geometry ---------------------------------------------------------------------------
 
-    def _scaled(self, shape: tuple[int, int]) -> tuple[int, int]:
-        return tuple(round(n * self.scale) for n in shape)
+    def _count_at(self, shape: tuple[int, int], scale: float) -> int:
+        size = scaled_shape(shape, scale)
+        if max(size) <= self.tile:
+            return 1
+        padded = padded_shape(size, self.tile, self.align)
+        return len(tile_positions(padded, self.tile, self.overlap, self.align))
 
-    def _predict_slice(self, image: np.ndarray, done: int, total: int):
+    def _first_scale(self, diameter: float) -> float:
+        if self.config.object_diameter:
+            return scale_factor(self.config.object_diameter, diameter)  # 1 when unknown
+        return self.scale
+
+    def _predict_slice(self, image: np.ndarray, diameter: float, count: _Count):
         """(C, H, W) normalised slice -> (2, H, W) maps; yields progress per batch."""
+        scale = self._first_scale(diameter)
+        if not self.config.object_diameter or diameter:
+            return (yield from self._predict_at(image, scale, count))
+        for n in range(MAX_PASSES):
+            if n:
+                count.total += self._count_at(image.shape[-2:], scale)
+            maps = yield from self._predict_at(image, scale, count)
+            diameter = median_diameter(self.instances(*maps), ignore_label=None)
+            estimate = scale_factor(self.config.object_diameter, diameter)
+            if abs(np.log(estimate / scale)) <= np.log(SCALE_TOLERANCE):
+                break
+            scale = estimate
+        return maps
+
+    def _predict_at(self, image: np.ndarray, scale: float, count: _Count):
+        """The maps of a (C, H, W) slice predicted at ``scale``, back at its size."""
         from napari_cellseg.data.trim import trim, untrim
 
         shape = image.shape[-2:]
         cfg = self.config
-        if max(self._scaled(shape)) <= self.tile:
-            trimmed, info = trim(image, self.tile, cfg.trim_method)
-            maps = self._forward(trimmed[np.newaxis])[0]
-            yield PredictProgress(done + 1, total)
-            return np.clip(untrim(maps, info), 0, 1)
-        scaled = image if self.scale == 1.0 else _resize(image, self._scaled(shape))
-        mode = "constant" if cfg.trim_method == "padding" else "reflect"
-        padded, crop = pad_to(scaled, self.tile, self.align, mode)
-        blender = Blender(2, padded.shape[-2:], self.window)
-        positions = tile_positions(padded.shape[-2:], self.tile, self.overlap, self.align)
-        for start in range(0, len(positions), self.tile_batch):
-            batch = positions[start : start + self.tile_batch]
-            tiles = np.stack([padded[:, y : y + self.tile, x : x + self.tile] for y, x in batch])
-            for maps, (y, x) in zip(self._forward(tiles), batch, strict=True):
-                blender.add(maps, y, x)
-            yield PredictProgress(done + start + len(batch), total)
-        maps = blender.result()[(slice(None), *crop)]
-        if self.scale != 1.0:
-            maps = _resize(maps, shape)
+        if max(scaled_shape(shape, scale)) <= self.tile:
+            small = image if cfg.trim_method == "resize" else rescale(image, scale)
+            trimmed, info = trim(small, self.tile, cfg.trim_method)
+            maps = untrim(self._forward(trimmed[np.newaxis])[0], info)
+            count.done += 1
+            yield PredictProgress(count.done, count.total)
+        else:
+            mode = "constant" if cfg.trim_method == "padding" else "reflect"
+            padded, crop = pad_to(rescale(image, scale), self.tile, self.align, mode)
+            blender = Blender(2, padded.shape[-2:], self.window)
+            positions = tile_positions(padded.shape[-2:], self.tile, self.overlap, self.align)
+            for start in range(0, len(positions), self.tile_batch):
+                batch = positions[start : start + self.tile_batch]
+                tiles = np.stack(
+                    [padded[:, y : y + self.tile, x : x + self.tile] for y, x in batch]
+                )
+                for maps, (y, x) in zip(self._forward(tiles), batch, strict=True):
+                    blender.add(maps, y, x)
+                count.done += len(batch)
+                yield PredictProgress(count.done, count.total)
+            maps = blender.result()[(slice(None), *crop)]
+        if maps.shape[-2:] != shape:
+            maps = resize_to(maps, shape, 1)
         return np.clip(maps, 0, 1)
 
     def _forward(self, tiles: np.ndarray) -> np.ndarray:
@@ -296,19 +359,6 @@ def _as_stack(image: np.ndarray) -> np.ndarray:
             f"Cannot predict an image of dtype {image.dtype}; give a real-valued image."
         )
     return image if image.ndim == 3 else image[np.newaxis]
-
-
-def _resize(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of the last two axes of a (C, H, W) float array."""
-    from skimage.transform import resize
-
-    return resize(
-        array,
-        (len(array), *shape),
-        order=1,
-        preserve_range=True,
-        anti_aliasing=shape[0] < array.shape[-2],
-    ).astype(np.float32)
 
 
 def _run(generator: Generator, progress: Callable | None):

@@ -116,11 +116,13 @@ def training_events(
         yield from train(cfg, data=data, stop=stop)
 
 
-def predict_maps(yaml_path: str, image: np.ndarray) -> Generator[PredictProgress, None, tuple]:
+def predict_maps(
+    yaml_path: str, image: np.ndarray, diameter: float = 0.0
+) -> Generator[PredictProgress, None, tuple]:
     """Object and boundary maps of ``image`` with model ``yaml_path``, yielding tile progress."""
     _yield_cpu_to_gui()
     with _reported_errors("Predict on a smaller image or lower 'tile_batch'."):
-        return (yield from current_model.predictor(yaml_path).iter_predict(image))
+        return (yield from current_model.predictor(yaml_path).iter_predict(image, diameter))
 
 
 class CurrentModel:

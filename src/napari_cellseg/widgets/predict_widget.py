@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, FileEdit, FloatSlider, Label, PushButton, SpinBox
+from magicgui.widgets import (
+    ComboBox,
+    Container,
+    FileEdit,
+    FloatSlider,
+    FloatSpinBox,
+    Label,
+    PushButton,
+    SpinBox,
+)
 from napari.layers import Image
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
 
-from napari_cellseg.config import TrainConfig, load_yaml
+from napari_cellseg.config import PredictConfig, TrainConfig, load_yaml
 from napari_cellseg.engine.segment import instances
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.widgets._layers import OWNER_KEY, image_array, layer_choices, output_layer
@@ -31,6 +41,9 @@ class _Maps:
     objects: np.ndarray
     boundaries: np.ndarray
     placement: dict
+
+
+_PREDICT_FIELDS = {f.name: f for f in dataclasses.fields(PredictConfig)}
 
 
 def model_picker() -> FileEdit:
@@ -73,6 +86,10 @@ class PredictWidget(QWidget):
         self._post_pending = False
         self.model = model_picker()
         self.image = ComboBox(choices=layer_choices(napari_viewer, Image), label="image")
+        self.diameter = FloatSpinBox(
+            min=0, max=10**4, step=1, value=PredictConfig.diameter, label="diameter (0 = auto)"
+        )
+        self.diameter.tooltip = _PREDICT_FIELDS["diameter"].metadata["help"]
         self.run = PushButton(text="Predict on current layer")
         self.post = post_processing_widgets()
         self.status = Label(value="")
@@ -82,7 +99,14 @@ class PredictWidget(QWidget):
         self._debounce.timeout.connect(self.update_instances)
 
         form = Container(
-            widgets=[self.model, self.image, self.run, *self.post.values(), self.status]
+            widgets=[
+                self.model,
+                self.image,
+                self.diameter,
+                self.run,
+                *self.post.values(),
+                self.status,
+            ]
         )
         layout = QVBoxLayout(self)
         layout.addWidget(form.native)
@@ -146,6 +170,7 @@ class PredictWidget(QWidget):
             predict_maps,
             current_model.path,
             image,
+            self.diameter.value,
             yielded=self._show_progress,
             returned=lambda maps: self._show_maps(layer.name, *maps, placement),
             errored=lambda _exc: setattr(self.status, "value", "Prediction failed."),
