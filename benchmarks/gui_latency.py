@@ -20,6 +20,8 @@ import time
 
 import numpy as np
 
+from napari_cellseg.config import CPU_NETWORK
+
 TICK_MS = 10
 
 
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--images", type=int, default=4, help="training image/labels pairs")
     parser.add_argument("--size", type=int, default=256, help="side of the two training images")
-    parser.add_argument("--im-dim", type=int, default=128)
+    parser.add_argument("--im-dim", type=int, default=CPU_NETWORK["im_dim"])
     parser.add_argument(
         "--pan",
         action="store_true",
@@ -90,10 +92,9 @@ def main(argv: list[str] | None = None) -> dict:
         row[0].value, row[1].value = viewer.layers[f"image {seed}"], viewer.layers[f"labels {seed}"]
     model = os.path.join(tempfile.mkdtemp(), "latency.pt")
     settings = dict(
+        CPU_NETWORK,
         epochs=args.epochs,
         im_dim=args.im_dim,
-        start_filters=16,
-        unet_levels=3,
         batch=4,
         augments=1,
         num_workers=0,

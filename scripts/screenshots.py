@@ -12,13 +12,13 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from napari_cellseg.config import CPU_NETWORK
+
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 PLUGIN = "napari-cellseg"
 SETTINGS = dict(
+    **CPU_NETWORK,
     epochs=40,
-    im_dim=128,
-    start_filters=16,
-    unet_levels=3,
     batch=4,
     augments=2,
     num_workers=0,

@@ -23,6 +23,7 @@ from napari_cellseg.errors import ConfigError
 from napari_cellseg.io_utils import atomic_write_text
 
 __all__ = [
+    "CPU_NETWORK",
     "TrainConfig",
     "PredictConfig",
     "TuneConfig",
@@ -181,6 +182,13 @@ class TrainConfig:
                 "Settings 'object_diameter' and trim_method 'resize' both rescale the images; "
                 "use trim_method 'reflect' or 'padding' with object_diameter."
             )
+
+
+CPU_NETWORK = {"architecture": "unet", "unet_levels": 3, "start_filters": 16, "im_dim": 128}
+"""A small U-Net (16 filters, 3 levels, 128 x 128 inputs) that trains in minutes on a CPU.
+
+The demo, the benchmarks and the screenshots start from it; on a CPU it is the
+network to try first (``--unet_levels 3 --start_filters 16 --im_dim 128``)."""
 
 
 @dataclass

@@ -12,17 +12,14 @@ import sys
 from pathlib import Path
 
 from napari_cellseg.cli_support import report_errors
-from napari_cellseg.config import TrainConfig
+from napari_cellseg.config import CPU_NETWORK, TrainConfig
 
 #: The demo's model: a small U-Net that learns synthetic nuclei on a CPU in a minute.
 DEMO_SETTINGS = {
-    "architecture": "unet",
+    **CPU_NETWORK,
     "epochs": 200,
     "batch": 4,
     "augments": 1,
-    "im_dim": 128,
-    "start_filters": 16,
-    "unet_levels": 3,
     "lr": 3e-3,
     "early_stop_patience": 200,
 }
