@@ -84,7 +84,7 @@ def test_larger_images_are_cropped(tiny_train_config, method):
     np.testing.assert_array_equal(val[5]["image"][0].numpy(), normalize_image(image)[38:, 8:])
 
     train = SegmentationDataset(stacks, cfg, train=True)
-    assert len(train) == 2
+    assert len(train) == 3 * 2  # 70 x 40 pixels are covered by 3 crops of 32 x 32; + augmented
     crops = set()
     for epoch in range(6):
         train.set_epoch(epoch)
@@ -92,6 +92,7 @@ def test_larger_images_are_cropped(tiny_train_config, method):
         assert crop.shape == (32, 32)
         crops.add(crop.tobytes())
     assert len(crops) > 1  # a new crop position each epoch
+    assert len({train[i]["image"].numpy().tobytes() for i in range(3)}) == 3  # 3 positions
 
 
 def test_small_images_are_padded_centred(tiny_train_config):

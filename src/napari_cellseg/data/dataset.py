@@ -1,15 +1,17 @@
 """The PyTorch Dataset of training and validation samples.
 
-Each 2D slice of each stack is one sample.  Its pipeline: normalise (per slice) ->
-(``remove_blobs``) -> (``object_diameter``: rescale the stack so its median object
-diameter becomes that, :mod:`napari_cellseg.data.scale`) -> bring to ``im_dim``
-(``trim_method``) -> augment (training copies only) -> derive targets from the
-resulting labels.
+Each 2D slice of each stack is one sample (a large one several).  Its pipeline:
+normalise (per slice) -> (``remove_blobs``) -> (``object_diameter``: rescale the stack so
+its median object diameter becomes that, :mod:`napari_cellseg.data.scale`) -> bring to
+``im_dim`` (``trim_method``) -> augment (training copies only) -> derive targets from
+the resulting labels.
 
 ``trim_method`` ``padding``/``reflect`` cannot shrink an image larger than ``im_dim``;
-such an image is cropped to ``im_dim`` first: in training at a random position drawn
-anew for every sample and epoch, in validation as the fixed grid of crops that covers
-the image (:func:`napari_cellseg.data.trim.crop_starts`), each crop one sample.
+such an image is cropped to ``im_dim`` first: in training at random positions drawn
+anew for every sample and epoch, as many crops per slice as cover its area once (a
+large annotated image counts as much as the same area in small ones), in validation as
+the fixed grid of crops that covers the image
+(:func:`napari_cellseg.data.trim.crop_starts`), each crop one sample.
 
 Everything that does not change between epochs (normalised images, trimmed images,
 labels and un-augmented targets) is computed once at construction, so un-augmented
@@ -20,6 +22,7 @@ process and every run.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -85,7 +88,10 @@ class SegmentationDataset(torch.utils.data.Dataset):
         for stack in stacks:
             self._views.extend(self._make_views(stack))
         self._samples = [
-            (v, z) for v, view in enumerate(self._views) for z in range(len(view.image))
+            (v, z)
+            for v, view in enumerate(self._views)
+            for z in range(len(view.image))
+            for _ in range(self._crops_per_slice(view))
         ]
         if not self._samples:
             kind = "training" if train else "validation"
@@ -115,6 +121,13 @@ class SegmentationDataset(torch.utils.data.Dataset):
             )
             for y, x in crop_starts(shape, size)
         ]
+
+    def _crops_per_slice(self, view: _View) -> int:
+        """Random crops drawn per slice and epoch: as many as cover its area once."""
+        if view.targets is not None:
+            return 1
+        height, width = view.image.shape[-2:]
+        return math.ceil(height * width / self.cfg.im_dim**2)
 
     def _fixed_view(self, image: np.ndarray, labels: np.ndarray) -> _View:
         image = trim(image, self.cfg.im_dim, self.cfg.trim_method, order=1)[0]
