@@ -8,7 +8,7 @@ demo: setup
 	.venv/bin/cellseg demo
 
 test: setup
-	.venv/bin/python -m pytest -p xvfb tests
+	.venv/bin/python -m pytest -p xvfb tests src/napari_cellseg
 
 napari: setup
 	.venv/bin/napari

@@ -121,7 +121,8 @@ class TrainConfig:
     lr_schedule: str = _f(
         "plateau",
         "plateau: lr / 10 after lr_patience epochs without val loss gain; "
-        "cosine: lr down to lr / 100 over the epochs",
+        "cosine: lr down to lr / 100 over the epochs (or over max_minutes if that ends "
+        "training first)",
         choices=("plateau", "cosine"),
         advanced=True,
     )
@@ -136,7 +137,9 @@ class TrainConfig:
         1e-4, "smallest loss gain over the best so far that counts", advanced=True
     )
     max_minutes: float = _f(
-        0.0, "end training after the epoch that passes this many minutes; 0 = no limit"
+        0.0,
+        "end training after the epoch that passes this many minutes of training (resumed "
+        "runs count their earlier minutes); 0 = no limit",
     )
     # --- machine -----------------------------------------------------------------------
     device: str = _f(

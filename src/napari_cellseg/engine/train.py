@@ -46,6 +46,7 @@ from napari_cellseg.engine.events import (
     TrainFinished,
     TrainStarted,
 )
+from napari_cellseg.engine.schedule import CosineSchedule
 from napari_cellseg.errors import ConfigError, DataError, TrainingDiverged
 from napari_cellseg.io_utils import atomic_write
 
@@ -170,6 +171,7 @@ class _Run:
         self.start_epoch = 0
         self.best: dict[str, float] = {}  # best validation value of each BEST_CHECKPOINTS metric
         self.early_stopping = EarlyStopping(cfg.early_stop_min_delta, cfg.early_stop_patience)
+        self.minutes = 0.0  # training time so far, resumed runs included
         self.record = {"train_image_side": _median_side(train_stacks)}
         if cfg.resume:
             self._resume()
@@ -191,7 +193,7 @@ class _Run:
             if logs:
                 logs.graph(self.model, self.samples)
             reason, epoch = "completed", self.start_epoch - 1
-            deadline = time.monotonic() + cfg.max_minutes * 60 if cfg.max_minutes > 0 else None
+            clock = time.monotonic()
             for epoch in range(self.start_epoch, cfg.epochs):
                 yield EpochStarted(epoch)
                 started = time.perf_counter()
@@ -207,10 +209,12 @@ class _Run:
                         f"The loss became {monitored['loss']} in epoch {epoch + 1}: training "
                         f"diverged. Lower the learning rate (setting 'lr', now {cfg.lr:g})."
                     )
+                self.minutes += self._mean_over_ranks(time.monotonic() - clock) / 60
+                clock = time.monotonic()
                 if cfg.lr_schedule == "plateau":
                     self.scheduler.step(monitored["loss"])
                 else:
-                    self.scheduler.step()
+                    self.scheduler.plan(epoch + 1, self.minutes)
                 ended = EpochEnded(
                     epoch=epoch,
                     train=train_metrics,
@@ -231,7 +235,7 @@ class _Run:
                 if self._stop_requested():
                     reason = "stopped"
                     break
-                if self.world.any(deadline is not None and time.monotonic() > deadline):
+                if 0 < cfg.max_minutes <= self.minutes:
                     reason = "time_limit"
                     break
         finally:
@@ -261,7 +265,11 @@ class _Run:
         self.train_loader.dataset.set_epoch(epoch)
         metrics, loss_sum, count = MetricAccumulator(), 0.0, 0
         batches = len(self.train_loader)
+        cosine = self.cfg.lr_schedule == "cosine"
         for index, batch in enumerate(self.train_loader):
+            if cosine:
+                for group in self.optimizer.param_groups:
+                    group["lr"] = self.scheduler.rate(epoch + (index + 1) / batches)
             batch = self._to_device(batch)
             logits = self.train_model(batch["image"])
             loss, _ = compute_loss(self.cfg, logits, batch)
@@ -298,6 +306,13 @@ class _Run:
                 count += size
                 metrics.update(*probabilities(self.cfg, logits), batch)
         return self.world.reduce_metrics(metrics, loss_sum, count)
+
+    def _mean_over_ranks(self, value: float) -> float:
+        """The mean of ``value`` over the processes (the same on every rank)."""
+        import torch
+
+        total = self.world.sum(torch.tensor([value], dtype=torch.float64, device=self.device))
+        return float(total[0]) / self.world.size
 
     def _stop_requested(self) -> bool:
         """Whether a stop was asked for, in this process or in any other."""
@@ -354,6 +369,7 @@ class _Run:
                 "scheduler": self.scheduler.state_dict(),
                 "best": self.best,
                 "early_stopping": self.early_stopping.state(),
+                "minutes": self.minutes,
             }
             atomic_write(train_state_path(self.cfg.model), lambda tmp: torch.save(train_state, tmp))
 
@@ -385,6 +401,7 @@ class _Run:
             self.early_stopping = dataclasses.replace(
                 self.early_stopping, **state["early_stopping"]
             )
+            self.minutes = state["minutes"]
             self.start_epoch = state["epoch"] + 1
         if not self.world.same(self.start_epoch):
             raise ConfigError(
@@ -479,14 +496,15 @@ def _check_paths(cfg: TrainConfig, data: TrainData | None) -> None:
 
 def _make_scheduler(cfg: TrainConfig, optimizer):
     """``plateau``: lr / 10 after ``lr_patience`` epochs without progress (the seed's);
-    ``cosine``: from ``lr`` down to ``lr / 100`` over ``epochs`` (suits a fixed budget)."""
+    ``cosine``: from ``lr`` down to ``lr / 100`` over the epochs or the time budget
+    (:mod:`napari_cellseg.engine.schedule`; suits a fixed budget)."""
     from torch.optim import lr_scheduler
 
     if cfg.lr_schedule == "plateau":
         return lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=0.1, patience=cfg.lr_patience
         )
-    return lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(cfg.epochs, 1), eta_min=cfg.lr / 100)
+    return CosineSchedule(cfg.lr, cfg.epochs, cfg.max_minutes)
 
 
 def _seed_everything(seed: int) -> None:
