@@ -2,7 +2,8 @@
 
 1. Train the default CPU model (``CPU_SETTINGS``; any TrainConfig flag overrides it) on
    ``--train``; training is stopped through its ``stop`` event after ``--minutes`` (it
-   finishes the batch and saves; the last weights are used).
+   finishes the batch and saves; the last weights are used).  Its learning rate is
+   planned to reach its lowest at ``--minutes`` (``max_minutes``).
 2. Tune the post-processing thresholds on ``--val``
    (:func:`napari_cellseg.engine.postprocess_tuning.tune_postprocessing`); when
    ``--test`` is the same folder its probability maps are predicted once.
@@ -35,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_cellseg.config import TrainConfig, add_config_arguments, config_from_args
+from napari_cellseg.config import CPU_NETWORK, TrainConfig, add_config_arguments, config_from_args
 from napari_cellseg.data.io import read_folder
 from napari_cellseg.engine import segment
 from napari_cellseg.engine.evaluate import MatchingScores, page_names
@@ -43,25 +44,25 @@ from napari_cellseg.engine.events import EpochEnded, TrainFinished
 from napari_cellseg.engine.train import train
 
 CPU_SETTINGS = {
-    "architecture": "unet",
-    "unet_levels": 3,
-    "start_filters": 16,
-    "im_dim": 128,
+    **CPU_NETWORK,
     "trim_method": "reflect",
+    "object_diameter": 24.0,
     "batch": 8,
     "augments": 1,
     "lr": 3e-3,
+    "lr_schedule": "cosine",
     "epochs": 1000,
-    "lr_patience": 4,
     "early_stop_patience": 1000,
     "val_fraction": 0.0,
     "tune_postprocess": False,
 }
-"""The default CPU model: a 3-level U-Net, 16 filters, trained on 128 x 128 crops.
+"""The default CPU model: a 3-level U-Net, 16 filters, on 128 x 128 crops of images
+rescaled to a median nucleus diameter of 24 pixels.
 
 No validation during training (``val_fraction`` 0, no ``val_data``): every minute goes
-to training, the learning rate follows the training loss, and the last weights are
-scored.  ``--val`` serves the post-processing tuning only."""
+to training; the cosine learning-rate schedule is planned over ``--minutes``
+(``max_minutes``), and the last weights are scored.  ``--val`` serves the
+post-processing tuning only."""
 
 SEGMENT_KEYS = ("obj_threshold", "bnd_threshold", "min_size")
 
@@ -140,10 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     args, cfg = parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         model = args.model or str(Path(folder) / "quality.pt")
-        cfg = dataclasses.replace(cfg, train_data=args.train, model=model)
+        cfg = dataclasses.replace(
+            cfg, train_data=args.train, model=model, max_minutes=cfg.max_minutes or args.minutes
+        )
         print(
             f"training {cfg.architecture} (levels {cfg.unet_levels}, filters "
-            f"{cfg.start_filters}, im_dim {cfg.im_dim}, {cfg.trim_method}) for {args.minutes} min"
+            f"{cfg.start_filters}, im_dim {cfg.im_dim}, {cfg.trim_method}, object diameter "
+            f"{cfg.object_diameter:g}, lr {cfg.lr:g} {cfg.lr_schedule}) for {args.minutes} min"
         )
         finished, minutes = train_for(cfg, args.minutes)
         print(f"trained {finished.epochs_run} epochs in {minutes:.1f} min ({finished.reason})")
