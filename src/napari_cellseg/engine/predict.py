@@ -329,7 +329,7 @@ class Predictor:
             maps = blender.result()[(slice(None), *crop)]
         if maps.shape[-2:] != shape:
             maps = resize_to(maps, shape, 1)
-        return np.clip(maps, 0, 1)
+        return np.clip(maps, 0, 1, out=maps)
 
     def _forward(self, tiles: np.ndarray) -> np.ndarray:
         """(B, C, T, T) float32 -> (B, 2, T, T) objects and boundaries probabilities."""

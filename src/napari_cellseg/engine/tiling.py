@@ -73,8 +73,8 @@ class Blender:
         self.weight[y : y + h, x : x + w] += self.window
 
     def result(self) -> np.ndarray:
-        """The blended ``(channels, H, W)`` maps."""
-        return self.sum / self.weight
+        """The blended ``(channels, H, W)`` maps (computed in place: the last call to make)."""
+        return np.divide(self.sum, self.weight, out=self.sum)
 
 
 def padded_shape(shape: tuple[int, int], size: int, multiple: int) -> tuple[int, int]:
