@@ -88,3 +88,17 @@ def test_errors_are_notifications(predict_widget, viewer, notes):
     predict_widget.predict()
     assert any("No image layer" in n for n in notes)
     assert predict_widget.run.enabled
+
+
+def test_diameter_field_serves_models_trained_with_object_diameter(predict_widget, model_yaml):
+    from pathlib import Path
+
+    import yaml
+
+    assert not predict_widget.diameter.enabled  # the test model sees images as they are
+    settings = yaml.safe_load(Path(model_yaml).read_text())
+    settings.update(object_diameter=20.0, trim_method="reflect")
+    sized = Path(model_yaml).with_name("sized.yaml")
+    sized.write_text(yaml.safe_dump(settings))
+    current_model.set(sized)
+    assert predict_widget.diameter.enabled

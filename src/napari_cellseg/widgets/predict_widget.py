@@ -144,6 +144,7 @@ class PredictWidget(QWidget):
             return
         for name, widget in self.post.items():
             widget.value = getattr(cfg, name)
+        self.diameter.enabled = bool(cfg.object_diameter)  # used by such models only
 
     def _show_progress(self, progress) -> None:
         self.progress_bar.setRange(0, progress.total)
