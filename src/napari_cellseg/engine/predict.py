@@ -39,7 +39,7 @@ import numpy as np
 
 from napari_cellseg.config import PredictConfig, TrainConfig, load_yaml, read_yaml_dict
 from napari_cellseg.data.scale import median_diameter, rescale, scale_factor, scaled_shape
-from napari_cellseg.data.trim import resize_to
+from napari_cellseg.data.trim import resize_to, trim, untrim
 from napari_cellseg.engine import segment
 from napari_cellseg.engine.tiling import (
     Blender,
@@ -195,7 +195,6 @@ class Predictor:
         self.scale = (
             config.im_dim / train_side if config.trim_method == "resize" and train_side else 1.0
         )
-
         self.window = blend_window(self.tile, self.overlap)
 
     # --- public API -------------------------------------------------------------------------
@@ -293,8 +292,8 @@ class Predictor:
             if n:
                 count.total += self._count_at(image.shape[-2:], scale)
             maps = yield from self._predict_at(image, scale, count)
-            diameter = median_diameter(self.instances(*maps), ignore_label=None)
-            estimate = scale_factor(self.config.object_diameter, diameter)
+            measured = median_diameter(self.instances(*maps), ignore_label=None)
+            estimate = scale_factor(self.config.object_diameter, measured)
             if abs(np.log(estimate / scale)) <= np.log(SCALE_TOLERANCE):
                 break
             scale = estimate
@@ -302,8 +301,6 @@ class Predictor:
 
     def _predict_at(self, image: np.ndarray, scale: float, count: _Count):
         """The maps of a (C, H, W) slice predicted at ``scale``, back at its size."""
-        from napari_cellseg.data.trim import trim, untrim
-
         shape = image.shape[-2:]
         cfg = self.config
         if max(scaled_shape(shape, scale)) <= self.tile:

@@ -5,6 +5,7 @@ a cosine, a little after every batch, over the epochs the run will make: ``epoch
 fewer when ``max_minutes`` will end training first.  After every epoch the plan becomes
 the number of epochs that fit in ``max_minutes`` at the mean epoch time so far, so a
 time-limited run ends with a fully lowered rate instead of being cut at a high one.
+The plan then depends on the machine's speed: such runs repeat only approximately.
 """
 
 from __future__ import annotations
