@@ -12,6 +12,7 @@ from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QV
 
 from napari_cellseg.blobs import Blob, crop_box, find_blobs, mask_proposal, split_values, summarize
 from napari_cellseg.config import TrainConfig, load_yaml
+from napari_cellseg.data.scale import median_diameter
 from napari_cellseg.engine.segment import instances
 from napari_cellseg.errors import CellsegError, DataError
 from napari_cellseg.widgets._layers import OWNER_KEY, image_array, layer_choices, output_layer
@@ -183,6 +184,8 @@ class BlobsWidget(QWidget):
             cfg = load_yaml(current_model.path, TrainConfig)
             box = crop_box(blob.bbox, labels.data.shape, _CONTEXT)
             crop = image_array(image)[box]
+            # the annotated objects around the blob give the object size (0: estimate it)
+            diameter = median_diameter(labels.data[box], cfg.blob_label) or 0.0
         except CellsegError as exc:
             show_error(str(exc))
             return
@@ -192,6 +195,7 @@ class BlobsWidget(QWidget):
             predict_maps,
             current_model.path,
             crop,
+            diameter,
             returned=lambda maps: self._show_proposal(labels, box, mask, maps, cfg),
             finished=lambda: setattr(self.propose, "enabled", True),
         )
