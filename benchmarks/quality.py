@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -161,17 +162,24 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         same = Path(args.test).resolve() == Path(args.val).resolve()
         test = val if same else read_folder(args.test)
-        network, classical = (
-            MatchingScores(ignore_label=cfg.blob_label),
-            MatchingScores(ignore_label=cfg.blob_label),
-        )
+        scores = defaultdict(lambda: MatchingScores(ignore_label=cfg.blob_label))
         for i, stack in enumerate(test):
             maps = val_maps[i] if same else predictor.predict(stack.image)
             labels = segment.instances(*maps, **{k: params[k] for k in SEGMENT_KEYS})
+            size = "x".join(map(str, stack.image.shape[-2:]))
             for z, name in enumerate(page_names(stack.name, len(stack.image))):
-                network.add(name, stack.labels[z], labels[z])
-                classical.add(name, stack.labels[z], baseline_labels(stack.image[z]))
+                for key in ("network", f"network {size}"):
+                    scores[key].add(name, stack.labels[z], labels[z])
+                scores["classical"].add(name, stack.labels[z], baseline_labels(stack.image[z]))
+        network, classical = scores.pop("network"), scores.pop("classical")
         print(f"scored {len(network.images)} test images in {time.perf_counter() - started:.0f} s")
+        for key, group in sorted(scores.items()):
+            t = group.result()["thresholds"]["0.5"]
+            print(
+                f"  images of {key.split()[1]}: {len(group.images)}, {t['tp'] + t['fn']:.0f} "
+                f"objects, AP@0.5 {t['ap']:.3f} (tp {t['tp']:.0f}, fp {t['fp']:.0f}, "
+                f"fn {t['fn']:.0f})"
+            )
     summary = {**headline(network.result()), "train_minutes": round(minutes, 2)}
     summary["baseline"] = headline(classical.result())
     print(json.dumps(summary))
