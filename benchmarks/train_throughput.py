@@ -37,7 +37,7 @@ from pathlib import Path
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.data.io import stacks_from_arrays
 from napari_cellseg.data.synthetic import make_nuclei
-from napari_cellseg.engine.device import default_num_workers
+from napari_cellseg.engine.device import autocast, default_num_workers, precision_name
 from napari_cellseg.engine.events import BatchEnded
 from napari_cellseg.engine.train import TrainData, train
 from napari_cellseg.models import registry
@@ -89,7 +89,9 @@ def make_bare_step(cfg: TrainConfig, channels_last: bool) -> Callable[[], None]:
     }
 
     def step() -> None:
-        loss, _ = compute_loss(cfg, model(batch["image"]), batch)
+        with autocast("cpu", cfg.mixed_precision):
+            logits = model(batch["image"])
+        loss, _ = compute_loss(cfg, logits, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -150,6 +152,11 @@ def main(argv: list[str] | None = None) -> dict:
         help="auto: what prepare_model chooses on the CPU",
     )
     parser.add_argument(
+        "--no_mixed_precision",
+        action="store_true",
+        help="compute in float32 even where bfloat16 is native (setting mixed_precision)",
+    )
+    parser.add_argument(
         "--compare_memory_formats",
         action="store_true",
         help="only time the bare step, contiguous against channels-last",
@@ -170,6 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
         epochs=1,
         device="cpu",
         tune_postprocess=False,
+        mixed_precision=not args.no_mixed_precision,
     )
     workers = default_num_workers(cfg.num_workers)
     result = {
@@ -178,6 +186,7 @@ def main(argv: list[str] | None = None) -> dict:
         "im_dim": cfg.im_dim,
         "batch": cfg.batch,
         "threads": args.threads,
+        "precision": precision_name("cpu", cfg.mixed_precision),
     }
     if args.compare_memory_formats:
         result.update(compare_memory_formats(cfg, args.warmup, args.steps))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from scipy.ndimage import gaussian_filter
 from napari_cellseg.config import TrainConfig, save_yaml
 from napari_cellseg.data.normalize import normalize_image
 from napari_cellseg.data.scale import median_diameter
+from napari_cellseg.engine.device import mixed_precision_dtype
 from napari_cellseg.engine.predict import Predictor, PredictProgress, load_model
 from napari_cellseg.errors import ConfigError, DataError
 from napari_cellseg.models.registry import build_model, probabilities
@@ -120,7 +122,7 @@ def test_progress_per_tile_batch_and_memory_bounded_by_it():
 
 def test_tiled_prediction_matches_whole_image_without_seams():
     torch.manual_seed(0)
-    cfg = tiny_cfg(im_dim=64, trim_method="reflect")
+    cfg = tiny_cfg(im_dim=64, trim_method="reflect", mixed_precision=False)
     model = build_model(cfg).eval()
     image = smooth_image((192, 256))
     with torch.inference_mode():
@@ -139,6 +141,20 @@ def test_tiled_prediction_matches_whole_image_without_seams():
             <= np.abs(np.diff(whole, axis=axis)).max() + 0.005
         )
         assert np.abs(np.diff(difference, axis=axis)).max() < 0.02
+
+
+@pytest.mark.skipif(mixed_precision_dtype("cpu") is None, reason="no native bfloat16 on this CPU")
+def test_mixed_precision_prediction_is_close_to_float32():
+    torch.manual_seed(0)
+    cfg = tiny_cfg(im_dim=64, trim_method="reflect")
+    model = build_model(cfg).eval()
+    image = smooth_image((100, 140))
+    fast = np.stack(Predictor(model, cfg, "cpu").predict(image))
+    exact = np.stack(
+        Predictor(model, dataclasses.replace(cfg, mixed_precision=False), "cpu").predict(image)
+    )
+    assert fast.dtype == np.float32
+    assert 0 < np.abs(fast - exact).max() < 0.02
 
 
 @pytest.mark.parametrize("arch, act", [("dcan", "sigmoid"), ("dcan", "tanh"), ("unet", "tanh")])

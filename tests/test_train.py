@@ -12,6 +12,7 @@ import yaml
 from napari_cellseg.config import load_yaml
 from napari_cellseg.data.io import stacks_from_arrays
 from napari_cellseg.data.synthetic import make_nuclei
+from napari_cellseg.engine.device import precision_name
 from napari_cellseg.engine.events import (
     BatchEnded,
     CheckpointSaved,
@@ -80,9 +81,14 @@ def test_tensorboard_holds_scalars_and_sample_images(tiny_train_config, data, tm
     assert {"samples/val", "samples/train"} <= set(acc.Tags()["images"])
 
 
-def test_loss_falls_on_synthetic_data(tiny_train_config, data):
-    cfg = dataclasses.replace(tiny_train_config, epochs=8, lr=3e-3, start_filters=8)
-    losses = [e.train["loss"] for e in train(cfg, data=data) if isinstance(e, EpochEnded)]
+@pytest.mark.parametrize("mixed_precision", [True, False])
+def test_loss_falls_on_synthetic_data(tiny_train_config, data, mixed_precision):
+    cfg = dataclasses.replace(
+        tiny_train_config, epochs=8, lr=3e-3, start_filters=8, mixed_precision=mixed_precision
+    )
+    events = list(train(cfg, data=data))
+    assert events[0].device == f"cpu ({precision_name('cpu', mixed_precision)})"
+    losses = [e.train["loss"] for e in events if isinstance(e, EpochEnded)]
     assert losses[-1] < 0.6 * losses[0]
 
 

@@ -148,6 +148,12 @@ class TrainConfig:
     num_workers: int = _f(
         -1, "DataLoader worker processes; -1 = choose from the CPU count", advanced=True
     )
+    mixed_precision: bool = _f(
+        True,
+        "compute in bfloat16 where the hardware does so natively (CPUs with AVX512-BF16 or "
+        "AMX, recent CUDA GPUs; weights stay float32): about 1.7x faster training there",
+        advanced=True,
+    )
     tb_samples: int = _f(5, "sample predictions shown in TensorBoard each epoch", advanced=True)
     resume: bool = _f(False, "continue from the checkpoint at 'model' if present", advanced=True)
     sync_bn: bool = _f(

@@ -1,7 +1,8 @@
-"""Where the work runs: CUDA, then Apple MPS, else the CPU; and how many loader workers."""
+"""Where the work runs: CUDA, then Apple MPS, else the CPU; loader workers; precision."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from napari_cellseg.errors import ConfigError
@@ -54,3 +55,41 @@ def default_num_workers(setting: int = -1) -> int:
         return setting
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(0, min(4, (cores or 1) - 1))
+
+
+def mixed_precision_dtype(device):
+    """The reduced-precision ``torch.dtype`` that ``device`` computes fast, or None.
+
+    bfloat16 on CUDA GPUs that support it and on CPUs with native bfloat16 instructions
+    (AVX512-BF16 or AMX, through oneDNN); None elsewhere (MPS, older CPUs and GPUs),
+    where it would be emulated and slower than float32.
+    """
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+    if device.type == "cpu":
+        try:
+            native = torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        except (AttributeError, RuntimeError):  # a build without oneDNN
+            native = False
+        return torch.bfloat16 if native else None
+    return None
+
+
+def autocast(device, enabled: bool = True):
+    """Context in which the network computes in :func:`mixed_precision_dtype` (weights stay
+    float32); a no-op when not ``enabled`` or the device has no fast reduced precision."""
+    import torch
+
+    dtype = mixed_precision_dtype(device) if enabled else None
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype)
+
+
+def precision_name(device, enabled: bool = True) -> str:
+    """``"bfloat16 mixed precision"`` or ``"float32"``: what :func:`autocast` computes in."""
+    dtype = mixed_precision_dtype(device) if enabled else None
+    return "float32" if dtype is None else f"{str(dtype).removeprefix('torch.')} mixed precision"

@@ -332,12 +332,15 @@ class Predictor:
         """(B, C, T, T) float32 -> (B, 2, T, T) objects and boundaries probabilities."""
         import torch
 
+        from napari_cellseg.engine.device import autocast
         from napari_cellseg.models.registry import prepare_batch, probabilities
 
         batch = prepare_batch(torch.from_numpy(np.ascontiguousarray(tiles)), self.device)
         with torch.inference_mode():  # not around a yield: it would leak into the caller
-            objects, boundaries = probabilities(self.config, self.model(batch))
-            return torch.stack([objects, boundaries], 1).float().cpu().numpy()
+            with autocast(self.device, self.config.mixed_precision):
+                logits = self.model(batch)
+            objects, boundaries = probabilities(self.config, logits.float())
+            return torch.stack([objects, boundaries], 1).cpu().numpy()
 
 
 def _as_stack(image: np.ndarray) -> np.ndarray:

@@ -35,6 +35,7 @@ import numpy as np
 from napari_cellseg import __version__
 from napari_cellseg.config import TrainConfig, model_yaml_path, save_yaml
 from napari_cellseg.data.io import Stack, read_folder, split_stacks
+from napari_cellseg.engine.device import precision_name
 from napari_cellseg.engine.distributed import World, join
 from napari_cellseg.engine.events import (
     BatchEnded,
@@ -187,7 +188,7 @@ class _Run:
                 batches_per_epoch=len(self.train_loader),
                 train_samples=len(self.train_loader.dataset),
                 val_samples=len(self.val_loader.dataset) if self.val_loader else 0,
-                device=str(self.device),
+                device=f"{self.device} ({precision_name(self.device, cfg.mixed_precision)})",
                 start_epoch=self.start_epoch,
             )
             if logs:
@@ -271,7 +272,8 @@ class _Run:
                 for group in self.optimizer.param_groups:
                     group["lr"] = self.scheduler.rate(epoch + (index + 1) / batches)
             batch = self._to_device(batch)
-            logits = self.train_model(batch["image"])
+            with self._autocast():
+                logits = self.train_model(batch["image"])
             loss, _ = compute_loss(self.cfg, logits, batch)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -280,7 +282,7 @@ class _Run:
             loss_sum += loss.item() * size
             count += size
             with torch.no_grad():
-                metrics.update(*probabilities(self.cfg, logits.detach()), batch)
+                metrics.update(*probabilities(self.cfg, logits.detach().float()), batch)
             yield BatchEnded(epoch=epoch, batch=index, batches=batches, loss=loss.item())
             if self._stop_requested():
                 return None
@@ -299,7 +301,8 @@ class _Run:
         with torch.inference_mode():
             for batch in self.val_loader:
                 batch = self._to_device(batch)
-                logits = self.model(batch["image"])
+                with self._autocast():
+                    logits = self.model(batch["image"]).float()
                 loss, _ = compute_loss(self.cfg, logits, batch)
                 size = batch["image"].shape[0]
                 loss_sum += loss.item() * size
@@ -313,6 +316,11 @@ class _Run:
 
         total = self.world.sum(torch.tensor([value], dtype=torch.float64, device=self.device))
         return float(total[0]) / self.world.size
+
+    def _autocast(self):
+        from napari_cellseg.engine.device import autocast
+
+        return autocast(self.device, self.cfg.mixed_precision)
 
     def _stop_requested(self) -> bool:
         """Whether a stop was asked for, in this process or in any other."""
