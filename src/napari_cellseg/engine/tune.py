@@ -38,26 +38,23 @@ trial, for ``train --args_load_path best.yaml``).
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import math
 import random
 import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import optuna  # noqa: TID253 - this module is the search; only the tuning entry points import it
 from optuna.trial import FrozenTrial, TrialState  # noqa: TID253
 
-from napari_cellseg.config import TrainConfig, TuneConfig, save_yaml
+from napari_cellseg.config import TrainConfig, TuneConfig
 from napari_cellseg.engine.events import EpochEnded, TrainFinished
+from napari_cellseg.engine.tune_report import Reports, TrialResult, TuneResult, trial_dir
 from napari_cellseg.errors import ConfigError, TrainingDiverged
-from napari_cellseg.io_utils import atomic_write, atomic_write_text
 
 __all__ = ["TrialResult", "TuneResult", "tune", "open_storage", "batch_sizes"]
 
@@ -91,56 +88,6 @@ HEARTBEAT_SECONDS = 10
 _OPEN_ATTEMPTS = 5  # of a database storage
 _RESULT = "result"  # trial user attribute: state, reason, value, val, epochs, model
 _SETTINGS = "settings"  # trial user attribute: the training settings the trial used
-
-
-@dataclass(frozen=True)
-class TrialResult:
-    """One trial of a study, as ``trials.csv`` lists it.
-
-    Attributes
-    ----------
-    number
-        Optuna's trial number (0-based, over all workers).
-    state
-        ``complete``, ``pruned``, ``diverged``, ``infeasible`` (out of memory),
-        ``interrupted``, ``error`` or ``running``.
-    settings
-        The searched training settings, e.g. ``{"lr": 0.003}``.
-    value
-        Best val score over the trial's epochs (val loss, or mean IoU in ``tune_all``);
-        None when no epoch finished.
-    val
-        Val metrics of that epoch (``loss``, ``objects_iou``, ``boundaries_iou``, ...).
-    epochs
-        Epochs run.
-    seconds
-        Duration, None while running.
-    reason
-        Why the trial ended, in words.
-    model
-        The weights file of the trial's best val loss ('' when none was written).
-    """
-
-    number: int
-    state: str
-    settings: dict
-    value: float | None = None
-    val: dict = field(default_factory=dict)
-    epochs: int = 0
-    seconds: float | None = None
-    reason: str = ""
-    model: str = ""
-
-
-@dataclass(frozen=True)
-class TuneResult:
-    """What a study produced: its trials, the best one and the files written."""
-
-    trials: list[TrialResult]
-    best: TrialResult | None
-    csv: Path
-    plot: Path
-    best_yaml: Path | None
 
 
 def tune(
@@ -184,10 +131,20 @@ def tune(
     )
     study = _open_study(tune_cfg, cfg, search)
     objective = _Objective(search, cfg, data, output, stop or threading.Event())
-    reports = _Reports(search, cfg, output)
+    reports = Reports(
+        cfg,
+        output,
+        params=search.params,
+        metric=search.metric,
+        maximize=search.direction == "maximize",
+        keep_all=tune_cfg.keep_all,
+    )
+
+    def write(trials: list[FrozenTrial], plot: bool) -> TuneResult:
+        return reports.write([_result(t) for t in trials if _state(t) != "surplus"], plot=plot)
 
     def finished(study: optuna.Study, trial: FrozenTrial) -> None:
-        reports.write(study.get_trials(deepcopy=False), plot=False)
+        write(study.get_trials(deepcopy=False), plot=False)
         if on_trial and _state(trial) != "surplus":
             on_trial(_result(trial))
 
@@ -198,7 +155,7 @@ def tune(
             study.optimize(objective, n_trials=1, callbacks=[finished])
     finally:
         trials = study.get_trials(deepcopy=False)
-        result = reports.write(trials, plot=True)
+        result = write(trials, plot=True)
     if not search.feasible_batches(trials):
         raise ConfigError(
             f"Batch size {search.batches[0]} runs out of memory on device '{cfg.device}': "
@@ -464,11 +421,6 @@ class _TrialSeededTPE(optuna.samplers.BaseSampler):
 # --- one trial ------------------------------------------------------------------------------
 
 
-def trial_dir(output: str | Path, number: int) -> Path:
-    """Folder of trial ``number``'s model files and logs."""
-    return Path(output) / "trials" / f"trial-{number}"
-
-
 class _Objective:
     """Trains one trial and returns its score (Optuna's objective function)."""
 
@@ -593,131 +545,3 @@ def _result(trial: FrozenTrial) -> TrialResult:
         ),
         model=info.get("model", ""),
     )
-
-
-# --- reports --------------------------------------------------------------------------------
-
-
-class _Reports:
-    """trials.csv, best.yaml, trials.png, and deleting the weights of all but the best trial."""
-
-    def __init__(self, search: _Search, cfg: TrainConfig, output: Path) -> None:
-        self.search, self.cfg, self.output = search, cfg, output
-
-    def write(self, trials: list[FrozenTrial], *, plot: bool) -> TuneResult:
-        results = [_result(t) for t in trials if _state(t) != "surplus"]
-        complete = [r for r in results if r.state == "complete"]
-        best = None
-        for r in complete:
-            best = r if best is None or self.search.better(r.value, best.value) else best
-        if not self.search.tune_cfg.keep_all:
-            self._delete_models(results, best)
-        csv_path = self._write_csv(results)
-        best_yaml = self._write_best(best) if best else None
-        plot_path = self.output / "trials.png"
-        if plot:
-            _plot(plot_path, results, best, self.search)
-        return TuneResult(results, best, csv_path, plot_path, best_yaml)
-
-    def _delete_models(self, results: list[TrialResult], best: TrialResult | None) -> None:
-        for r in results:
-            if r.state != "running" and r is not best:
-                for weights in trial_dir(self.output, r.number).glob("*.pt"):
-                    weights.unlink(missing_ok=True)
-
-    def _write_csv(self, results: list[TrialResult]) -> Path:
-        scores = list(dict.fromkeys([self.search.metric, "loss", "objects_iou", "boundaries_iou"]))
-        columns = ["number", "state", *self.search.params, *(f"val_{m}" for m in scores)]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(
-            buffer, [*columns, "epochs", "seconds", "reason"], extrasaction="ignore"
-        )
-        writer.writeheader()
-        for r in results:
-            val = {self.search.metric: r.value, **r.val}
-            writer.writerow({
-                "number": r.number, "state": r.state, **r.settings,
-                **{f"val_{m}": _text(val.get(m)) for m in scores},
-                "epochs": r.epochs, "seconds": _text(r.seconds), "reason": r.reason,
-            })  # fmt: skip
-        return atomic_write_text(self.output / "trials.csv", buffer.getvalue())
-
-    def _write_best(self, best: TrialResult) -> Path:
-        cfg = dataclasses.replace(
-            self.cfg,
-            **best.settings,
-            model=self.cfg.model or str(self.output / "model.pt"),
-            resume=False,
-            args_load_path="",
-        )
-        record = {
-            "tuning": {
-                "trial": best.number,
-                f"val_{self.search.metric}": best.value,
-                "val": best.val,
-                "epochs": best.epochs,
-                "trial_model": best.model,
-            }
-        }
-        return save_yaml(cfg, self.output / "best.yaml", record)
-
-
-def _text(value: float | None) -> str:
-    return "" if value is None else f"{value:.6g}"
-
-
-def _plot(path: Path, results: list[TrialResult], best: TrialResult | None, search: _Search):
-    """Val score against each searched setting; pruned, diverged and infeasible trials marked."""
-    from matplotlib.figure import Figure  # the Agg canvas; no pyplot, no GUI backend
-    from matplotlib.ticker import ScalarFormatter
-
-    params = [p for p in search.params if p != "obj_weight"]
-    fig = Figure(figsize=(4.5 * len(params), 4), layout="constrained")
-    axes = fig.subplots(1, len(params), squeeze=False)[0]
-    styles = {
-        "complete": dict(marker="o", color="tab:blue"),
-        "pruned": dict(marker="x", color="tab:orange"),
-        "interrupted": dict(marker="+", color="tab:gray"),
-    }
-    failed = {
-        "diverged": dict(marker="v", color="tab:red"),
-        "infeasible": dict(marker="s", color="black"),
-    }
-    for ax, param in zip(axes, params, strict=True):
-        for state, style in styles.items():
-            points = [
-                (r.settings[param], r.value)
-                for r in results
-                if r.state == state and r.value is not None
-            ]
-            if points:
-                ax.scatter(*zip(*points, strict=True), label=state, **style)
-        for state, style in failed.items():  # no score: drawn along the top edge
-            xs = [r.settings[param] for r in results if r.state == state and param in r.settings]
-            if xs:  # a line (not a scatter) so that its x values widen the axis
-                ax.plot(xs, [0.97] * len(xs), linestyle="none", label=state,
-                        transform=ax.get_xaxis_transform(), **style)  # fmt: skip
-        if best is not None:
-            ax.scatter(
-                [best.settings[param]],
-                [best.value],
-                marker="*",
-                s=250,
-                facecolor="none",
-                edgecolor="tab:green",
-                label="best",
-            )
-        if param == "lr":
-            ax.set_xscale("log")
-        elif param == "batch":
-            ax.set_xscale("log", base=2)
-            ax.xaxis.set_major_formatter(ScalarFormatter())
-        if search.metric == "loss" and any(r.value for r in results):
-            ax.set_yscale("log")  # a too-large learning rate gives losses of 1e6 and more
-        ax.set_xlabel(param)
-        ax.set_ylabel(f"val {search.metric.replace('_', ' ')}")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize="small")
-    fig.suptitle(f"{len(results)} trials")
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    return path
