@@ -3,8 +3,10 @@
 - full: :meth:`Predictor.predict` (normalisation, tiling, batched forward passes,
   blending, cropping) plus :meth:`Predictor.instances` (the seeded watershed).
 - bare: the model's forward passes alone on as many tiles, in batches of the same
-  size, under ``torch.inference_mode``, in the same run.  Full and bare runs alternate
-  ``--repeat`` times and the fastest of each counts (the machine may be shared).
+  size, under ``torch.inference_mode`` and in the predictor's precision (bfloat16
+  mixed precision where native: ``engine.device.autocast``), in the same run.  Full
+  and bare runs alternate ``--repeat`` times and the fastest of each counts (the
+  machine may be shared).
 - ``overhead_ratio`` = full / bare seconds (target <= 1.25); ``predict_ratio`` the same
   without the watershed.
 - FLOPs of one forward pass counted with ``torch.utils.flop_counter.FlopCounterMode``;
@@ -37,7 +39,7 @@ from quality import CPU_SETTINGS
 
 from napari_cellseg.config import PredictConfig, TrainConfig, add_config_arguments, config_from_args
 from napari_cellseg.data.synthetic import make_nuclei
-from napari_cellseg.engine.device import resolve_device
+from napari_cellseg.engine.device import autocast, precision_name, resolve_device
 from napari_cellseg.engine.predict import Predictor, load_model
 from napari_cellseg.models.registry import build_model, prepare_batch, prepare_model
 
@@ -93,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{cfg.architecture} levels {cfg.unet_levels} filters {cfg.start_filters}, tiles of "
         f"{tile} overlapping {predictor.overlap}, batch {batch}: {n_tiles} tiles, "
-        f"{torch.get_num_threads()} threads, device {predictor.device}"
+        f"{torch.get_num_threads()} threads, device {predictor.device}, "
+        f"{precision_name(predictor.device, cfg.mixed_precision)}"
     )
 
     tiles = torch.rand(batch, cfg.channels, tile, tile)
@@ -108,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def bare() -> float:
         started = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(predictor.device, cfg.mixed_precision):
             for size in batches:
                 predictor.model(prepare_batch(tiles[:size], predictor.device))
         return time.perf_counter() - started
@@ -127,7 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     numpy_peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
 
-    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+    with (
+        FlopCounterMode(display=False) as counter,
+        torch.inference_mode(),
+        autocast(predictor.device, cfg.mixed_precision),
+    ):
         predictor.model(prepare_batch(tiles[:1], predictor.device))
     flops_per_tile = counter.get_total_flops()
     model_flops = flops_per_tile * n_tiles / bare_s
@@ -135,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
 
     megapixels = image.size / 1e6
     result = {
+        "precision": precision_name(predictor.device, cfg.mixed_precision),
         "seconds": round(full_s, 2),
         "megapixels_per_s": round(megapixels / full_s, 3),
         "predict_seconds": round(predict_s, 2),
