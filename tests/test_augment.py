@@ -46,3 +46,17 @@ def test_non_square_images_keep_their_shape():
     for seed in range(8):
         new_image, new_labels = augment_pair(image, labels, np.random.default_rng(seed))
         assert new_image.shape == (1, 20, 36) and new_labels.shape == (20, 36)
+
+
+def test_gamma_is_one_power_of_the_warped_intensities_and_keeps_signs():
+    labels = np.zeros((16, 16), np.int32)
+    image = np.linspace(-0.5, 2.0, 256, dtype=np.float32).reshape(1, 16, 16)
+    plain, plain_labels = augment_pair(image, labels, np.random.default_rng(1))
+    powered, powered_labels = augment_pair(image, labels, np.random.default_rng(1), gamma=True)
+    np.testing.assert_array_equal(plain_labels, powered_labels)  # geometry drawn first, unchanged
+    assert np.array_equal(np.sign(plain), np.sign(powered))
+    far_from_0_and_1 = np.abs(np.log(np.abs(plain) + 1e-9)) > 0.2
+    powers = np.log(np.abs(powered[far_from_0_and_1])) / np.log(np.abs(plain[far_from_0_and_1]))
+    assert 0.6 <= powers.min() and powers.max() <= 1.6
+    np.testing.assert_allclose(powers, powers[0], rtol=1e-3, atol=1e-3)  # one power per draw
+    assert abs(powers[0] - 1) > 1e-3

@@ -1,11 +1,12 @@
-"""Random geometric augmentation of an image and its label image, seedable.
+"""Random augmentation of an image and its label image, seedable.
 
 One draw applies flips, a 90-degree rotation (square images), and a single affine
 warp (scale 0.8-1.2, rotation +-30 degrees, shear +-10 degrees, translation +-10 %
-of the size), plus optionally a smooth elastic displacement field.  The image is
-interpolated linearly, the labels with nearest neighbour (so they stay integer with
-no new values: derive targets from the warped labels); both are mirrored at the
-borders, so image and labels agree everywhere.
+of the size), plus optionally a smooth elastic displacement field and a random gamma
+of the (normalised) intensities, which changes how dim objects are next to bright ones.
+The image is interpolated linearly, the labels with nearest neighbour (so they stay
+integer with no new values: derive targets from the warped labels); both are mirrored
+at the borders, so image and labels agree everywhere.
 """
 
 from __future__ import annotations
@@ -22,10 +23,16 @@ SHEAR = np.deg2rad(10)
 TRANSLATION = 0.1  # fraction of the image size
 ELASTIC_GRID = 5  # control points per side of the elastic displacement field
 ELASTIC_STRENGTH = 0.015  # std of a control point's displacement, fraction of the size
+GAMMA = (0.6, 1.6)  # range of the random gamma, drawn log-uniform
 
 
 def augment_pair(
-    image: np.ndarray, labels: np.ndarray, rng: np.random.Generator, *, elastic: bool = False
+    image: np.ndarray,
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    elastic: bool = False,
+    gamma: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Apply one random geometric transform to ``image`` and ``labels``.
 
@@ -39,6 +46,9 @@ def augment_pair(
         Source of all randomness: the same generator state gives the same result.
     elastic
         Add a smooth random displacement field (elastic deformation).
+    gamma
+        Raise the intensities to a random power ``g`` in ``GAMMA`` (sign kept:
+        ``sign(x) |x| ** g``, so values below the normalisation's 0 stay below it).
 
     Returns
     -------
@@ -60,6 +70,9 @@ def augment_pair(
         [ndimage.map_coordinates(channel, coords, order=1, mode="mirror") for channel in image]
     )
     labels = ndimage.map_coordinates(labels, coords, order=0, mode="mirror")
+    if gamma:
+        power = np.exp(rng.uniform(*np.log(GAMMA)))
+        warped = np.sign(warped) * np.abs(warped) ** power
     return warped.astype(np.float32), labels
 
 

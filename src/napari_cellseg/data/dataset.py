@@ -65,7 +65,7 @@ class SegmentationDataset(torch.utils.data.Dataset):
     cfg
         Uses ``im_dim``, ``trim_method``, ``channels``, ``augments``, ``seed``,
         ``blob_label``, ``remove_blobs``, ``boundary_thickness``,
-        ``touching_boundaries`` and ``enable_elastic``.
+        ``touching_boundaries``, ``enable_elastic`` and ``gamma_augment``.
     train
         True: ``len = n_samples * (1 + cfg.augments)``; item ``i`` is sample
         ``i % n_samples``, as is for ``i < n_samples``, else an augmented copy.
@@ -167,7 +167,9 @@ class SegmentationDataset(torch.utils.data.Dataset):
         else:
             image, labels = view.image[channels], view.labels[z]
         if augmented:
-            image, labels = augment_pair(image, labels, rng, elastic=cfg.enable_elastic)
+            image, labels = augment_pair(
+                image, labels, rng, elastic=cfg.enable_elastic, gamma=cfg.gamma_augment
+            )
         if augmented or view.targets is None:
             objects, boundaries, ignore = self._targets(labels)
         else:
