@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 
 from napari_cellseg.errors import ConfigError
@@ -57,6 +58,7 @@ def default_num_workers(setting: int = -1) -> int:
     return max(0, min(4, (cores or 1) - 1))
 
 
+@functools.cache  # asked per batch by autocast(); the answer never changes
 def mixed_precision_dtype(device):
     """The reduced-precision ``torch.dtype`` that ``device`` computes fast, or None.
 

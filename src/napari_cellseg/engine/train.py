@@ -35,7 +35,7 @@ import numpy as np
 from napari_cellseg import __version__
 from napari_cellseg.config import TrainConfig, model_yaml_path, save_yaml
 from napari_cellseg.data.io import Stack, read_folder, split_stacks
-from napari_cellseg.engine.device import precision_name
+from napari_cellseg.engine.device import autocast, precision_name
 from napari_cellseg.engine.distributed import World, join
 from napari_cellseg.engine.events import (
     BatchEnded,
@@ -318,8 +318,6 @@ class _Run:
         return float(total[0]) / self.world.size
 
     def _autocast(self):
-        from napari_cellseg.engine.device import autocast
-
         return autocast(self.device, self.cfg.mixed_precision)
 
     def _stop_requested(self) -> bool:
