@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["normalize_image", "PERCENTILES"]
+__all__ = ["normalize_image", "percentiles", "PERCENTILES"]
 
 PERCENTILES = (1.0, 99.8)
+
+_HISTOGRAM_RANGE = 1 << 20
+"""Integer slices spanning fewer values than this get their percentiles from a histogram."""
 
 
 def normalize_image(image: np.ndarray) -> np.ndarray:
@@ -23,10 +26,38 @@ def normalize_image(image: np.ndarray) -> np.ndarray:
         A slice whose percentiles coincide is scaled by its min..max instead, and a
         constant slice becomes all zeros (never NaN).
     """
-    image = np.asarray(image, dtype=np.float64)
-    lo, hi = np.percentile(image, PERCENTILES, axis=(-2, -1), keepdims=True)
-    low, high = image.min(axis=(-2, -1), keepdims=True), image.max(axis=(-2, -1), keepdims=True)
-    flat = hi <= lo
-    lo, hi = np.where(flat, low, lo), np.where(flat, high, hi)
-    scale = np.where(hi > lo, hi - lo, 1.0)
-    return ((image - lo) / scale).astype(np.float32)
+    image = np.asarray(image)
+    if image.dtype == bool:
+        image = image.view(np.uint8)
+    slices = image.reshape(-1, *image.shape[-2:])
+    out = np.empty(slices.shape, np.float32)
+    for page, result in zip(slices, out, strict=True):
+        lo, hi = percentiles(page, PERCENTILES)
+        if hi <= lo:
+            lo, hi = float(page.min()), float(page.max())
+        np.subtract(page, lo, out=result, dtype=np.float64, casting="unsafe")
+        result *= np.float32(1 / (hi - lo) if hi > lo else 1.0)
+    return out.reshape(image.shape)
+
+
+def percentiles(page: np.ndarray, q: tuple[float, ...]) -> tuple[float, ...]:
+    """``np.percentile(page, q)`` (linear interpolation), from a histogram for integer data.
+
+    Counting the values of an 8- or 16-bit image is exact and several times faster
+    than the partial sort :func:`numpy.percentile` does.
+
+    >>> page = np.arange(101, dtype=np.uint8).reshape(1, 101)
+    >>> percentiles(page, (1.0, 99.5))
+    (1.0, 99.5)
+    """
+    low = int(page.min()) if page.dtype.kind in "ui" else 0
+    if page.dtype.kind not in "ui" or int(page.max()) - low >= _HISTOGRAM_RANGE:
+        return tuple(float(v) for v in np.percentile(page, q))
+    cumulative = np.cumsum(np.bincount((page.ravel() - low).astype(np.intp, copy=False)))
+    values = []
+    for position in np.asarray(q) / 100 * (page.size - 1):
+        rank = int(position)
+        below, above = np.searchsorted(cumulative, [rank, rank + 1], side="right")
+        above = min(above, len(cumulative) - 1)
+        values.append(low + float(below + (position - rank) * (above - below)))
+    return tuple(values)
