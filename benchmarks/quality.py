@@ -65,7 +65,6 @@ to training; the cosine learning-rate schedule is planned over ``--minutes``
 (``max_minutes``), and the last weights are scored.  ``--val`` serves the
 post-processing tuning only."""
 
-SEGMENT_KEYS = ("obj_threshold", "bnd_threshold", "min_size")
 
 BASELINE_SIGMA = 1.0
 BASELINE_MIN_DISTANCE = 4
@@ -165,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         scores = defaultdict(lambda: MatchingScores(ignore_label=cfg.blob_label))
         for i, stack in enumerate(test):
             maps = val_maps[i] if same else predictor.predict(stack.image)
-            labels = segment.instances(*maps, **{k: params[k] for k in SEGMENT_KEYS})
+            labels = segment.instances(*maps, **segment.segment_settings(params))
             size = "x".join(map(str, stack.image.shape[-2:]))
             for z, name in enumerate(page_names(stack.name, len(stack.image))):
                 for key in ("network", f"network {size}"):

@@ -254,7 +254,7 @@ def test_torchrun_trains_from_the_command_line_and_rank_0_alone_prints(tmp_path)
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("epoch 2/2") == 1
-    assert result.stdout.count("segmentation thresholds tuned") == 1
+    assert result.stdout.count("segmentation settings tuned") == 1
     saved = yaml.safe_load(model.with_name("nuclei-best-val-loss.yaml").read_text())
     assert saved["world_size"] == WORLD and "postprocess" in saved["record"]
     assert len(list((model.parent / "tensorboard" / "nuclei").iterdir())) == 1  # one writer

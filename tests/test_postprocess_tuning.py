@@ -14,6 +14,7 @@ from napari_cellseg.engine.postprocess_tuning import (
     score_postprocessing,
     tune_postprocessing,
 )
+from napari_cellseg.engine.segment import segment_settings
 from napari_cellseg.errors import DataError
 
 YY, XX = np.mgrid[:60, :80]
@@ -43,20 +44,49 @@ def test_search_finds_thresholds_that_split_and_clean():
     # only a boundary threshold under 0.45 splits the nuclei, only min_size > 12 drops the specks
     assert params["mean_ap"] == 1.0
     assert params["bnd_threshold"] < 0.45 and params["min_size"] > 12
-    assert params == {"obj_threshold": 0.3, "bnd_threshold": 0.1, "min_size": 20, "mean_ap": 1.0}
+    assert params == {
+        "obj_threshold": 0.3,
+        "bnd_threshold": 0.1,
+        "split_depth": 0.0,
+        "min_size": 20,
+        "mean_ap": 1.0,
+    }
     planned = len(GRID["obj_threshold"]) * len(GRID["bnd_threshold"]) + 8
     assert calls[-1] == (planned, planned) and len(calls) == planned
     # the defaults merge the two nuclei (IoU with the left one 697 / 1383 = 0.504) and keep the
     # specks: at IoU 0.5 TP 1, FP 2, FN 1, AP 1/4; above 0.5 AP 0; the mean over 10 thresholds 0.025
-    default = TrainConfig()
-    score = score_postprocessing(
-        [maps],
-        [stack],
-        obj_threshold=default.obj_threshold,
-        bnd_threshold=default.bnd_threshold,
-        min_size=default.min_size,
-    )
+    score = score_postprocessing([maps], [stack], **segment_settings(TrainConfig()))
     assert score == pytest.approx(0.025)
+
+
+def broken_nucleus_maps():
+    """Two touching nuclei split by a ridge, a third nucleus cut by a noise line.
+
+    Every threshold pair that keeps the ridge out of the seeds keeps the line out too, so
+    thresholds alone either merge the pair or cut the third nucleus in two.  In objects -
+    boundaries the line dips 0.65 below its nucleus' core, the ridge 0.85 below the pair's.
+    """
+    yy, xx = np.mgrid[:60, :120]
+    left, right = (yy - 30) ** 2 + (xx - 25) ** 2 < 15**2, (yy - 30) ** 2 + (xx - 53) ** 2 < 15**2
+    third = (yy - 30) ** 2 + (xx - 100) ** 2 < 8**2
+    gt = np.zeros((60, 120), np.uint16)
+    gt[left], gt[right & ~left], gt[third] = 2, 3, 4
+    objects = np.where(left | right, 0.95, np.where(third, 0.7, 0.05)).astype(np.float32)
+    boundaries = np.full(gt.shape, 0.05, np.float32)
+    ridge = (left | right) & (xx >= 38) & (xx < 41)
+    line = third & (xx == 100)
+    objects[ridge], boundaries[ridge] = 0.5, 0.45
+    objects[line], boundaries[line] = 0.45, 0.45
+    return (objects[None], boundaries[None]), Stack("b", gt[None], gt[None])
+
+
+def test_search_finds_the_split_depth_that_rejoins_a_broken_nucleus():
+    maps, stack = broken_nucleus_maps()
+    params = tune_postprocessing([maps], [stack])
+    assert params["split_depth"] == 0.75 and params["mean_ap"] == 1.0
+    without = {**params, "split_depth": 0.0}
+    del without["mean_ap"]
+    assert score_postprocessing([maps], [stack], **without) < 0.8
 
 
 def test_save_keeps_every_other_entry(tmp_path):
@@ -65,15 +95,22 @@ def test_save_keeps_every_other_entry(tmp_path):
     )
     save_postprocessing(
         path,
-        {"obj_threshold": 0.4, "bnd_threshold": 0.25, "min_size": 20, "mean_ap": 0.7},
+        {
+            "obj_threshold": 0.4,
+            "bnd_threshold": 0.25,
+            "split_depth": 0.75,
+            "min_size": 20,
+            "mean_ap": 0.7,
+        },
         data="v",
     )
     content = yaml.safe_load(path.read_text())
-    assert (content["obj_threshold"], content["bnd_threshold"], content["min_size"]) == (
-        0.4,
-        0.25,
-        20,
-    )
+    assert segment_settings(content) == {
+        "obj_threshold": 0.4,
+        "bnd_threshold": 0.25,
+        "split_depth": 0.75,
+        "min_size": 20,
+    }
     assert content["epochs"] == 7 and content["model"] == "m.pt"
     assert content["record"] == {"epochs_trained": 7, "postprocess": {"mean_ap": 0.7, "data": "v"}}
     assert list(content)[-1] == "record"

@@ -14,6 +14,7 @@ from napari_cellseg.config import TrainConfig
 from napari_cellseg.data.io import read_image
 from napari_cellseg.data.synthetic import write_dataset
 from napari_cellseg.engine.evaluate import METRICS, THRESHOLDS
+from napari_cellseg.engine.segment import segment_settings
 from napari_cellseg.engine.train import run_training
 
 
@@ -161,7 +162,7 @@ def test_tune_postprocess_updates_only_the_thresholds(trained, tmp_path, capsys)
     )
     assert code == 0
     after = yaml.safe_load(yaml_path.read_text())
-    tuned = {k: after[k] for k in ("obj_threshold", "bnd_threshold", "min_size")}
+    tuned = segment_settings(after)
     assert {k: v for k, v in after.items() if k not in (*tuned, "record")} == {
         k: v for k, v in before.items() if k not in (*tuned, "record")
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cellseg.engine.segment import instances
+from napari_cellseg.engine.segment import instances, merge_shallow
 
 YY, XX = np.mgrid[:60, :80]
 LEFT = (YY - 30) ** 2 + (XX - 25) ** 2 < 15**2
@@ -96,6 +96,78 @@ def test_stack_segmented_per_slice_with_unique_labels():
     assert sorted(np.unique(labels[2])) == [0, 3, 4]
 
 
+def test_split_depth_rejoins_a_nucleus_cut_by_a_shallow_dip():
+    objects, boundaries = two_touching_disks()  # the ridge dips 1.7 in objects - boundaries
+    line = LEFT & (XX == 25)
+    objects[line], boundaries[line] = 0.6, 0.45  # dips 0.7 below the core's 0.85
+    kw = {"obj_threshold": 0.5, "bnd_threshold": 0.4, "min_size": 10}
+    assert instances(objects, boundaries, split_depth=0.0, **kw).max() == 3
+    assert instances(objects, boundaries, split_depth=0.5, **kw).max() == 3
+    labels = instances(objects, boundaries, split_depth=1.0, **kw)
+    assert labels.max() == 2
+    assert iou(labels == labels[30, 25], LEFT) > 0.95
+    assert iou(labels == labels[30, 53], RIGHT) > 0.95
+
+
+def reference_survivors(labels, height, depth):
+    """Regions whose peak rises at least ``depth`` above the best pass to any higher peak.
+
+    The best pass (the highest lowest point over paths through touching regions) is
+    found by a brute-force widest-path search from every region.
+    """
+    n = labels.max()
+    peak = [height[labels == r].max() if r else -np.inf for r in range(n + 1)]
+    passes = {}
+    for a, b, ha, hb in (
+        (labels[:-1], labels[1:], height[:-1], height[1:]),
+        (labels[:, :-1], labels[:, 1:], height[:, :-1], height[:, 1:]),
+    ):
+        touch = (a != b) & (a > 0) & (b > 0)
+        for x, y, level in zip(a[touch], b[touch], np.minimum(ha, hb)[touch], strict=True):
+            key = (min(x, y), max(x, y))
+            passes[key] = max(passes.get(key, -np.inf), level)
+    survivors = set()
+    for r in range(1, n + 1):
+        best = {r: np.inf}  # widest path: relax until nothing improves
+        changed = True
+        while changed:
+            changed = False
+            for (x, y), level in passes.items():
+                for u, v in ((x, y), (y, x)):
+                    if u in best and min(best[u], level) > best.get(v, -np.inf):
+                        best[v], changed = min(best[u], level), True
+        higher = [best[v] for v in best if v != r and peak[v] > peak[r]]
+        if not higher or peak[r] - max(higher) >= depth:
+            survivors.add(r)
+    return survivors, peak
+
+
+def bumpy_regions(seed):
+    """A smooth random height and the watershed regions of all its peaks (many shallow)."""
+    from scipy import ndimage as ndi
+    from skimage.morphology import local_maxima
+    from skimage.segmentation import watershed
+
+    rng = np.random.default_rng(seed)
+    height = ndi.gaussian_filter(rng.normal(size=(60, 80)), 3)
+    height /= np.abs(height).max()
+    markers = ndi.label(local_maxima(height))[0]
+    return watershed(-height, markers, mask=height > -0.3).astype(np.int32), height
+
+
+@pytest.mark.parametrize("depth", [0.0, 0.1, 0.3, 0.6])
+def test_merge_shallow_keeps_exactly_the_deep_peaks(depth):
+    labels, height = bumpy_regions(5)  # 31 regions; 16, 5 and 3 peaks 0.1, 0.3, 0.6 deep
+    merged = merge_shallow(labels, height, depth)
+    survivors, peak = reference_survivors(labels, height, depth)
+    assert set(np.unique(merged)) - {0} == survivors
+    assert ((merged > 0) == (labels > 0)).all()
+    for r in set(np.unique(labels)) - {0} - survivors:  # joined a region with a higher peak
+        assert peak[merged[labels == r][0]] > peak[r]
+    if depth == 0.0:
+        np.testing.assert_array_equal(merged, labels)
+
+
 def test_shape_mismatch():
     with pytest.raises(ValueError, match="differ in shape"):
         instances(
@@ -128,7 +200,7 @@ def reference_instances(objects, boundaries, *, obj_threshold, bnd_threshold, mi
     seeded[components[markers > 0]] = True
     unseeded = ~seeded[components] & foreground
     markers[unseeded] = components[unseeded] + n_seeds
-    labels = watershed(boundaries, markers, mask=foreground)
+    labels = watershed(boundaries - objects, markers, mask=foreground)
     sizes = np.bincount(labels.ravel())
     small = sizes < min_size
     small[0] = True

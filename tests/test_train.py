@@ -20,6 +20,7 @@ from napari_cellseg.engine.events import (
     TrainFinished,
     TrainStarted,
 )
+from napari_cellseg.engine.segment import segment_settings
 from napari_cellseg.engine.train import EarlyStopping, TrainData, run_training, train
 from napari_cellseg.errors import CellsegError, TrainingDiverged
 
@@ -208,9 +209,7 @@ def test_postprocessing_is_tuned_on_validation_data_at_the_end(tiny_train_config
     assert isinstance(tuned, PostprocessTuned)
     saved = load_yaml(tuned.path)
     assert tuned.path == events[-1].model_path.replace(".pt", ".yaml")
-    assert (saved.obj_threshold, saved.bnd_threshold, saved.min_size) == tuple(
-        tuned.params[k] for k in ("obj_threshold", "bnd_threshold", "min_size")
-    )
+    assert segment_settings(saved) == segment_settings(tuned.params)
     assert 0.0 <= tuned.params["mean_ap"] <= 1.0
 
 

@@ -178,6 +178,12 @@ class TrainConfig:
     bnd_threshold: float = _f(
         0.5, "boundary probability that separates touching objects", advanced=True
     )
+    split_depth: float = _f(
+        0.5,
+        "how far objects minus boundaries must dip between two touching objects to keep "
+        "them apart (0: never merge seeds)",
+        advanced=True,
+    )
     min_size: int = _f(10, "smallest object kept, in pixels", advanced=True)
     tune_postprocess: bool = _f(
         True, "tune the post-processing thresholds on val_data after training", advanced=True
@@ -186,6 +192,11 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _validate(self)
+        if self.split_depth < 0:
+            raise ConfigError(
+                f"Setting 'split_depth' is {self.split_depth}; give 0 or more (0: never "
+                "merge seeds)."
+            )
         if self.object_diameter < 0:
             raise ConfigError(
                 f"Setting 'object_diameter' is {self.object_diameter}; give a diameter in "

@@ -157,9 +157,9 @@ def _label_files(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
 def make_tune_parser(prog: str = "cellseg tune-postprocess") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Search the segmentation thresholds (obj_threshold, bnd_threshold, "
-        "min_size) that maximise mean AP(0.5:0.95) on validation data and write them into "
-        "the model yaml (every other entry is kept).",
+        description="Search the segmentation settings (obj_threshold, bnd_threshold, "
+        "split_depth, min_size) that maximise mean AP(0.5:0.95) on validation data and write "
+        "them into the model yaml (every other entry is kept).",
     )
     parser.add_argument("--config", required=True, help="the model's .yaml")
     parser.add_argument(
@@ -186,6 +186,7 @@ def tune_postprocess_main(argv: list[str] | None = None) -> int:
         tune_postprocessing,
     )
     from napari_cellseg.engine.predict import load_model
+    from napari_cellseg.engine.segment import describe_settings, segment_settings
 
     args = make_tune_parser().parse_args(argv)
     settings = config_from_args(PredictConfig, args)
@@ -202,12 +203,7 @@ def tune_postprocess_main(argv: list[str] | None = None) -> int:
         for s in tqdm(stacks, desc="predict", file=sys.stderr)
     ]
     before = score_postprocessing(
-        maps,
-        stacks,
-        obj_threshold=cfg.obj_threshold,
-        bnd_threshold=cfg.bnd_threshold,
-        min_size=cfg.min_size,
-        ignore_label=cfg.blob_label,
+        maps, stacks, ignore_label=cfg.blob_label, **segment_settings(cfg)
     )
     with tqdm(desc="tune", file=sys.stderr) as bar:
 
@@ -218,10 +214,8 @@ def tune_postprocess_main(argv: list[str] | None = None) -> int:
         params = tune_postprocessing(maps, stacks, ignore_label=cfg.blob_label, progress=progress)
     save_postprocessing(args.config, params, data=args.val_data)
     print(
-        f"mean AP(0.5:0.95) on {args.val_data}: {before:.3f} with obj_threshold "
-        f"{cfg.obj_threshold}, bnd_threshold {cfg.bnd_threshold}, min_size {cfg.min_size}\n"
-        f"tuned: {params['mean_ap']:.3f} with obj_threshold {params['obj_threshold']}, "
-        f"bnd_threshold {params['bnd_threshold']}, min_size {params['min_size']} "
+        f"mean AP(0.5:0.95) on {args.val_data}: {before:.3f} with {describe_settings(cfg)}\n"
+        f"tuned: {params['mean_ap']:.3f} with {describe_settings(params)} "
         f"(written to {args.config})"
     )
     return 0

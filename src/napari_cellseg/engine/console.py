@@ -13,6 +13,7 @@ from napari_cellseg.engine.events import (
     TrainFinished,
     TrainStarted,
 )
+from napari_cellseg.engine.segment import describe_settings
 
 
 def format_epoch(event: EpochEnded, epochs: int) -> str:
@@ -50,11 +51,9 @@ def print_training(events: Iterable[Event]) -> TrainFinished:
             bar.close()
             tqdm.write(format_epoch(event, epochs))
         elif isinstance(event, PostprocessTuned):
-            p = event.params
             tqdm.write(
-                f"segmentation thresholds tuned on the validation data: objects "
-                f"{p['obj_threshold']:.2f}, boundaries {p['bnd_threshold']:.2f}, min size "
-                f"{p['min_size']} -> mean AP {p['mean_ap']:.3f}"
+                "segmentation settings tuned on the validation data: "
+                f"{describe_settings(event.params)} -> mean AP {event.params['mean_ap']:.3f}"
             )
         elif isinstance(event, TrainFinished):
             if bar is not None:

@@ -81,9 +81,9 @@ class CheckpointSaved(Event):
 
 @dataclass(frozen=True)
 class PostprocessTuned(Event):
-    """Segmentation thresholds tuned on the validation data and written to ``path``.
+    """Segmentation settings tuned on the validation data and written to ``path``.
 
-    ``params`` holds ``obj_threshold``, ``bnd_threshold``, ``min_size`` and ``mean_ap``.
+    ``params`` holds the :data:`~.segment.SEGMENT_KEYS` and ``mean_ap``.
     """
 
     path: str

@@ -3,10 +3,10 @@
 The probability maps are predicted once; only the seeded watershed
 (:mod:`napari_cellseg.engine.segment`) runs again for each candidate.  The search: a
 grid over ``obj_threshold`` x ``bnd_threshold``, then the 8 neighbours of the best
-pair at half the grid step; ``min_size`` is tried for every pair (removing small
-objects is cheap: the watershed result is reused).  The score is the pooled mean AP
-over IoU 0.5, 0.55, ..., 0.95 (:mod:`napari_cellseg.engine.evaluate`); ties keep the
-earlier candidate.
+pair at half the grid step; every ``split_depth`` and ``min_size`` of the grid is tried
+for every pair (merging regions and removing small objects is cheap: the watershed
+result is reused).  The score is the pooled mean AP over IoU 0.5, 0.55, ..., 0.95
+(:mod:`napari_cellseg.engine.evaluate`); ties keep the earlier candidate.
 """
 
 from __future__ import annotations
@@ -27,7 +27,12 @@ from napari_cellseg.engine.evaluate import (
     match_counts,
     summarize,
 )
-from napari_cellseg.engine.segment import instances, watershed_labels
+from napari_cellseg.engine.segment import (
+    SEGMENT_KEYS,
+    instances,
+    merge_shallow,
+    watershed_labels,
+)
 from napari_cellseg.errors import DataError
 
 if TYPE_CHECKING:
@@ -44,9 +49,10 @@ __all__ = [
 GRID = {
     "obj_threshold": (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
     "bnd_threshold": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
+    "split_depth": (0.0, 0.25, 0.5, 0.75, 1.0),
     "min_size": (0, 5, 10, 20, 40, 80),
 }
-"""The coarse search grid of the thresholds and the sizes tried for each pair."""
+"""The coarse search grid of the thresholds; the depths and sizes are tried for each pair."""
 
 REFINE_STEP = 0.05
 """Step of the refinement around the best grid pair (half the grid step)."""
@@ -61,7 +67,7 @@ def tune_postprocessing(
     ignore_label: int | None = 1,
     progress: Callable[[int, int], object] | None = None,
 ) -> dict:
-    """Search ``obj_threshold``, ``bnd_threshold`` and ``min_size`` maximising mean AP.
+    """Search the segmentation settings (:data:`~.segment.SEGMENT_KEYS`) maximising mean AP.
 
     Parameters
     ----------
@@ -80,7 +86,8 @@ def tune_postprocessing(
     Returns
     -------
     dict
-        ``obj_threshold``, ``bnd_threshold``, ``min_size`` and the ``mean_ap`` they reach.
+        ``obj_threshold``, ``bnd_threshold``, ``split_depth``, ``min_size`` and the
+        ``mean_ap`` they reach.
 
     Raises
     ------
@@ -101,7 +108,7 @@ def tune_postprocessing(
         nonlocal done
         results = []
         for obj, bnd in candidates:
-            results.append(_best_min_size(pages, obj, bnd, ignore_label))
+            results.append(_best_for_pair(pages, obj, bnd, ignore_label))
             done += 1
             if progress:
                 progress(done, planned)
@@ -124,20 +131,12 @@ def score_postprocessing(
     maps: ProbabilityMaps,
     stacks: Sequence[Stack],
     *,
-    obj_threshold: float,
-    bnd_threshold: float,
-    min_size: int,
     ignore_label: int | None = 1,
+    **settings,
 ) -> float:
-    """Pooled mean AP of the given thresholds on the maps of ``stacks``."""
+    """Pooled mean AP of the segmentation ``settings`` (``SEGMENT_KEYS``) on ``stacks``."""
     counts = sum(
-        match_counts(
-            gt,
-            instances(
-                o, b, obj_threshold=obj_threshold, bnd_threshold=bnd_threshold, min_size=min_size
-            ),
-            ignore_label=ignore_label,
-        )
+        match_counts(gt, instances(o, b, **settings), ignore_label=ignore_label)
         for o, b, gt in _pages(maps, stacks)
     )
     return summarize(counts, THRESHOLDS)["mean_ap"]
@@ -159,28 +158,31 @@ def _pages(maps: ProbabilityMaps, stacks: Sequence[Stack]) -> list[tuple]:
     return pages
 
 
-def _best_min_size(pages, obj: float, bnd: float, ignore_label) -> tuple[float, dict]:
-    """The best ``min_size`` for one threshold pair, and its mean AP."""
-    counts = np.zeros((len(GRID["min_size"]), len(THRESHOLDS), 4))
+def _best_for_pair(pages, obj: float, bnd: float, ignore_label) -> tuple[float, dict]:
+    """The best ``split_depth`` and ``min_size`` for one threshold pair, and its mean AP."""
+    depths, sizes = GRID["split_depth"], GRID["min_size"]
+    counts = np.zeros((len(depths), len(sizes), len(THRESHOLDS), 4))
     for objects, boundaries, gt in pages:
-        iou, areas = iou_matrix(
-            gt, watershed_labels(objects, boundaries, obj, bnd), ignore_label=ignore_label
-        )
-        for i, min_size in enumerate(GRID["min_size"]):
-            counts[i] += count_matches(iou[:, areas >= min_size])
-    scores = [summarize(c, THRESHOLDS)["mean_ap"] for c in counts]
-    best = int(np.argmax(scores))
-    return scores[best], {
+        labels = watershed_labels(objects, boundaries, obj, bnd)
+        for d, depth in enumerate(depths):
+            merged = merge_shallow(labels, objects - boundaries, depth) if depth else labels
+            iou, areas = iou_matrix(gt, merged, ignore_label=ignore_label)
+            for s, min_size in enumerate(sizes):
+                counts[d, s] += count_matches(iou[:, areas >= min_size])
+    scores = [[summarize(c, THRESHOLDS)["mean_ap"] for c in row] for row in counts]
+    d, s = np.unravel_index(int(np.argmax(scores)), counts.shape[:2])
+    return scores[d][s], {
         "obj_threshold": obj,
         "bnd_threshold": bnd,
-        "min_size": GRID["min_size"][best],
+        "split_depth": depths[d],
+        "min_size": sizes[s],
     }
 
 
 def save_postprocessing(yaml_path: str | Path, params: dict, *, data: str = "") -> Path:
     """Write tuned thresholds into a model yaml atomically, keeping every other entry.
 
-    ``params`` holds ``obj_threshold``, ``bnd_threshold``, ``min_size`` and ``mean_ap``;
+    ``params`` holds the :data:`~.segment.SEGMENT_KEYS` and ``mean_ap``;
     the score (and ``data``, the folder it was measured on) go to the yaml's record
     under ``postprocess``.
     """
@@ -189,7 +191,7 @@ def save_postprocessing(yaml_path: str | Path, params: dict, *, data: str = "") 
     from napari_cellseg.io_utils import atomic_write_text
 
     content = read_yaml_dict(yaml_path)
-    for key in ("obj_threshold", "bnd_threshold", "min_size"):
+    for key in SEGMENT_KEYS:
         content[key] = params[key]
     record = content.get(RECORD_KEY) or {}
     record["postprocess"] = {"mean_ap": float(params["mean_ap"]), "data": str(data)}

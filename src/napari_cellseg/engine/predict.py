@@ -252,14 +252,7 @@ class Predictor:
 
     def instances(self, objects: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
         """Instance labels with the model's post-processing settings (see :mod:`.segment`)."""
-        cfg = self.config
-        return segment.instances(
-            objects,
-            boundaries,
-            obj_threshold=cfg.obj_threshold,
-            bnd_threshold=cfg.bnd_threshold,
-            min_size=cfg.min_size,
-        )
+        return segment.instances(objects, boundaries, **segment.segment_settings(self.config))
 
     def count_tiles(self, shape: tuple[int, int], diameter: float = 0.0) -> int:
         """Network tiles of the first prediction of a slice of ``shape`` (H, W).

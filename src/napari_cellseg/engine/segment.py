@@ -5,18 +5,49 @@ object into its core (``objects``) and an inner rim (``boundaries``), so a pixel
 to some object with probability ``objects + boundaries`` (exactly ``1 - p(background)``
 for the U-Net's softmax).  Seeds are the connected components of confident core pixels
 away from boundaries (``objects > obj_threshold`` and ``boundaries < bnd_threshold``).
-Each seed grows by a watershed on the boundary map, restricted to the foreground
+Each seed grows by a watershed on ``boundaries - objects``, restricted to the foreground
 (``objects + boundaries > obj_threshold``), so touching objects split along the ridge
-of the boundary map.  A foreground component without any seed (a small object that is
-all rim) becomes one object.  Objects smaller than ``min_size`` pixels are removed last
-and the labels renumbered 1, 2, ...
+of the boundary map.
+
+Noise in the maps can break one nucleus into several seeds.  With ``split_depth`` h > 0
+the regions the watershed grew are merged by the dynamics of their peaks: where two
+touching regions meet, the one with the lower peak of ``objects - boundaries`` joins the
+other unless its peak rises at least h above the highest pass between them (the same
+test :func:`skimage.morphology.h_maxima` makes, on the graph of touching regions
+instead of the pixels; regions are taken by descending pass height, so a peak is judged
+against the highest pass to any higher peak).  A foreground component without any
+seed (a small object that is all rim) becomes one object.
+Objects smaller than ``min_size`` pixels are removed last and the labels renumbered 1,
+2, ...
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["instances", "watershed_labels", "remove_small"]
+__all__ = [
+    "instances",
+    "watershed_labels",
+    "merge_shallow",
+    "remove_small",
+    "SEGMENT_KEYS",
+    "segment_settings",
+    "describe_settings",
+]
+
+SEGMENT_KEYS = ("obj_threshold", "bnd_threshold", "split_depth", "min_size")
+"""The post-processing settings of a model (in its yaml and its TrainConfig)."""
+
+
+def segment_settings(source) -> dict:
+    """The :data:`SEGMENT_KEYS` of a config object (or of a dict) as keyword arguments."""
+    get = source.get if isinstance(source, dict) else lambda key: getattr(source, key)
+    return {key: get(key) for key in SEGMENT_KEYS}
+
+
+def describe_settings(source) -> str:
+    """The settings as text, e.g. ``obj_threshold 0.7, bnd_threshold 0.3, ...``."""
+    return ", ".join(f"{key} {value:g}" for key, value in segment_settings(source).items())
 
 
 def instances(
@@ -26,6 +57,7 @@ def instances(
     obj_threshold: float,
     bnd_threshold: float,
     min_size: int,
+    split_depth: float = 0.0,
 ) -> np.ndarray:
     """Instance labels from probability maps.
 
@@ -38,6 +70,9 @@ def instances(
         probability (``objects + boundaries``) above which a pixel joins an object.
     bnd_threshold : float
         Boundary probability below which a foreground pixel may seed an object.
+    split_depth : float
+        How far ``objects - boundaries`` must fall between two seeds of one region for
+        them to stay separate objects (0: every seed is an object).
     min_size : int
         Smallest object kept, in pixels (per slice).
 
@@ -62,9 +97,10 @@ def instances(
             f"objects {objects.shape} and boundaries {boundaries.shape} differ in shape"
         )
     if objects.ndim == 2:
-        return remove_small(
-            watershed_labels(objects, boundaries, obj_threshold, bnd_threshold), min_size
-        )
+        labels = watershed_labels(objects, boundaries, obj_threshold, bnd_threshold)
+        if split_depth > 0:
+            labels = merge_shallow(labels, objects - boundaries, split_depth)
+        return remove_small(labels, min_size)
     out = np.zeros(objects.shape, np.int32)
     offset = 0
     for z in range(objects.shape[0]):
@@ -74,6 +110,7 @@ def instances(
             obj_threshold=obj_threshold,
             bnd_threshold=bnd_threshold,
             min_size=min_size,
+            split_depth=split_depth,
         )
         out[z] = np.where(page > 0, page + offset, 0)
         offset = int(out[z].max(initial=offset))
@@ -85,12 +122,12 @@ def watershed_labels(
 ) -> np.ndarray:
     """The seeded watershed of one 2D slice, before small objects are removed (int32).
 
-    Seeds are numbered 1, 2, ... in raster order of their first pixel; an unseeded
-    foreground component takes the number of seeds plus its own component number.
+    Seeds are numbered 1, 2, ... in raster order of their first pixel; a foreground
+    component left without seeds takes the number of seeds plus its own component number.
     A component holding one seed or none is labelled whole; the watershed runs only on
     the bounding box of each component holding several seeds.  That equals one watershed
-    over the whole slice unless seed pixels tie exactly in boundary value: skimage then
-    breaks the tie by its heap's layout, which depends on the other components.
+    over the whole slice unless pixels tie exactly in height: skimage then breaks the
+    tie by its heap's layout, which depends on the other components.
     """
     from scipy import ndimage as ndi
     from skimage.segmentation import watershed
@@ -111,9 +148,65 @@ def watershed_labels(
     for c in several:
         box = boxes[c - 1]
         inside = components[box] == c
-        flooded = watershed(boundaries[box], seeds[box], mask=inside)
+        flooded = watershed(boundaries[box] - objects[box], seeds[box], mask=inside)
         labels[box][inside] = flooded[inside]
     return labels
+
+
+def merge_shallow(labels: np.ndarray, height: np.ndarray, depth: float) -> np.ndarray:
+    """Merge each region into a touching one unless its peak rises ``depth`` above their pass.
+
+    ``labels`` (2D, 0 background) are regions, ``height`` the map whose peaks they hold.
+    The pass between two touching regions is the highest ``min(height[p], height[q])``
+    over 4-neighbour pixels p, q on either side.  Passes are taken from the highest
+    down, growing a tree of merged sets as in a component tree: when two sets meet, the
+    one with the lower peak has met its highest pass to a higher peak, and its peak
+    region joins the region across the pass when the peak is less than ``depth`` above
+    it.  Returns labels with the values of the surviving regions.
+
+    >>> labels = np.array([[1, 1, 2, 2, 3]])
+    >>> height = np.array([[0.9, 0.5, 0.6, 0.2, 1.0]])
+    >>> merge_shallow(labels, height, 0.3)  # 2 rises 0.1 above its pass to 1: merged
+    array([[1, 1, 1, 1, 3]])
+    """
+    n = int(labels.max(initial=0))
+    dtype = np.result_type(height.dtype, np.float32)
+    peak = np.full(n + 1, -np.inf, dtype)
+    foreground = labels > 0
+    np.maximum.at(peak, labels[foreground], height[foreground])
+    pairs, passes = [], []
+    for first, second in ((np.s_[:-1], np.s_[1:]), (np.s_[:, :-1], np.s_[:, 1:])):
+        a, b = labels[first], labels[second]
+        touch = (a != b) & (a > 0) & (b > 0)
+        a, b = a[touch].astype(np.int64), b[touch].astype(np.int64)
+        pairs.append(np.minimum(a, b) * (n + 1) + np.maximum(a, b))
+        passes.append(np.minimum(height[first][touch], height[second][touch]))
+    pairs, inverse = np.unique(np.concatenate(pairs), return_inverse=True)
+    highest = np.full(len(pairs), -np.inf, dtype)
+    np.maximum.at(highest, inverse, np.concatenate(passes))
+    tree, owner, top = list(range(n + 1)), list(range(n + 1)), list(range(n + 1))
+    # top: the region holding each tree set's highest peak
+    peak = peak.tolist()
+    order = np.argsort(-highest, kind="stable")
+    for pair, level in zip(pairs[order].tolist(), highest[order].tolist(), strict=True):
+        a, b = divmod(pair, n + 1)
+        set_a, set_b = _find(tree, a), _find(tree, b)
+        if set_a == set_b:
+            continue
+        if peak[top[set_a]] > peak[top[set_b]]:
+            set_a, set_b, a, b = set_b, set_a, b, a
+        if peak[top[set_a]] - level < depth:
+            owner[top[set_a]] = _find(owner, b)
+        tree[set_a] = set_b
+    return np.array([_find(owner, r) for r in range(n + 1)], labels.dtype)[labels]
+
+
+def _find(parent: list[int], x: int) -> int:
+    """Root of ``x`` in the union-find forest ``parent`` (halving the path on the way)."""
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
 
 
 def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:

@@ -13,7 +13,7 @@ from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QV
 from napari_cellseg.blobs import Blob, crop_box, find_blobs, mask_proposal, split_values, summarize
 from napari_cellseg.config import TrainConfig, load_yaml
 from napari_cellseg.data.scale import median_diameter
-from napari_cellseg.engine.segment import instances
+from napari_cellseg.engine.segment import instances, segment_settings
 from napari_cellseg.errors import CellsegError, DataError
 from napari_cellseg.widgets._layers import OWNER_KEY, image_array, layer_choices, output_layer
 from napari_cellseg.widgets._worker import current_model, predict_maps, start_worker
@@ -201,12 +201,7 @@ class BlobsWidget(QWidget):
         )
 
     def _show_proposal(self, labels: Labels, box, mask, maps, cfg: TrainConfig) -> None:
-        found = instances(
-            *maps,
-            obj_threshold=cfg.obj_threshold,
-            bnd_threshold=cfg.bnd_threshold,
-            min_size=cfg.min_size,
-        )
+        found = instances(*maps, **segment_settings(cfg))
         proposal = mask_proposal(found, mask, cfg.min_size)
         offset = np.array([s.start for s in box]) * np.asarray(labels.scale)
         layer = output_layer(

@@ -62,11 +62,11 @@ def model_picker() -> FileEdit:
 
 
 def post_processing_widgets() -> dict:
-    """Threshold sliders and the minimum size, their defaults and help from TrainConfig."""
+    """Threshold sliders, split depth and minimum size; defaults and help from TrainConfig."""
     fields = TrainConfig.__dataclass_fields__
     widgets = {
-        name: FloatSlider(min=0.0, max=1.0, step=0.01, value=fields[name].default)
-        for name in ("obj_threshold", "bnd_threshold")
+        name: FloatSlider(min=0.0, max=top, step=0.01, value=fields[name].default)
+        for name, top in (("obj_threshold", 1.0), ("bnd_threshold", 1.0), ("split_depth", 2.0))
     }
     widgets["min_size"] = SpinBox(min=0, max=10**7, value=fields["min_size"].default)
     for name, widget in widgets.items():
