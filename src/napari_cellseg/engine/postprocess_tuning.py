@@ -5,12 +5,15 @@ The probability maps are predicted once; only the seeded watershed
 grid over ``obj_threshold`` x ``bnd_threshold``, then the 8 neighbours of the best
 pair at half the grid step; every ``split_depth`` and ``min_size`` of the grid is tried
 for every pair (merging regions and removing small objects is cheap: the watershed
-result is reused).  The score is the pooled mean AP over IoU 0.5, 0.55, ..., 0.95
+result is reused).  Pairs that give the same seeds as an earlier pair with the same
+``obj_threshold`` (with softmax maps every ``bnd_threshold`` above ``1 -
+obj_threshold`` does) reuse its scores.  The score is the pooled mean AP over IoU 0.5, 0.55, ..., 0.95
 (:mod:`napari_cellseg.engine.evaluate`); ties keep the earlier candidate.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -103,12 +106,17 @@ def tune_postprocessing(
     coarse = list(itertools.product(GRID["obj_threshold"], GRID["bnd_threshold"]))
     planned = len(coarse) + 8
     done = 0
+    scored: dict[tuple, tuple[float, dict]] = {}
 
     def search(candidates) -> tuple[float, dict]:
         nonlocal done
         results = []
         for obj, bnd in candidates:
-            results.append(_best_for_pair(pages, obj, bnd, ignore_label))
+            key = (obj, _seeds_digest(pages, obj, bnd))
+            if key not in scored:
+                scored[key] = _best_for_pair(pages, obj, bnd, ignore_label)
+            score, params = scored[key]
+            results.append((score, {**params, "bnd_threshold": bnd}))
             done += 1
             if progress:
                 progress(done, planned)
@@ -156,6 +164,14 @@ def _pages(maps: ProbabilityMaps, stacks: Sequence[Stack]) -> list[tuple]:
         objects, boundaries = (np.reshape(m, stack.labels.shape) for m in (objects, boundaries))
         pages += list(zip(objects, boundaries, stack.labels, strict=True))
     return pages
+
+
+def _seeds_digest(pages, obj: float, bnd: float) -> bytes:
+    """A fingerprint of the seed masks of every page for one threshold pair."""
+    digest = hashlib.blake2b(digest_size=16)
+    for objects, boundaries, _ in pages:
+        digest.update(np.packbits((objects > obj) & (boundaries < bnd)).tobytes())
+    return digest.digest()
 
 
 def _best_for_pair(pages, obj: float, bnd: float, ignore_label) -> tuple[float, dict]:
