@@ -57,7 +57,7 @@ CPU_SETTINGS = {
     "val_fraction": 0.0,
     "tune_postprocess": False,
 }
-"""The default CPU model: a 3-level U-Net, 16 filters, on 128 x 128 crops of images
+"""The default CPU model: a 4-level U-Net, 16 filters, on 128 x 128 crops of images
 rescaled to a median nucleus diameter of 24 pixels.
 
 No validation during training (``val_fraction`` 0, no ``val_data``): every minute goes

@@ -143,6 +143,43 @@ def test_tiled_prediction_matches_whole_image_without_seams():
         assert np.abs(np.diff(difference, axis=axis)).max() < 0.02
 
 
+SYMMETRIES = [(turns, mirror) for turns in range(4) for mirror in (False, True)]
+
+
+def turn(array, turns, mirror):
+    """Rotate the last two axes by 90 degrees ``turns`` times, then mirror left-right."""
+    array = np.rot90(array, turns, axes=(-2, -1))
+    return array[..., ::-1] if mirror else array
+
+
+def unturn(array, turns, mirror):
+    return np.rot90(array[..., ::-1] if mirror else array, -turns, axes=(-2, -1))
+
+
+def test_tta_is_the_mean_of_the_eight_turned_predictions():
+    torch.manual_seed(0)
+    cfg = tiny_cfg(im_dim=64, trim_method="reflect", mixed_precision=False)
+    model = build_model(cfg).eval()
+    image = smooth_image((64, 64))  # one tile: turning the image turns the tile
+    plain = Predictor(model, cfg, "cpu")
+    tta = np.stack(Predictor(model, cfg, "cpu", tta=True).predict(image))
+    views = [unturn(np.stack(plain.predict(turn(image, *s))), *s) for s in SYMMETRIES]
+    np.testing.assert_allclose(tta, np.mean(views, axis=0), atol=1e-5)
+    assert np.abs(tta - views[0]).max() > 1e-3  # the untrained network is not symmetric
+
+
+@pytest.mark.parametrize("shape", [(150, 110), (21, 27)])
+def test_tta_turns_every_tile_back(shape):
+    # a per-pixel network gives the same maps for every view: TTA must change nothing
+    image = smooth_image(shape)
+    plain = Predictor(Pointwise(), tiny_cfg(trim_method="reflect"), "cpu", tile_overlap=8)
+    tta = Predictor(Pointwise(), tiny_cfg(trim_method="reflect"), "cpu", tile_overlap=8, tta=True)
+    assert plain.count_tiles(shape) == tta.count_tiles(shape)
+    np.testing.assert_allclose(
+        np.stack(tta.predict(image)), np.stack(plain.predict(image)), atol=1e-6
+    )
+
+
 @pytest.mark.skipif(mixed_precision_dtype("cpu") is None, reason="no native bfloat16 on this CPU")
 def test_mixed_precision_prediction_is_close_to_float32():
     torch.manual_seed(0)

@@ -232,6 +232,12 @@ class PredictConfig:
         -1, "overlap of neighbouring tiles in pixels; -1 = a quarter of the tile", advanced=True
     )
     tile_batch: int = _f(4, "tiles predicted at once (bounds memory)", advanced=True)
+    tta: bool = _f(
+        False,
+        "test-time augmentation: average the predictions of the 8 flips and rotations of "
+        "each tile (8 x slower)",
+        advanced=True,
+    )
     diameter: float = _f(
         0.0,
         "median object diameter in the images in pixels, for models trained with "

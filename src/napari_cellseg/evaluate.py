@@ -196,6 +196,7 @@ def tune_postprocess_main(argv: list[str] | None = None) -> int:
         settings.device,
         tile_overlap=settings.tile_overlap,
         tile_batch=settings.tile_batch,
+        tta=settings.tta,
     )
     cfg = predictor.config
     maps = [

@@ -105,6 +105,7 @@ def predict_folder(settings: PredictConfig, *, labels: bool = False) -> Iterator
         settings.device,
         tile_overlap=settings.tile_overlap,
         tile_batch=settings.tile_batch,
+        tta=settings.tta,
     )
     stacks = read_folder(settings.test_data, labels=labels)
     diameter = settings.diameter

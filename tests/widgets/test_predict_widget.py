@@ -72,6 +72,23 @@ def test_threshold_change_reruns_post_processing_only(qtbot, predict_widget, vie
         hook.remove()
 
 
+def test_tta_box_runs_eight_views_and_leaves_the_cached_model_plain(
+    qtbot, predict_widget, viewer, model_yaml
+):
+    calls = []
+    predictor = current_model.predictor(model_yaml)
+    hook = predictor.model.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        run(qtbot, predict_widget)
+        plain = len(calls)
+        predict_widget.tta.value = True
+        run(qtbot, predict_widget)
+        assert len(calls) == 9 * plain
+    finally:
+        hook.remove()
+    assert predictor.tta is False and current_model.predictor(model_yaml) is predictor
+
+
 def test_stacks_are_predicted_slice_by_slice(qtbot, predict_widget, viewer):
     stack = np.stack([viewer.layers["a"].data, viewer.layers["b"].data])
     viewer.add_image(stack, name="stack")

@@ -7,8 +7,9 @@ pair at half the grid step; every ``split_depth`` and ``min_size`` of the grid i
 for every pair (merging regions and removing small objects is cheap: the watershed
 result is reused).  Pairs that give the same seeds as an earlier pair with the same
 ``obj_threshold`` (with softmax maps every ``bnd_threshold`` above ``1 -
-obj_threshold`` does) reuse its scores.  The score is the pooled mean AP over IoU 0.5, 0.55, ..., 0.95
-(:mod:`napari_cellseg.engine.evaluate`); ties keep the earlier candidate.
+obj_threshold`` does) reuse its scores.  The score is the pooled mean AP over IoU 0.5,
+0.55, ..., 0.95 (:mod:`napari_cellseg.engine.evaluate`); ties keep the earlier
+candidate.
 """
 
 from __future__ import annotations

@@ -86,6 +86,7 @@ def load_model(
     *,
     tile_overlap: int = _DEFAULTS.tile_overlap,
     tile_batch: int = _DEFAULTS.tile_batch,
+    tta: bool = _DEFAULTS.tta,
 ) -> Predictor:
     """Load the model a training run saved (its ``.yaml`` names the ``.pt`` weights).
 
@@ -102,6 +103,9 @@ def load_model(
         Tiling of large images: overlap in pixels (-1: ``im_dim // 4``; at most
         ``im_dim // 2`` is used) and
         tiles per forward pass.
+    tta
+        Test-time augmentation: average the maps of the 8 flips and rotations of
+        every tile.
 
     Raises
     ------
@@ -143,6 +147,7 @@ def load_model(
         tile_overlap=tile_overlap,
         tile_batch=tile_batch,
         train_side=record.get(TRAIN_SIDE_KEY),
+        tta=tta,
     )
 
 
@@ -179,6 +184,7 @@ class Predictor:
         tile_overlap: int = _DEFAULTS.tile_overlap,
         tile_batch: int = _DEFAULTS.tile_batch,
         train_side: float | None = None,
+        tta: bool = _DEFAULTS.tta,
     ) -> None:
         if tile_batch < 1 or tile_overlap < -1:
             raise ConfigError(
@@ -192,6 +198,7 @@ class Predictor:
         self.align = required_multiple(config)
         self.overlap = self.tile // 4 if tile_overlap == -1 else min(tile_overlap, self.tile // 2)
         self.tile_batch = tile_batch
+        self.tta = tta
         self.scale = (
             config.im_dim / train_side if config.trim_method == "resize" and train_side else 1.0
         )
@@ -322,7 +329,23 @@ class Predictor:
         return np.clip(maps, 0, 1, out=maps)
 
     def _forward(self, tiles: np.ndarray) -> np.ndarray:
-        """(B, C, T, T) float32 -> (B, 2, T, T) objects and boundaries probabilities."""
+        """(B, C, T, T) float32 -> (B, 2, T, T) objects and boundaries probabilities.
+
+        With ``tta`` the mean over the 8 symmetries of the square tiles (rotations by
+        90 degrees, each also mirrored), every map turned back first.
+        """
+        if not self.tta:
+            return self._probabilities(tiles)
+        total = np.zeros((len(tiles), 2, *tiles.shape[-2:]), np.float32)
+        for turns in range(4):
+            for mirror in (False, True):
+                view = np.rot90(tiles, turns, axes=(2, 3))
+                maps = self._probabilities(view[..., ::-1] if mirror else view)
+                total += np.rot90(maps[..., ::-1] if mirror else maps, -turns, axes=(2, 3))
+        return total / 8
+
+    def _probabilities(self, tiles: np.ndarray) -> np.ndarray:
+        """One forward pass of (B, C, T, T) tiles: (B, 2, T, T) float32 maps."""
         import torch
 
         from napari_cellseg.engine.device import autocast

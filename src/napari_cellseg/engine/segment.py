@@ -7,7 +7,8 @@ for the U-Net's softmax).  Seeds are the connected components of confident core 
 away from boundaries (``objects > obj_threshold`` and ``boundaries < bnd_threshold``).
 Each seed grows by a watershed on ``boundaries - objects``, restricted to the foreground
 (``objects + boundaries > obj_threshold``), so touching objects split along the ridge
-of the boundary map.
+of the boundary map.  A foreground component without any seed (a small object that is
+all rim) becomes one object.
 
 Noise in the maps can break one nucleus into several seeds.  With ``split_depth`` h > 0
 the regions the watershed grew are merged by the dynamics of their peaks: where two
@@ -15,10 +16,8 @@ touching regions meet, the one with the lower peak of ``objects - boundaries`` j
 other unless its peak rises at least h above the highest pass between them (the same
 test :func:`skimage.morphology.h_maxima` makes, on the graph of touching regions
 instead of the pixels; regions are taken by descending pass height, so a peak is judged
-against the highest pass to any higher peak).  A foreground component without any
-seed (a small object that is all rim) becomes one object.
-Objects smaller than ``min_size`` pixels are removed last and the labels renumbered 1,
-2, ...
+against the highest pass to any higher peak).  Objects smaller than ``min_size``
+pixels are removed last and the labels renumbered 1, 2, ...
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ change, and leave the GUI thread at least one CPU core.
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import sys
 import threading
@@ -117,12 +118,17 @@ def training_events(
 
 
 def predict_maps(
-    yaml_path: str, image: np.ndarray, diameter: float = 0.0
+    yaml_path: str, image: np.ndarray, diameter: float = 0.0, tta: bool = False
 ) -> Generator[PredictProgress, None, tuple]:
-    """Object and boundary maps of ``image`` with model ``yaml_path``, yielding tile progress."""
+    """Object and boundary maps of ``image`` with model ``yaml_path``, yielding tile progress.
+
+    ``tta``: test-time augmentation (a copy of the cached predictor, sharing its network).
+    """
     _yield_cpu_to_gui()
     with _reported_errors("Predict on a smaller image or lower 'tile_batch'."):
-        return (yield from current_model.predictor(yaml_path).iter_predict(image, diameter))
+        predictor = copy.copy(current_model.predictor(yaml_path))
+        predictor.tta = tta
+        return (yield from predictor.iter_predict(image, diameter))
 
 
 class CurrentModel:

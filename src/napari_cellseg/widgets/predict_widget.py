@@ -8,6 +8,7 @@ from functools import partial
 
 import numpy as np
 from magicgui.widgets import (
+    CheckBox,
     ComboBox,
     Container,
     FileEdit,
@@ -90,6 +91,8 @@ class PredictWidget(QWidget):
             min=0, max=10**4, step=1, value=PredictConfig.diameter, label="diameter (0 = auto)"
         )
         self.diameter.tooltip = _PREDICT_FIELDS["diameter"].metadata["help"]
+        self.tta = CheckBox(value=PredictConfig.tta, text="test-time augmentation (8x slower)")
+        self.tta.tooltip = _PREDICT_FIELDS["tta"].metadata["help"]
         self.run = PushButton(text="Predict on current layer")
         self.post = post_processing_widgets()
         self.status = Label(value="")
@@ -103,6 +106,7 @@ class PredictWidget(QWidget):
                 self.model,
                 self.image,
                 self.diameter,
+                self.tta,
                 self.run,
                 *self.post.values(),
                 self.status,
@@ -172,6 +176,7 @@ class PredictWidget(QWidget):
             current_model.path,
             image,
             self.diameter.value,
+            self.tta.value,
             yielded=self._show_progress,
             returned=lambda maps: self._show_maps(layer.name, *maps, placement),
             errored=lambda _exc: setattr(self.status, "value", "Prediction failed."),
