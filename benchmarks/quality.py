@@ -4,11 +4,14 @@
    ``--train``; training is stopped through its ``stop`` event after ``--minutes`` (it
    finishes the batch and saves; the last weights are used).  Its learning rate is
    planned to reach its lowest at ``--minutes`` (``max_minutes``).
-2. Tune the post-processing thresholds on ``--val``
-   (:func:`napari_cellseg.engine.postprocess_tuning.tune_postprocessing`); when
-   ``--test`` is the same folder its probability maps are predicted once.
-3. Score the instance labels on ``--test``: AP at IoU 0.5 and 0.75, mean AP over
-   0.5:0.95, F1 at 0.5 (pooled over all test images, as StarDist reports them).
+2. Tune the post-processing settings on ``--val``
+   (:func:`napari_cellseg.engine.postprocess_tuning.tune_postprocessing`) and write them
+   into the model yaml, as training does with ``val_data``.
+3. Load the model again from its yaml, as a user would, predict ``--test`` (the
+   object-diameter estimate of each image now uses the tuned settings too) and score
+   the instance labels: AP at IoU 0.5 and 0.75, mean AP over 0.5:0.95, F1 at 0.5
+   (pooled over all test images, as StarDist reports them).  ``--tta`` predicts val and
+   test with test-time augmentation.
 4. Score the classical baseline on the same test images: Otsu threshold of the
    smoothed image, holes filled, then a watershed of the distance transform seeded at
    its local maxima (``skimage``), objects under ``BASELINE_MIN_SIZE`` pixels removed.
@@ -39,7 +42,6 @@ import numpy as np
 
 from napari_cellseg.config import CPU_NETWORK, TrainConfig, add_config_arguments, config_from_args
 from napari_cellseg.data.io import read_folder
-from napari_cellseg.engine import segment
 from napari_cellseg.engine.evaluate import MatchingScores, page_names
 from napari_cellseg.engine.events import EpochEnded, TrainFinished
 from napari_cellseg.engine.train import train
@@ -78,6 +80,7 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, TrainConfig]
     parser.add_argument("--test", required=True, help="test folder (scores)")
     parser.add_argument("--minutes", type=float, required=True, help="training time")
     parser.add_argument("--model", default="", help="model .pt path; default: a temporary folder")
+    parser.add_argument("--tta", action="store_true", help="predict with test-time augmentation")
     add_config_arguments(parser, TrainConfig, skip=("train_data", "val_data", "model"))
     args = parser.parse_args(argv)
     return args, config_from_args(TrainConfig, args, base=CPU_SETTINGS)
@@ -135,7 +138,7 @@ def headline(result: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from napari_cellseg.engine.postprocess_tuning import tune_postprocessing
+    from napari_cellseg.engine.postprocess_tuning import save_postprocessing, tune_postprocessing
     from napari_cellseg.engine.predict import load_model
 
     args, cfg = parse_args(argv)
@@ -151,20 +154,20 @@ def main(argv: list[str] | None = None) -> int:
         )
         finished, minutes = train_for(cfg, args.minutes)
         print(f"trained {finished.epochs_run} epochs in {minutes:.1f} min ({finished.reason})")
-        predictor = load_model(Path(model).with_suffix(".yaml"), cfg.device)
+        yaml_path = Path(model).with_suffix(".yaml")
+        predictor = load_model(yaml_path, cfg.device, tta=args.tta)
         val = read_folder(args.val)
         started = time.perf_counter()
         val_maps = [predictor.predict(stack.image) for stack in val]
         params = tune_postprocessing(val_maps, val, ignore_label=cfg.blob_label)
+        save_postprocessing(yaml_path, params, data=args.val)
         print(f"post-processing tuned on val in {time.perf_counter() - started:.0f} s: {params}")
 
         started = time.perf_counter()
-        same = Path(args.test).resolve() == Path(args.val).resolve()
-        test = val if same else read_folder(args.test)
+        predictor = load_model(yaml_path, cfg.device, tta=args.tta)
         scores = defaultdict(lambda: MatchingScores(ignore_label=cfg.blob_label))
-        for i, stack in enumerate(test):
-            maps = val_maps[i] if same else predictor.predict(stack.image)
-            labels = segment.instances(*maps, **segment.segment_settings(params))
+        for stack in read_folder(args.test):
+            labels = predictor.instances(*predictor.predict(stack.image))
             size = "x".join(map(str, stack.image.shape[-2:]))
             for z, name in enumerate(page_names(stack.name, len(stack.image))):
                 for key in ("network", f"network {size}"):

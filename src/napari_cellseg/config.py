@@ -172,19 +172,20 @@ class TrainConfig:
         advanced=True,
     )
     # --- post-processing (tuned after training, used by prediction) ----------------------
+    # defaults: near the values tuned for U-Nets on DSB2018 (benchmarks/quality.py)
     obj_threshold: float = _f(
-        0.5, "object probability above which a pixel is foreground", advanced=True
+        0.7, "object probability above which a pixel is foreground", advanced=True
     )
     bnd_threshold: float = _f(
-        0.5, "boundary probability that separates touching objects", advanced=True
+        0.3, "boundary probability that separates touching objects", advanced=True
     )
     split_depth: float = _f(
-        0.5,
+        0.75,
         "how far objects minus boundaries must dip between two touching objects to keep "
         "them apart (0: never merge seeds)",
         advanced=True,
     )
-    min_size: int = _f(10, "smallest object kept, in pixels", advanced=True)
+    min_size: int = _f(20, "smallest object kept, in pixels", advanced=True)
     tune_postprocess: bool = _f(
         True, "tune the post-processing thresholds on val_data after training", advanced=True
     )
