@@ -298,6 +298,11 @@ def test_diameter_models_predict_at_the_trained_object_size():
     assert records[-1] == PredictProgress(first + second, first + second)
     assert records[0].total == first  # the second pass is added once planned
     assert np.abs(objects_auto - objects).mean() < 0.01  # scales 2.1 and 2: edges differ
+    # the estimate does not depend on the model's own post-processing settings
+    retuned = dataclasses.replace(cfg, obj_threshold=0.3, bnd_threshold=0.9, min_size=60)
+    np.testing.assert_array_equal(
+        Predictor(Pointwise(), retuned, "cpu").predict(image)[0], objects_auto
+    )
 
 
 def test_negative_diameter_is_refused():

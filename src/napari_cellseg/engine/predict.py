@@ -21,7 +21,9 @@ Geometry, per 2D slice (the model was trained on ``im_dim x im_dim`` inputs):
   measured on the instances of a first prediction at the original scale, then again
   on those of the prediction at ``s``, until the estimate moves by less than
   ``SCALE_TOLERANCE`` (at most ``MAX_PASSES`` predictions).  The maps are scaled back
-  to the slice's size.
+  to the slice's size.  The instances measured are those of the default
+  post-processing settings (``DIAMETER_SETTINGS``), not the model's: tuning the
+  settings then leaves the maps it was tuned on unchanged.
 
 A stack ``(Z, H, W)`` is predicted slice by slice; a model with ``channels`` C > 1
 sees slices ``clip(z - C // 2 + c, 0, Z - 1)`` as its channels, as in training.
@@ -50,7 +52,14 @@ from napari_cellseg.engine.tiling import (
 )
 from napari_cellseg.errors import ConfigError, DataError
 
-__all__ = ["PredictProgress", "Predictor", "load_model", "TRAIN_SIDE_KEY", "MAX_PASSES"]
+__all__ = [
+    "PredictProgress",
+    "Predictor",
+    "load_model",
+    "TRAIN_SIDE_KEY",
+    "MAX_PASSES",
+    "DIAMETER_SETTINGS",
+]
 
 TRAIN_SIDE_KEY = "train_image_side"
 """Key in the model yaml's ``record``: median side of the training images in pixels."""
@@ -62,6 +71,9 @@ MAX_PASSES = 3
 
 SCALE_TOLERANCE = 1.2
 """A new diameter estimate within this factor of the last one ends the estimation."""
+
+DIAMETER_SETTINGS = segment.segment_settings(TrainConfig())
+"""Post-processing of the instances whose median diameter sets the prediction scale."""
 
 
 @dataclass
@@ -292,7 +304,9 @@ class Predictor:
             if n:
                 count.total += self._count_at(image.shape[-2:], scale)
             maps = yield from self._predict_at(image, scale, count)
-            measured = median_diameter(self.instances(*maps), ignore_label=None)
+            measured = median_diameter(
+                segment.instances(*maps, **DIAMETER_SETTINGS), ignore_label=None
+            )
             estimate = scale_factor(self.config.object_diameter, measured)
             if abs(np.log(estimate / scale)) <= np.log(SCALE_TOLERANCE):
                 break

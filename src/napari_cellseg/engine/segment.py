@@ -183,20 +183,20 @@ def merge_shallow(labels: np.ndarray, height: np.ndarray, depth: float) -> np.nd
     pairs, inverse = np.unique(np.concatenate(pairs), return_inverse=True)
     highest = np.full(len(pairs), -np.inf, dtype)
     np.maximum.at(highest, inverse, np.concatenate(passes))
-    tree, owner, top = list(range(n + 1)), list(range(n + 1)), list(range(n + 1))
-    # top: the region holding each tree set's highest peak
-    peak = peak.tolist()
+    # tree: the merged sets, each rooted at its region with the highest peak;
+    # owner: the region whose label each region takes
+    tree, owner, peak = list(range(n + 1)), list(range(n + 1)), peak.tolist()
     order = np.argsort(-highest, kind="stable")
     for pair, level in zip(pairs[order].tolist(), highest[order].tolist(), strict=True):
         a, b = divmod(pair, n + 1)
-        set_a, set_b = _find(tree, a), _find(tree, b)
-        if set_a == set_b:
+        root_a, root_b = _find(tree, a), _find(tree, b)
+        if root_a == root_b:
             continue
-        if peak[top[set_a]] > peak[top[set_b]]:
-            set_a, set_b, a, b = set_b, set_a, b, a
-        if peak[top[set_a]] - level < depth:
-            owner[top[set_a]] = _find(owner, b)
-        tree[set_a] = set_b
+        if peak[root_a] > peak[root_b]:
+            root_a, root_b, a, b = root_b, root_a, b, a
+        if peak[root_a] - level < depth:
+            owner[root_a] = _find(owner, b)
+        tree[root_a] = root_b
     return np.array([_find(owner, r) for r in range(n + 1)], labels.dtype)[labels]
 
 
