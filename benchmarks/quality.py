@@ -7,8 +7,7 @@
 2. Tune the post-processing settings on ``--val``
    (:func:`napari_cellseg.engine.postprocess_tuning.tune_postprocessing`) and write them
    into the model yaml, as training does with ``val_data``.
-3. Load the model again from its yaml, as a user would, predict ``--test`` (the
-   object-diameter estimate of each image now uses the tuned settings too) and score
+3. Load the model again from its yaml, as a user would, predict ``--test`` and score
    the instance labels: AP at IoU 0.5 and 0.75, mean AP over 0.5:0.95, F1 at 0.5
    (pooled over all test images, as StarDist reports them).  ``--tta`` predicts val and
    test with test-time augmentation.

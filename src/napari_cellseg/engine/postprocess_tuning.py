@@ -181,8 +181,9 @@ def _best_for_pair(pages, obj: float, bnd: float, ignore_label) -> tuple[float, 
     counts = np.zeros((len(depths), len(sizes), len(THRESHOLDS), 4))
     for objects, boundaries, gt in pages:
         labels = watershed_labels(objects, boundaries, obj, bnd)
+        height = objects - boundaries
         for d, depth in enumerate(depths):
-            merged = merge_shallow(labels, objects - boundaries, depth) if depth else labels
+            merged = merge_shallow(labels, height, depth)
             iou, areas = iou_matrix(gt, merged, ignore_label=ignore_label)
             for s, min_size in enumerate(sizes):
                 counts[d, s] += count_matches(iou[:, areas >= min_size])

@@ -97,9 +97,7 @@ def instances(
         )
     if objects.ndim == 2:
         labels = watershed_labels(objects, boundaries, obj_threshold, bnd_threshold)
-        if split_depth > 0:
-            labels = merge_shallow(labels, objects - boundaries, split_depth)
-        return remove_small(labels, min_size)
+        return remove_small(merge_shallow(labels, objects - boundaries, split_depth), min_size)
     out = np.zeros(objects.shape, np.int32)
     offset = 0
     for z in range(objects.shape[0]):
@@ -161,13 +159,16 @@ def merge_shallow(labels: np.ndarray, height: np.ndarray, depth: float) -> np.nd
     down, growing a tree of merged sets as in a component tree: when two sets meet, the
     one with the lower peak has met its highest pass to a higher peak, and its peak
     region joins the region across the pass when the peak is less than ``depth`` above
-    it.  Returns labels with the values of the surviving regions.
+    it.  Returns labels with the values of the surviving regions (``labels`` itself when
+    ``depth`` is 0 or less: no peak is that shallow).
 
     >>> labels = np.array([[1, 1, 2, 2, 3]])
     >>> height = np.array([[0.9, 0.5, 0.6, 0.2, 1.0]])
     >>> merge_shallow(labels, height, 0.3)  # 2 rises 0.1 above its pass to 1: merged
     array([[1, 1, 1, 1, 3]])
     """
+    if depth <= 0:
+        return labels
     n = int(labels.max(initial=0))
     dtype = np.result_type(height.dtype, np.float32)
     peak = np.full(n + 1, -np.inf, dtype)
