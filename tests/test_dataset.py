@@ -10,7 +10,7 @@ from napari_cellseg.data.dataset import SegmentationDataset
 from napari_cellseg.data.io import read_folder, stacks_from_arrays
 from napari_cellseg.data.normalize import normalize_image
 from napari_cellseg.data.synthetic import make_nuclei
-from napari_cellseg.data.targets import make_targets
+from napari_cellseg.data.targets import make_targets, separation_mask
 from napari_cellseg.data.trim import trim
 from napari_cellseg.errors import DataError
 
@@ -26,7 +26,7 @@ def test_training_length_layout_and_targets(synthetic_dir, tiny_train_config):
     for index in (0, 8):  # as is, augmented copy
         item = ds[index]
         assert item["image"].shape == (1, 32, 32) and str(item["image"].dtype) == "torch.float32"
-        for key in ("objects", "boundaries", "ignore"):
+        for key in ("objects", "boundaries", "ignore", "separation"):
             assert item[key].shape == (1, 32, 32) and str(item[key].dtype) == "torch.float32"
             assert set(np.unique(item[key].numpy())) <= {0.0, 1.0}
         classes = item["classes"].numpy()
@@ -40,6 +40,7 @@ def test_training_length_layout_and_targets(synthetic_dir, tiny_train_config):
     np.testing.assert_array_equal(item["objects"][0].numpy(), objects)
     np.testing.assert_array_equal(item["boundaries"][0].numpy(), boundaries)
     np.testing.assert_array_equal(item["ignore"][0].numpy(), ignore)
+    np.testing.assert_array_equal(item["separation"][0].numpy(), separation_mask(labels))
     assert ignore.any()  # the synthetic PNGs hold a blob
     image = trim(normalize_image(stacks[1].image), 32, "resize")[0]
     np.testing.assert_allclose(item["image"].numpy(), image, rtol=1e-6)

@@ -112,3 +112,28 @@ def test_all_ignored_batch_gives_zero_with_gradient(architecture, channels):
     assert loss.item() == 0.0 and parts == {"objects_loss": 0.0, "boundaries_loss": 0.0}
     loss.backward()
     assert torch.equal(z.grad, torch.zeros_like(z))
+
+
+def with_first_pixel_repeated(tensor: torch.Tensor, copies: int) -> torch.Tensor:
+    """(..., H, W) -> (..., 1, H * W + copies): the pixels in one row, pixel (0, 0) added."""
+    flat = tensor.flatten(-2)
+    return torch.cat([flat] + [flat[..., :1]] * copies, -1)[..., None, :]
+
+
+@pytest.mark.parametrize(("architecture", "channels"), [("dcan", 2), ("unet", 3)])
+def test_separation_pixels_weigh_separation_weight_more(architecture, channels):
+    """Weight 4 on pixel (0, 0), an object pixel of class weight 1: it counts 1 + 4 times."""
+    z = random_logits(channels)
+    separation = torch.zeros_like(BATCH["ignore"])
+    separation[0, 0, 0, 0] = 1.0
+    batch = dict(BATCH, separation=separation)
+    plain = compute_loss(TrainConfig(architecture=architecture), z, BATCH)[0]
+    assert compute_loss(TrainConfig(architecture=architecture), z, batch)[0] == plain
+    cfg = TrainConfig(architecture=architecture, separation_weight=4.0)
+    weighted = compute_loss(cfg, z, batch)[0]
+    repeated = {k: with_first_pixel_repeated(v, 4) for k, v in BATCH.items()}
+    expected = compute_loss(
+        TrainConfig(architecture=architecture), with_first_pixel_repeated(z, 4), repeated
+    )[0]
+    assert weighted.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert weighted.item() != pytest.approx(plain.item(), rel=1e-3)

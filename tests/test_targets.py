@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from napari_cellseg.data.targets import make_targets, remove_blobs, unet_classes
+from napari_cellseg.data.targets import make_targets, remove_blobs, separation_mask, unet_classes
 
 
 @pytest.fixture
@@ -100,3 +100,29 @@ def test_remove_blobs_blanks_image_and_labels():
     np.testing.assert_array_equal(new_labels, [[0, 0, 2]])
     assert new_image.dtype == np.float32 and new_labels.dtype == np.uint16
     assert labels[0, 1] == 1  # inputs untouched
+
+
+def test_separation_marks_rims_and_gaps_near_two_objects():
+    labels = np.zeros((9, 20), np.uint16)
+    labels[2:7, 1:6] = 2
+    labels[2:7, 8:13] = 3  # 2 background columns from 2
+    labels[2:7, 17:20] = 4  # 4 background columns from 3
+    separation = separation_mask(labels)
+    # within 3 px of two objects: the facing rims of 2 and 3 and their gap (5..8), the
+    # middle of the wider gap (14, 15)
+    np.testing.assert_array_equal(separation[4], _grid(["00000111100000110000"])[0])
+    # 2 rows above the objects: only the gap's columns reach both corners (2.2, 2.8 px)
+    np.testing.assert_array_equal(np.flatnonzero(separation[0]), [6, 7])
+    assert separation.dtype == np.uint8
+    lone = np.where(labels == 2, labels, 0)
+    assert not separation_mask(lone).any()
+
+
+def test_blobs_separate_nothing_and_are_never_separation():
+    labels = np.zeros((5, 12), np.uint16)
+    labels[:, :4] = 2
+    labels[:, 4:8] = 1  # a blob between two objects
+    labels[:, 8:] = 3
+    assert not separation_mask(labels).any()
+    as_object = separation_mask(labels, blob_label=None)
+    np.testing.assert_array_equal(as_object[2], _grid(["011111111110"])[0])

@@ -122,6 +122,12 @@ class TrainConfig:
     unet_bnd_class_weight: float = _f(
         5.0, "cross-entropy weight of the boundary class (U-Net)", advanced=True
     )
+    separation_weight: float = _f(
+        0.0,
+        "extra loss weight of the pixels within 3 px of two different objects (where "
+        "touching nuclei must be told apart; the U-Net paper's weight map); 0 = none",
+        advanced=True,
+    )
     # --- optimisation ------------------------------------------------------------------
     lr_schedule: str = _f(
         "plateau",
@@ -197,6 +203,11 @@ class TrainConfig:
             raise ConfigError(
                 f"Setting 'split_depth' is {self.split_depth}; give 0 or more (0: never "
                 "merge seeds)."
+            )
+        if self.separation_weight < 0:
+            raise ConfigError(
+                f"Setting 'separation_weight' is {self.separation_weight}; give 0 (no extra "
+                "weight) or more."
             )
         if self.object_diameter < 0:
             raise ConfigError(

@@ -34,7 +34,12 @@ from napari_cellseg.data.augment import augment_pair
 from napari_cellseg.data.io import Stack
 from napari_cellseg.data.normalize import normalize_image
 from napari_cellseg.data.scale import median_diameter, rescale, scale_factor
-from napari_cellseg.data.targets import make_targets, remove_blobs, unet_classes
+from napari_cellseg.data.targets import (
+    make_targets,
+    remove_blobs,
+    separation_mask,
+    unet_classes,
+)
 from napari_cellseg.data.trim import crop_starts, random_start, trim
 from napari_cellseg.errors import DataError
 
@@ -45,7 +50,7 @@ __all__ = ["SegmentationDataset"]
 class _View:
     """A normalised stack, or one fixed crop of it.
 
-    ``targets`` ((Z, 3, im_dim, im_dim): objects, boundaries, ignore) is set when
+    ``targets`` ((Z, 4, im_dim, im_dim): objects, boundaries, ignore, separation) is set when
     ``image`` and ``labels`` are already trimmed to ``im_dim``; it is None for a stack
     that is cropped at random per sample.
     """
@@ -65,7 +70,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
     cfg
         Uses ``im_dim``, ``trim_method``, ``channels``, ``augments``, ``seed``,
         ``blob_label``, ``remove_blobs``, ``boundary_thickness``,
-        ``touching_boundaries``, ``enable_elastic`` and ``gamma_augment``.
+        ``touching_boundaries``, ``enable_elastic`` and ``gamma_augment``; the
+        ``separation`` mask is made whatever ``separation_weight`` is.
     train
         True: ``len = n_samples * (1 + cfg.augments)``; item ``i`` is sample
         ``i % n_samples``, as is for ``i < n_samples``, else an augmented copy.
@@ -75,7 +81,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
     -----
     An item is a dict of tensors: ``image`` float32 ``(C, im_dim, im_dim)`` where
     channel ``c`` of slice ``i`` is slice ``clip(i - C // 2 + c, 0, Z - 1)`` of the
-    same stack; ``objects``, ``boundaries`` and ``ignore`` float32
+    same stack; ``objects``, ``boundaries``, ``ignore`` and ``separation`` (pixels near
+    two objects, :func:`~napari_cellseg.data.targets.separation_mask`) float32
     ``(1, im_dim, im_dim)``; ``classes`` int64 ``(im_dim, im_dim)`` (0 background,
     1 object, 2 boundary).
     """
@@ -135,14 +142,16 @@ class SegmentationDataset(torch.utils.data.Dataset):
         targets = np.stack([np.stack(self._targets(z)) for z in labels])
         return _View(image, labels, targets)
 
-    def _targets(self, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _targets(self, labels: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Objects, boundaries, ignore and separation masks of a label slice."""
         cfg = self.cfg
-        return make_targets(
+        objects, boundaries, ignore = make_targets(
             labels,
             blob_label=cfg.blob_label,
             boundary_thickness=cfg.boundary_thickness,
             touching_boundaries=cfg.touching_boundaries,
         )
+        return objects, boundaries, ignore, separation_mask(labels, blob_label=cfg.blob_label)
 
     def set_epoch(self, epoch: int) -> None:
         """Draw the random crops and augmentations of ``epoch`` from now on."""
@@ -171,14 +180,15 @@ class SegmentationDataset(torch.utils.data.Dataset):
                 image, labels, rng, elastic=cfg.enable_elastic, gamma=cfg.gamma_augment
             )
         if augmented or view.targets is None:
-            objects, boundaries, ignore = self._targets(labels)
+            objects, boundaries, ignore, separation = self._targets(labels)
         else:
-            objects, boundaries, ignore = view.targets[z]
+            objects, boundaries, ignore, separation = view.targets[z]
         return {
             "image": torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)),
             "objects": _mask_tensor(objects),
             "boundaries": _mask_tensor(boundaries),
             "ignore": _mask_tensor(ignore),
+            "separation": _mask_tensor(separation),
             "classes": torch.from_numpy(unet_classes(objects, boundaries).astype(np.int64)),
         }
 

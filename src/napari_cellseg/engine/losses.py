@@ -1,9 +1,11 @@
 """Training losses of DCAN and U-Net, masked by the ignore map (blob pixels).
 
 Batch keys (see :class:`napari_cellseg.data.dataset.SegmentationDataset`): ``objects``,
-``boundaries``, ``ignore`` float32 (B, 1, H, W) and ``classes`` int64 (B, H, W).
-Pixels whose ``ignore`` is 1 contribute nothing; the loss is a mean over the others, and
-a batch whose every pixel is ignored gives a loss of 0 that still has a gradient.
+``boundaries``, ``ignore``, ``separation`` float32 (B, 1, H, W) and ``classes`` int64
+(B, H, W).  Pixels whose ``ignore`` is 1 contribute nothing; the loss is a weighted mean
+over the others, and a batch whose every pixel is ignored gives a loss of 0 that still
+has a gradient.  ``separation`` pixels (near two objects) weigh ``separation_weight``
+more (a batch without that key: none).
 """
 
 # ruff: noqa: TID253 - engine internals compute on tensors, so torch is imported at module level
@@ -46,6 +48,9 @@ def compute_loss(
 
     Notes
     -----
+    Each pixel not ignored weighs ``1 + separation_weight * separation`` (DCAN) or
+    ``class weight + separation_weight * separation`` (U-Net), added as the U-Net
+    paper adds its border weights to the class weights.
     DCAN: binary cross-entropy on the probabilities of
     :func:`napari_cellseg.models.registry.probabilities`, computed stably from the
     logits ``z``: on ``z`` for a sigmoid final activation, on ``2 z`` for tanh, since
@@ -56,12 +61,15 @@ def compute_loss(
     """
     logits = logits.float()
     valid = (batch["ignore"][:, 0] < 0.5).float()
+    separation = batch.get("separation")
+    extra = 0.0 if separation is None else cfg.separation_weight * separation[:, 0]
     if cfg.architecture == "dcan":
+        weight = valid * (1.0 + extra)
         z = logits * (2.0 if cfg.dcan_final_act == "tanh" else 1.0)
         objects, boundaries = (
             _weighted_mean(
                 F.binary_cross_entropy_with_logits(z[:, i], batch[key][:, 0], reduction="none"),
-                valid,
+                weight,
             )
             for i, key in enumerate(("objects", "boundaries"))
         )
@@ -70,7 +78,7 @@ def compute_loss(
 
     classes = batch["classes"]
     class_weight = logits.new_tensor([1.0, 1.0, cfg.unet_bnd_class_weight])
-    weight = class_weight[classes] * valid
+    weight = (class_weight[classes] + extra) * valid
     ce = F.cross_entropy(logits, classes, reduction="none")
     loss = _weighted_mean(ce, weight)
     boundaries = _weighted_mean(ce * (classes == 2), weight)
