@@ -86,3 +86,9 @@ def test_missing_settings_file_is_named(tmp_path):
 
 def test_model_yaml_sits_beside_the_weights():
     assert str(model_yaml_path("models/run1.pt")) == "models/run1.yaml"
+
+
+@pytest.mark.parametrize("name", ["split_depth", "separation_weight", "object_diameter"])
+def test_negative_amounts_are_refused_naming_the_setting(name):
+    with pytest.raises(ConfigError, match=f"Setting '{name}' is -1"):
+        TrainConfig(**{name: -1.0})
