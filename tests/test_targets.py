@@ -114,6 +114,8 @@ def test_separation_marks_rims_and_gaps_near_two_objects():
     expected[:10] = _grid(["00000111100000110000"])[0]
     np.testing.assert_array_equal(separation, expected)
     assert separation.dtype == np.uint8
+    top_values = np.where(labels > 0, labels + 65531, 0).astype(np.uint16)  # up to 65535
+    np.testing.assert_array_equal(separation_mask(top_values), expected)
     lone = np.where(labels == 2, labels, 0)
     assert not separation_mask(lone).any()
 

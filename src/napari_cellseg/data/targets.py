@@ -79,13 +79,11 @@ def make_targets(
 def separation_mask(labels2d: np.ndarray, *, blob_label: int | None = 1) -> np.ndarray:
     """Pixels within ``SEPARATION_RADIUS`` of two different objects, uint8 (0 or 1).
 
-    "Within" means in the ``2 r + 1`` square window centred on the pixel (fast separable
-    filters; the U-Net paper's weights decay with the Euclidean distance instead).
-
     The pixels that keep touching or nearly touching objects apart: both objects' rims
-    where they meet and the narrow background gaps between them (the regions the
-    U-Net paper's weight map stresses).  Blob pixels are never separation pixels and
-    blobs separate nothing.
+    where they meet and the narrow background gaps between them, the regions the U-Net
+    paper's weight map stresses.  "Within" means inside the ``2 r + 1`` square window
+    around the pixel (separable filters: fast).  Blob pixels are never separation pixels,
+    and blobs separate nothing.
 
     Examples
     --------
@@ -95,14 +93,13 @@ def separation_mask(labels2d: np.ndarray, *, blob_label: int | None = 1) -> np.n
     """
     labels2d = np.asarray(labels2d)
     ignore = labels2d == blob_label if blob_label is not None else np.zeros(labels2d.shape, bool)
-    instances = np.where(ignore, 0, labels2d)
+    instances = np.where(ignore, 0, labels2d).astype(np.int64)
     size = 2 * SEPARATION_RADIUS + 1
     largest = ndimage.maximum_filter(instances, size=size)
-    top = int(instances.max(initial=0)) + 1  # stands for background (not the dtype's max:
-    # scipy's minimum_filter goes through float64 and would wrap it)
-    smallest = ndimage.minimum_filter(
-        np.where(instances > 0, instances, top).astype(np.int64), size=size
-    )
+    # background as the largest label + 1, not as int64's maximum: scipy's minimum_filter
+    # computes in float64, where that maximum does not survive the round trip
+    top = int(instances.max(initial=0)) + 1
+    smallest = ndimage.minimum_filter(np.where(instances > 0, instances, top), size=size)
     return ((largest > 0) & (smallest < top) & (largest != smallest) & ~ignore).astype(np.uint8)
 
 
