@@ -40,7 +40,12 @@ def test_training_length_layout_and_targets(synthetic_dir, tiny_train_config):
     np.testing.assert_array_equal(item["objects"][0].numpy(), objects)
     np.testing.assert_array_equal(item["boundaries"][0].numpy(), boundaries)
     np.testing.assert_array_equal(item["ignore"][0].numpy(), ignore)
-    np.testing.assert_array_equal(item["separation"][0].numpy(), separation_mask(labels))
+    assert not item["separation"].any()  # separation_weight 0: not computed
+    weighted = SegmentationDataset(
+        stacks, dataclasses.replace(tiny_train_config, separation_weight=10.0), train=True
+    )
+    np.testing.assert_array_equal(weighted[1]["separation"][0].numpy(), separation_mask(labels))
+    assert separation_mask(labels).any()
     assert ignore.any()  # the synthetic PNGs hold a blob
     image = trim(normalize_image(stacks[1].image), 32, "resize")[0]
     np.testing.assert_allclose(item["image"].numpy(), image, rtol=1e-6)

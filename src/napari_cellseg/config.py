@@ -125,7 +125,8 @@ class TrainConfig:
     separation_weight: float = _f(
         0.0,
         "extra loss weight of the pixels within 3 px of two different objects (where "
-        "touching nuclei must be told apart; the U-Net paper's weight map); 0 = none",
+        "touching nuclei must be told apart; the U-Net paper's weight map); 0 = none "
+        "(10 and 20 did not help on DSB2018 in 30 CPU minutes)",
         advanced=True,
     )
     # --- optimisation ------------------------------------------------------------------

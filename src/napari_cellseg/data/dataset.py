@@ -70,8 +70,8 @@ class SegmentationDataset(torch.utils.data.Dataset):
     cfg
         Uses ``im_dim``, ``trim_method``, ``channels``, ``augments``, ``seed``,
         ``blob_label``, ``remove_blobs``, ``boundary_thickness``,
-        ``touching_boundaries``, ``enable_elastic`` and ``gamma_augment``; the
-        ``separation`` mask is made whatever ``separation_weight`` is.
+        ``touching_boundaries``, ``enable_elastic``, ``gamma_augment`` and
+        ``separation_weight`` (0: the ``separation`` masks are all 0, not computed).
     train
         True: ``len = n_samples * (1 + cfg.augments)``; item ``i`` is sample
         ``i % n_samples``, as is for ``i < n_samples``, else an augmented copy.
@@ -151,7 +151,12 @@ class SegmentationDataset(torch.utils.data.Dataset):
             boundary_thickness=cfg.boundary_thickness,
             touching_boundaries=cfg.touching_boundaries,
         )
-        return objects, boundaries, ignore, separation_mask(labels, blob_label=cfg.blob_label)
+        separation = (
+            separation_mask(labels, blob_label=cfg.blob_label)
+            if cfg.separation_weight
+            else np.zeros_like(objects)
+        )
+        return objects, boundaries, ignore, separation
 
     def set_epoch(self, epoch: int) -> None:
         """Draw the random crops and augmentations of ``epoch`` from now on."""
