@@ -22,6 +22,9 @@ pixels are removed last and the labels renumbered 1, 2, ...
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 __all__ = [
@@ -36,6 +39,11 @@ __all__ = [
 
 SEGMENT_KEYS = ("obj_threshold", "bnd_threshold", "split_depth", "min_size")
 """The post-processing settings of a model (in its yaml and its TrainConfig)."""
+
+WATERSHED_THREADS = min(4, os.cpu_count() or 1)
+"""Threads flooding the components of a slice (skimage's flood releases the GIL): on 2
+cores 0.147 -> 0.126 s for the 511 multi-seed components of the 2048 x 2048 benchmark
+image."""
 
 
 def segment_settings(source) -> dict:
@@ -122,9 +130,10 @@ def watershed_labels(
     Seeds are numbered 1, 2, ... in raster order of their first pixel; a foreground
     component left without seeds takes the number of seeds plus its own component number.
     A component holding one seed or none is labelled whole; the watershed runs only on
-    the bounding box of each component holding several seeds.  That equals one watershed
-    over the whole slice unless pixels tie exactly in height: skimage then breaks the
-    tie by its heap's layout, which depends on the other components.
+    the bounding box of each component holding several seeds (those components shared
+    among ``WATERSHED_THREADS`` threads; each writes only its own pixels).  That equals one
+    watershed over the whole slice unless pixels tie exactly in height: skimage then
+    breaks the tie by its heap's layout, which depends on the other components.
     """
     from scipy import ndimage as ndi
     from skimage.segmentation import watershed
@@ -141,12 +150,20 @@ def watershed_labels(
     label_of[0] = 0
     labels = label_of[components]
     several = np.flatnonzero(np.bincount(component_of_seed[1:], minlength=n_components + 1) > 1)
-    boxes = ndi.find_objects(components) if len(several) else []
-    for c in several:
-        box = boxes[c - 1]
-        inside = components[box] == c
-        flooded = watershed(boundaries[box] - objects[box], seeds[box], mask=inside)
-        labels[box][inside] = flooded[inside]
+    if not len(several):
+        return labels
+    boxes = ndi.find_objects(components)
+
+    def flood(part: np.ndarray) -> None:
+        for c in part:
+            box = boxes[c - 1]
+            inside = components[box] == c
+            flooded = watershed(boundaries[box] - objects[box], seeds[box], mask=inside)
+            labels[box][inside] = flooded[inside]
+
+    threads = min(WATERSHED_THREADS, len(several))
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(flood, [several[i::threads] for i in range(threads)]))
     return labels
 
 
