@@ -255,3 +255,16 @@ def test_same_labels_as_whole_slice_watershed_special_maps(maps):
         kw = {"obj_threshold": obj, "bnd_threshold": bnd, "min_size": min_size}
         expected = reference_instances(objects, boundaries, **kw)
         np.testing.assert_array_equal(instances(objects, boundaries, **kw), expected)
+
+
+def test_labels_do_not_depend_on_the_watershed_thread_count(monkeypatch):
+    from napari_cellseg.engine import segment
+
+    objects, boundaries = (np.tile(m, (3, 3)) for m in random_maps(1))
+    kw = {"obj_threshold": 0.5, "bnd_threshold": 0.3, "min_size": 5, "split_depth": 0.2}
+    results = []
+    for threads in (1, 4):
+        monkeypatch.setattr(segment, "WATERSHED_THREADS", threads)
+        results.append(instances(objects, boundaries, **kw))
+    np.testing.assert_array_equal(*results)
+    assert results[0].max() > 200
