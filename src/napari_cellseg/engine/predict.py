@@ -45,7 +45,6 @@ from napari_cellseg.data.trim import resize_to, trim, untrim
 from napari_cellseg.engine import segment
 from napari_cellseg.engine.tiling import (
     Blender,
-    blend_window,
     pad_to,
     padded_shape,
     tile_positions,
@@ -214,7 +213,6 @@ class Predictor:
         self.scale = (
             config.im_dim / train_side if config.trim_method == "resize" and train_side else 1.0
         )
-        self.window = blend_window(self.tile, self.overlap)
 
     # --- public API -------------------------------------------------------------------------
 
@@ -326,8 +324,8 @@ class Predictor:
         else:
             mode = "constant" if cfg.trim_method == "padding" else "reflect"
             padded, crop = pad_to(rescale(image, scale), self.tile, self.align, mode)
-            blender = Blender(2, padded.shape[-2:], self.window)
             positions = tile_positions(padded.shape[-2:], self.tile, self.overlap, self.align)
+            blender = Blender(2, padded.shape[-2:], positions, self.tile, self.overlap)
             for start in range(0, len(positions), self.tile_batch):
                 batch = positions[start : start + self.tile_batch]
                 tiles = np.stack(

@@ -4,9 +4,9 @@ An image larger than the network input is covered by ``tile x tile`` windows tha
 overlap by at least ``overlap`` pixels, evenly spread, the last flush with the image
 edge.  Each tile's prediction is weighted by a window that falls smoothly (sine
 squared) to almost 0 over ``overlap`` pixels at the tile border, where a network sees
-its zero padding instead of the neighbouring pixels; the weighted sum divided by the
-summed weights is the blended map.  A pixel covered by a single tile gets that tile's
-value exactly.
+its zero padding instead of the neighbouring pixels, and the weights are normalised to
+sum to 1 at every pixel: the blend is the weighted sum of the tiles.  A pixel covered by
+a single tile gets that tile's value exactly.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-__all__ = ["tile_starts", "tile_positions", "blend_window", "Blender", "padded_shape", "pad_to"]
+__all__ = ["tile_starts", "tile_positions", "blend_ramp", "Blender", "padded_shape", "pad_to"]
 
 
 def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[int]:
@@ -46,35 +46,58 @@ def tile_positions(
     return [(y, x) for y in rows for x in cols]
 
 
-def blend_window(tile: int, overlap: int) -> np.ndarray:
-    """The ``(tile, tile)`` float32 weight of a tile: 1 inside, sine-squared ramps at the border.
+def blend_ramp(tile: int, overlap: int) -> np.ndarray:
+    """The float64 weight along one side of a tile: 1 inside, sine-squared ramps at both ends.
 
     Every weight is positive, so pixels at the image border (covered by one tile) keep it.
+
+    >>> blend_ramp(8, 2).round(3)
+    array([0.146, 0.854, 1.   , 1.   , 1.   , 1.   , 0.854, 0.146])
     """
-    ramp = np.ones(tile)
-    if overlap > 0:
-        distance = np.minimum(np.arange(tile), np.arange(tile)[::-1]) + 0.5
-        ramp = np.sin(np.pi / 2 * np.clip(distance / overlap, 0, 1)) ** 2
-    return np.outer(ramp, ramp).astype(np.float32)
+    if overlap <= 0:
+        return np.ones(tile)
+    distance = np.minimum(np.arange(tile), np.arange(tile)[::-1]) + 0.5
+    return np.sin(np.pi / 2 * np.clip(distance / overlap, 0, 1)) ** 2
 
 
 class Blender:
-    """Accumulates weighted tile predictions of ``channels`` maps over an image of ``shape``."""
+    """Sums the weighted tile predictions of ``channels`` maps over an image of ``shape``.
 
-    def __init__(self, channels: int, shape: tuple[int, int], window: np.ndarray) -> None:
+    ``positions`` (a full grid, :func:`tile_positions`) are the tiles that will be added.
+    A tile's weight is the outer product of its ramps along the rows and the columns,
+    each divided by the sum of the ramps of all tiles at that row or column: the weights
+    of the grid's tiles then sum to 1 at every pixel (the sum over the grid is the
+    product of the two sums), so no weight map is kept and nothing is divided at the end.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        shape: tuple[int, int],
+        positions: list[tuple[int, int]],
+        tile: int,
+        overlap: int,
+    ) -> None:
         self.sum = np.zeros((channels, *shape), np.float32)
-        self.weight = np.zeros(shape, np.float32)
-        self.window = window
+        ramp = blend_ramp(tile, overlap)
+        self.ramps = []  # per axis: start -> the tile's normalised ramp
+        for starts, length in zip(zip(*positions, strict=True), shape, strict=True):
+            total = np.zeros(length)
+            for start in set(starts):
+                total[start : start + tile] += ramp
+            self.ramps.append(
+                {s: (ramp / total[s : s + tile]).astype(np.float32) for s in set(starts)}
+            )
 
     def add(self, prediction: np.ndarray, y: int, x: int) -> None:
-        """Add one tile's ``(channels, tile, tile)`` prediction at top-left corner ``(y, x)``."""
+        """Add the ``(channels, tile, tile)`` prediction of the tile at ``(y, x)``."""
         h, w = prediction.shape[-2:]
-        self.sum[:, y : y + h, x : x + w] += prediction * self.window
-        self.weight[y : y + h, x : x + w] += self.window
+        window = np.outer(self.ramps[0][y], self.ramps[1][x])
+        self.sum[:, y : y + h, x : x + w] += prediction * window
 
     def result(self) -> np.ndarray:
-        """The blended ``(channels, H, W)`` maps (computed in place: the last call to make)."""
-        return np.divide(self.sum, self.weight, out=self.sum)
+        """The blended ``(channels, H, W)`` maps (the sum itself: the last call to make)."""
+        return self.sum
 
 
 def padded_shape(shape: tuple[int, int], size: int, multiple: int) -> tuple[int, int]:
