@@ -249,14 +249,17 @@ class Predictor:
                 "or 0 to estimate it."
             )
         count = _Count(0, len(stack) * self.count_tiles(stack.shape[-2:], diameter))
-        out = np.empty((2, *stack.shape), np.float32)
+        offsets = np.arange(self.config.channels) - self.config.channels // 2
+        # a stack's maps; a 2D image returns its slice's maps (a copy costs ~4 % of the time)
+        out = np.empty((2, *stack.shape), np.float32) if image.ndim == 3 else None
         for z in range(len(stack)):
-            offsets = np.arange(self.config.channels) - self.config.channels // 2
             channels = np.clip(z + offsets, 0, len(stack) - 1)
             image_z = normalize_image(stack[channels])  # per slice, as in training
-            out[:, z] = yield from self._predict_slice(image_z, diameter, count)
-        objects, boundaries = out if image.ndim == 3 else out[:, 0]
-        return objects, boundaries
+            maps = yield from self._predict_slice(image_z, diameter, count)
+            if out is None:
+                return maps[0], maps[1]
+            out[:, z] = maps
+        return out[0], out[1]
 
     def predict(
         self,
