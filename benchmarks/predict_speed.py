@@ -8,7 +8,9 @@
   and bare runs alternate ``--repeat`` times and the fastest of each counts (the
   machine may be shared).
 - ``overhead_ratio`` = full / bare seconds (target <= 1.25); ``predict_ratio`` the same
-  without the watershed.
+  without the watershed; ``overhead_ratio_median`` the median over the repeats of each
+  full run's time over the bare run right after it (less sensitive to a machine whose
+  speed drifts).
 - FLOPs of one forward pass counted with ``torch.utils.flop_counter.FlopCounterMode``;
   ``flops_fraction`` = the model's FLOP/s in the bare run / the FLOP/s of a 2048 x 2048
   float32 matrix multiplication (``torch.mm``) measured here.
@@ -149,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         "segment_seconds": round(full_s - predict_s, 2),
         "bare_forward_seconds": round(bare_s, 2),
         "overhead_ratio": round(full_s / bare_s, 3),
+        "overhead_ratio_median": round(
+            float(np.median([r[1] / b for r, b in zip(runs, bare_runs, strict=True)])), 3
+        ),
         "predict_ratio": round(predict_s / bare_s, 3),
         "tiles": n_tiles,
         "gflops_per_tile": round(flops_per_tile / 1e9, 2),
@@ -161,9 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         "objects": int(labels.max()),
     }
     print(
-        f"{megapixels:.2f} MP in {full_s:.1f} s ({result['megapixels_per_s']} MP/s): predict "
-        f"{predict_s:.1f} s + segment {full_s - predict_s:.1f} s; bare forward {bare_s:.1f} s "
-        f"-> overhead x{result['overhead_ratio']} (predict only x{result['predict_ratio']})"
+        f"{megapixels:.2f} MP in {full_s:.2f} s ({result['megapixels_per_s']} MP/s): predict "
+        f"{predict_s:.2f} s + segment {full_s - predict_s:.2f} s; bare forward {bare_s:.2f} s "
+        f"-> overhead x{result['overhead_ratio']} (predict only x{result['predict_ratio']}; "
+        f"median of the {repeat} paired runs x{result['overhead_ratio_median']})"
     )
     print(
         f"{result['gflops_per_tile']} GFLOP per tile: model {result['model_gflops_per_s']} "
