@@ -42,7 +42,7 @@ from quality import CPU_SETTINGS
 from napari_cellseg.config import PredictConfig, TrainConfig, add_config_arguments, config_from_args
 from napari_cellseg.data.synthetic import make_nuclei
 from napari_cellseg.engine.device import autocast, precision_name, resolve_device
-from napari_cellseg.engine.predict import Predictor, load_model
+from napari_cellseg.engine.predict import Predictor, load_model, tiling_options
 from napari_cellseg.models.registry import build_model, prepare_batch, prepare_model
 
 SIDE = 2048
@@ -62,7 +62,7 @@ def make_predictor(argv: list[str] | None) -> tuple[Predictor, int]:
     import torch
 
     settings = config_from_args(PredictConfig, args)
-    tiling = {"tile_overlap": settings.tile_overlap, "tile_batch": settings.tile_batch}
+    tiling = tiling_options(settings)
     if args.config:
         return load_model(args.config, settings.device, **tiling), args.repeat
     cfg = config_from_args(TrainConfig, args, base=CPU_SETTINGS)
@@ -90,8 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     predictor, repeat = make_predictor(argv)
-    cfg, tile, batch = predictor.config, predictor.tile, predictor.tile_batch
+    cfg, batch = predictor.config, predictor.tile_batch
     image = np.tile(make_nuclei((SIDE // 4, SIDE // 4), seed=0)[0], (4, 4))
+    tile = predictor.tile_side(image.shape)
     diameter = cfg.object_diameter  # one pass at the image's own scale
     n_tiles = predictor.count_tiles(image.shape, diameter)
     print(

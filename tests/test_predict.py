@@ -59,7 +59,9 @@ def tiny_cfg(**kw):
 @pytest.mark.parametrize("shape", [(32, 32), (21, 27), (45, 19), (77, 101), (96, 64)])
 def test_geometry_is_exact_for_every_trim_method(method, shape):
     image = smooth_image(shape)
-    predictor = Predictor(Pointwise(), tiny_cfg(trim_method=method), "cpu", tile_overlap=8)
+    predictor = Predictor(
+        Pointwise(), tiny_cfg(trim_method=method), "cpu", tile_size=32, tile_overlap=8
+    )
     objects, boundaries = predictor.predict(image)
     assert objects.shape == boundaries.shape == shape
     assert objects.dtype == boundaries.dtype == np.float32
@@ -74,7 +76,9 @@ def test_geometry_is_exact_for_every_trim_method(method, shape):
 def test_resize_model_scales_large_images_to_the_training_scale():
     # trained on images of median side 64 resized to 32: a 96 x 128 image is predicted at 48 x 64
     model = Pointwise()
-    predictor = Predictor(model, tiny_cfg(trim_method="resize"), "cpu", train_side=64)
+    predictor = Predictor(
+        model, tiny_cfg(trim_method="resize"), "cpu", train_side=64, tile_size=32
+    )
     assert predictor.scale == 0.5
     assert predictor.count_tiles((60, 64)) == 1  # 30 x 32 at the training scale: resized to 32
     assert predictor.count_tiles((96, 128)) == len(model.calls) + 6  # 2 x 3 tiles of 32 at 48 x 64
@@ -99,7 +103,7 @@ def test_stack_uses_neighbouring_slices_as_channels():
 def test_progress_per_tile_batch_and_memory_bounded_by_it():
     model = Pointwise()
     predictor = Predictor(
-        model, tiny_cfg(trim_method="reflect"), "cpu", tile_overlap=8, tile_batch=3
+        model, tiny_cfg(trim_method="reflect"), "cpu", tile_size=32, tile_overlap=8, tile_batch=3
     )
     stack = np.stack([smooth_image((64, 80), seed) for seed in range(2)])
     per_slice = predictor.count_tiles((64, 80))
@@ -128,7 +132,7 @@ def test_tiled_prediction_matches_whole_image_without_seams():
     with torch.inference_mode():
         whole = probabilities(cfg, model(torch.from_numpy(normalize_image(image))[None, None]))
     whole = np.stack([m[0].numpy() for m in whole])
-    predictor = Predictor(model, cfg, "cpu", tile_overlap=32)
+    predictor = Predictor(model, cfg, "cpu", tile_size=64, tile_overlap=32)
     assert predictor.count_tiles(image.shape) > 20
     tiled = np.stack(predictor.predict(image))
     difference = tiled - whole
@@ -141,6 +145,23 @@ def test_tiled_prediction_matches_whole_image_without_seams():
             <= np.abs(np.diff(whole, axis=axis)).max() + 0.005
         )
         assert np.abs(np.diff(difference, axis=axis)).max() < 0.02
+
+
+def test_tile_size_sets_the_tiles_of_large_images():
+    # im_dim 32, pooling multiple 4: tile_size 50 -> tiles of 52; a slice that fits in fewer
+    # pixels is one tile of its own (aligned) size; the maps do not depend on the tiling
+    model = Pointwise()
+    cfg = tiny_cfg(trim_method="reflect")
+    predictor = Predictor(model, cfg, "cpu", tile_size=50, tile_overlap=8)
+    assert predictor.tile == 52
+    assert predictor.tile_side((40, 45)) == 48
+    assert predictor.count_tiles((40, 45)) == 1
+    assert predictor.count_tiles((100, 45)) == 3  # rows at 0, 44, 48 (step 44), one column
+    image = smooth_image((100, 45))
+    objects, _ = predictor.predict(image)
+    assert sum(model.calls) == 3
+    np.testing.assert_allclose(objects, pointwise_objects(normalize_image(image)), atol=1e-5)
+    assert Predictor(model, cfg, "cpu", tile_size=1).tile == 32  # at least im_dim
 
 
 SYMMETRIES = [(turns, mirror) for turns in range(4) for mirror in (False, True)]

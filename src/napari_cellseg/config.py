@@ -241,10 +241,18 @@ class PredictConfig:
     plot: bool = _f(False, "write PNG figures of the predictions next to the outputs")
     architecture: str = _f("", "ignored: read from the model yaml (kept for seed parity)")
     channels: int = _f(0, "ignored: read from the model yaml (kept for seed parity)")
-    tile_overlap: int = _f(
-        -1, "overlap of neighbouring tiles in pixels; -1 = a quarter of the tile", advanced=True
+    tile_size: int = _f(
+        256,
+        "side of the tiles a large image is predicted in (network pixels; at least the "
+        "model's im_dim): larger tiles predict fewer pixels twice",
+        advanced=True,
     )
-    tile_batch: int = _f(4, "tiles predicted at once (bounds memory)", advanced=True)
+    tile_overlap: int = _f(
+        -1,
+        "overlap of neighbouring tiles in pixels; -1 = a quarter of the model's im_dim",
+        advanced=True,
+    )
+    tile_batch: int = _f(2, "tiles predicted at once (bounds memory)", advanced=True)
     tta: bool = _f(
         False,
         "test-time augmentation: average the predictions of the 8 flips and rotations of "

@@ -185,19 +185,13 @@ def tune_postprocess_main(argv: list[str] | None = None) -> int:
         score_postprocessing,
         tune_postprocessing,
     )
-    from napari_cellseg.engine.predict import load_model
+    from napari_cellseg.engine.predict import load_model, tiling_options
     from napari_cellseg.engine.segment import describe_settings, segment_settings
 
     args = make_tune_parser().parse_args(argv)
     settings = config_from_args(PredictConfig, args)
     stacks = read_folder(args.val_data)
-    predictor = load_model(
-        args.config,
-        settings.device,
-        tile_overlap=settings.tile_overlap,
-        tile_batch=settings.tile_batch,
-        tta=settings.tta,
-    )
+    predictor = load_model(args.config, settings.device, **tiling_options(settings))
     cfg = predictor.config
     maps = [
         predictor.predict(s.image, diameter=settings.diameter)

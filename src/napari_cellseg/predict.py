@@ -97,16 +97,10 @@ def predict_folder(settings: PredictConfig, *, labels: bool = False) -> Iterator
     from tqdm import tqdm
 
     from napari_cellseg.data.io import read_folder
-    from napari_cellseg.engine.predict import load_model
+    from napari_cellseg.engine.predict import load_model, tiling_options
 
     _check(settings)
-    predictor = load_model(
-        settings.config,
-        settings.device,
-        tile_overlap=settings.tile_overlap,
-        tile_batch=settings.tile_batch,
-        tta=settings.tta,
-    )
+    predictor = load_model(settings.config, settings.device, **tiling_options(settings))
     stacks = read_folder(settings.test_data, labels=labels)
     diameter = settings.diameter
     total = sum(len(s.image) * predictor.count_tiles(s.image.shape[-2:], diameter) for s in stacks)

@@ -23,6 +23,7 @@ __all__ = [
     "prepare_batch",
     "prepare_model",
     "probabilities",
+    "probability_maps",
     "required_multiple",
 ]
 
@@ -66,16 +67,26 @@ def build_model(cfg: TrainConfig) -> nn.Module:
 def probabilities(cfg: TrainConfig, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Objects and boundaries probabilities, each (B, H, W) in [0, 1], from network logits.
 
+    Views of :func:`probability_maps`.
+    """
+    maps = probability_maps(cfg, logits)
+    return maps[:, 0], maps[:, 1]
+
+
+def probability_maps(cfg: TrainConfig, logits: torch.Tensor) -> torch.Tensor:
+    """Objects and boundaries probabilities (B, 2, H, W) in [0, 1], from network logits.
+
     DCAN (B, 2, H, W): ``sigmoid(z)``, or ``(tanh(z) + 1) / 2`` when ``dcan_final_act`` is
     tanh (computed as the identical ``sigmoid(2 z)``).  U-Net (B, 3, H, W): softmax over
-    the classes; objects = p(object), boundaries = p(boundary).
+    the classes; objects = p(object), boundaries = p(boundary) (a view of the softmax).
+    Computed on contiguous logits: a softmax over the channels of a channels-last tensor
+    is 5x slower on the CPU.
     """
+    logits = logits.contiguous()
     if cfg.architecture == "dcan":
         scale = 2.0 if cfg.dcan_final_act == "tanh" else 1.0
-        p = (scale * logits).sigmoid()
-        return p[:, 0], p[:, 1]
-    p = logits.softmax(dim=1)
-    return p[:, 1], p[:, 2]
+        return (scale * logits).sigmoid()
+    return logits.softmax(dim=1)[:, 1:]
 
 
 CHANNELS_LAST_DEVICES: frozenset[str] = frozenset({"cpu"})
