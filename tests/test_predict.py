@@ -76,9 +76,7 @@ def test_geometry_is_exact_for_every_trim_method(method, shape):
 def test_resize_model_scales_large_images_to_the_training_scale():
     # trained on images of median side 64 resized to 32: a 96 x 128 image is predicted at 48 x 64
     model = Pointwise()
-    predictor = Predictor(
-        model, tiny_cfg(trim_method="resize"), "cpu", train_side=64, tile_size=32
-    )
+    predictor = Predictor(model, tiny_cfg(trim_method="resize"), "cpu", train_side=64, tile_size=32)
     assert predictor.scale == 0.5
     assert predictor.count_tiles((60, 64)) == 1  # 30 x 32 at the training scale: resized to 32
     assert predictor.count_tiles((96, 128)) == len(model.calls) + 6  # 2 x 3 tiles of 32 at 48 x 64
