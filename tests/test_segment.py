@@ -277,3 +277,20 @@ def test_labels_do_not_depend_on_the_watershed_threads_and_groups(monkeypatch):
     for result in results[1:]:
         np.testing.assert_array_equal(result, results[0])
     assert results[0].max() > 200
+
+
+@pytest.mark.parametrize("depth", [0.2, 0.5, 1.0])
+def test_merging_per_component_group_equals_merging_the_whole_slice(depth):
+    from scipy import ndimage as ndi
+
+    from napari_cellseg.engine.segment import remove_small, watershed_labels
+
+    objects, boundaries = (np.tile(m, (2, 2)) for m in random_maps(2))
+    noise = ndi.gaussian_filter(np.random.default_rng(0).normal(0, 0.5, objects.shape), 1)
+    objects = np.clip(objects + noise.astype(np.float32), 0, 1 - boundaries)  # broken seeds
+    unmerged = watershed_labels(objects, boundaries, 0.4, 0.5)
+    expected = remove_small(merge_shallow(unmerged, objects - boundaries, depth), 5)
+    kw = {"obj_threshold": 0.4, "bnd_threshold": 0.5, "min_size": 5, "split_depth": depth}
+    result = instances(objects, boundaries, **kw)
+    np.testing.assert_array_equal(result, expected)
+    assert result.max() < remove_small(unmerged, 5).max() - 4  # regions were merged
