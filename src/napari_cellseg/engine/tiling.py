@@ -113,13 +113,14 @@ def pad_to(
     A side shorter than ``size`` is padded on both sides (centred, as
     :func:`napari_cellseg.data.trim.trim` pads), a longer one at its end only.
     ``mode`` is a :func:`numpy.pad` mode ("reflect", "constant").  Returns the padded
-    array and the crop that undoes the padding.
+    array (``array`` itself when it needs no padding) and the crop that undoes the padding.
     """
     pads = []
     for n, m in zip(array.shape[-2:], padded_shape(array.shape[-2:], size, multiple), strict=True):
         pads.append(((m - n) // 2, m - n - (m - n) // 2) if n < size else (0, m - n))
-    padded = np.pad(array, [(0, 0)] * (array.ndim - 2) + pads, mode=mode)
     crop = tuple(
         slice(before, before + n) for (before, _), n in zip(pads, array.shape[-2:], strict=True)
     )
-    return padded, crop
+    if not any(before or after for before, after in pads):
+        return array, crop
+    return np.pad(array, [(0, 0)] * (array.ndim - 2) + pads, mode=mode), crop
