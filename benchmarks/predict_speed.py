@@ -2,8 +2,8 @@
 
 - full: :meth:`Predictor.predict` (normalisation, tiling, batched forward passes,
   blending, cropping) plus :meth:`Predictor.instances` (the seeded watershed).
-- bare: the model's forward passes alone on as many tiles, in batches of the same
-  size, under ``torch.inference_mode`` and in the predictor's precision (bfloat16
+- bare: the model's forward passes alone on as many tiles of the same side
+  (``--tile_size``, default 256), in batches of the same size, under ``torch.inference_mode`` and in the predictor's precision (bfloat16
   mixed precision where native: ``engine.device.autocast``), in the same run.  Full
   and bare runs alternate ``--repeat`` times and the fastest of each counts (the
   machine may be shared).
