@@ -43,8 +43,9 @@ SEGMENT_KEYS = ("obj_threshold", "bnd_threshold", "split_depth", "min_size")
 WATERSHED_THREADS = min(4, os.cpu_count() or 1)
 """Threads of one slice's watershed: the seeds are labelled beside the foreground, then
 the component groups flooded and merged (all partly outside the GIL).  On 2 cores
-:func:`instances` of the 2048 x 2048 benchmark maps took 0.17 s with 1 thread, 0.14 s
-with 2 and 0.15 s with 4 (flooding in threads only)."""
+:func:`instances` of the 2048 x 2048 benchmark maps takes 0.12 s with 1 thread and
+0.09 s with 2 (fastest of 8); 4 threads were no faster than 2 when only the flood ran in
+threads."""
 
 WATERSHED_GROUP = 16
 """Components flooded by one watershed call, their boxes side by side: skimage's
