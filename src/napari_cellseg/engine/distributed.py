@@ -188,8 +188,19 @@ def join(device: str = "auto") -> World:
 
 
 def _leave() -> None:
+    """End the process group at exit, after the networks that still hold it.
+
+    A DistributedDataParallel network lives in reference cycles: uncollected, it outlives
+    the group and is freed at interpreter shutdown, where gloo aborts the process
+    ("terminate called without an active exception", SIGABRT; torchrun then kills the
+    other ranks) when another rank has closed its connections first.  On a busy 2-core
+    machine that happened in 3 of 52 torchrun runs; with the collection in 0 of 64.
+    """
+    import gc
+
     import torch.distributed as dist
 
+    gc.collect()
     if dist.is_initialized():
         dist.destroy_process_group()
 
