@@ -3,8 +3,9 @@
 - full: :meth:`Predictor.predict` (normalisation, tiling, batched forward passes,
   blending, cropping) plus :meth:`Predictor.instances` (the seeded watershed).
 - bare: the model's forward passes alone on as many tiles of the same side
-  (``--tile_size``, default 256), in batches of the same size, under ``torch.inference_mode`` and in the predictor's precision (bfloat16
-  mixed precision where native: ``engine.device.autocast``), in the same run.  Full
+  (``--tile_size``, default 256), in batches of the same size, under
+  ``torch.inference_mode`` and in the predictor's precision (bfloat16 mixed precision
+  where native: ``engine.device.autocast``), in the same run.  Full
   and bare runs alternate ``--repeat`` times and the fastest of each counts (the
   machine may be shared).
 - ``overhead_ratio`` = full / bare seconds (target <= 1.25); ``predict_ratio`` the same
