@@ -23,6 +23,7 @@ from napari_cellseg.engine.events import (
 from napari_cellseg.engine.segment import segment_settings
 from napari_cellseg.engine.train import EarlyStopping, TrainData, run_training, train
 from napari_cellseg.errors import CellsegError, TrainingDiverged
+from napari_cellseg.models.registry import build_model
 
 
 def synthetic_stacks(n, seed=0, shape=(64, 64)):
@@ -191,6 +192,43 @@ def test_early_stopping_counts_from_the_last_gain_larger_than_min_delta():
 def test_bad_settings_raise_clear_errors(tiny_train_config, data, change, message):
     with pytest.raises(CellsegError, match=message):
         next(train(dataclasses.replace(tiny_train_config, **change), data=data))
+
+
+def test_fine_tuning_starts_from_the_weights_of_the_given_model(tiny_train_config, data, tmp_path):
+    run_training(dataclasses.replace(tiny_train_config, seed=7), data=data)  # other weights
+    start = torch.load(tiny_train_config.model)
+    # at a negligible learning rate the parameters stay those the run started from
+    still = dict(epochs=1, lr=1e-9)
+    tuned = dataclasses.replace(tiny_train_config, **still, model=str(tmp_path / "b" / "m.pt"),
+                                init_model=tiny_train_config.model.replace(".pt", ".yaml"))
+    fresh = dataclasses.replace(tiny_train_config, **still, model=str(tmp_path / "c" / "m.pt"))
+    run_training(tuned, data=data)
+    run_training(fresh, data=data)
+    parameters = [name for name, _ in build_model(tiny_train_config).named_parameters()]
+    after, scratch = torch.load(tuned.model), torch.load(fresh.model)
+    assert all(torch.allclose(after[k], start[k], atol=1e-6) for k in parameters)
+    assert not all(torch.allclose(scratch[k], start[k], atol=1e-2) for k in parameters)
+    assert load_yaml(tuned.model.replace(".pt", ".yaml")).init_model == tuned.init_model
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"init_model": "gone.yaml"}, "'init_model' is 'gone.yaml', which does not exist"),
+        ({"init_model": "gone.pt"}, "'init_model' is 'gone.pt', but 'gone.yaml' does not exist"),
+        ({"start_filters": 8}, r"start_filters 8 \(the model's: 4\).*--args_load_path"),
+        ({"model": "same"}, "training would overwrite the model it starts from"),
+    ],
+)
+def test_fine_tuning_errors_name_the_setting(tiny_train_config, data, tmp_path, change, message):
+    run_training(tiny_train_config, data=data)
+    best = tiny_train_config.model.replace(".pt", "-best-val-loss.pt")
+    cfg = dataclasses.replace(tiny_train_config, model=str(tmp_path / "b" / "m.pt"),
+                              init_model=best)
+    if change.get("model") == "same":  # a run into the first one's name overwrites its checkpoints
+        change = {"model": tiny_train_config.model}
+    with pytest.raises(CellsegError, match=message):
+        next(train(dataclasses.replace(cfg, **change), data=data))
 
 
 def test_diverging_training_names_the_learning_rate(tiny_train_config, data):

@@ -69,6 +69,11 @@ class TrainConfig:
         "validation data directory; empty = hold out val_fraction of the training data",
     )
     model: str = _f("", "output path of the model weights file (.pt); a .yaml is written beside it")
+    init_model: str = _f(
+        "",
+        "fine-tune a trained model: start from the weights of this model .yaml (or .pt) "
+        "instead of random ones; empty = train from scratch",
+    )
     channels: int = _f(
         1, "input channels: neighbouring slices of a stack as context (U-Net only)", advanced=True
     )

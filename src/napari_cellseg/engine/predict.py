@@ -59,6 +59,7 @@ __all__ = [
     "PredictProgress",
     "Predictor",
     "load_model",
+    "weights_path",
     "tiling_options",
     "TRAIN_SIDE_KEY",
     "MAX_PASSES",
@@ -144,7 +145,7 @@ def load_model(
     yaml_path = Path(yaml_path)
     cfg = load_yaml(yaml_path)
     record = read_yaml_dict(yaml_path).get("record") or {}
-    weights = _weights_path(cfg, yaml_path)
+    weights = weights_path(cfg, yaml_path)
     torch_device = resolve_device(device)
     model = build_model(cfg)
     try:
@@ -175,7 +176,11 @@ def load_model(
     )
 
 
-def _weights_path(cfg: TrainConfig, yaml_path: Path) -> Path:
+def weights_path(cfg: TrainConfig, yaml_path: Path) -> Path:
+    """The weights file of the model yaml ``yaml_path`` (settings ``cfg``).
+
+    A relative path that does not exist as given is looked up next to the yaml.
+    """
     if not cfg.model:
         raise ConfigError(f"'{yaml_path}' names no weights file (setting 'model' is empty).")
     given = Path(cfg.model)

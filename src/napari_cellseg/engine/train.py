@@ -162,6 +162,8 @@ class _Run:
         train_stacks, val_stacks = _load_stacks(cfg, data)
         # self.model is the network (saved, validated); self.train_model trains it (DDP)
         self.model = prepare_model(build_model(cfg), self.device)
+        if cfg.init_model:
+            self.model.load_state_dict(_init_weights(cfg))
         self.train_model = world.wrap(self.model, sync_bn=cfg.sync_bn)
         self.train_loader, self.val_loader, self.samples = _make_loaders(
             cfg, train_stacks, val_stacks, world
@@ -498,6 +500,50 @@ def _check_paths(cfg: TrainConfig, data: TrainData | None) -> None:
             f"Setting 'model' is '{cfg.model}' but its folder cannot be written "
             f"({exc.strerror}); choose a folder you can write to."
         ) from None
+
+
+def _init_weights(cfg: TrainConfig) -> dict:
+    """The weights of the model ``cfg.init_model`` names, checked to fit ``cfg``'s network.
+
+    Raises ConfigError when the model cannot be read, when its network settings differ
+    from the run's, or when the run would overwrite the files it starts from.
+    """
+    from napari_cellseg.engine.predict import load_model, weights_path
+
+    given = Path(cfg.init_model)
+    yaml_path = model_yaml_path(given) if given.suffix == ".pt" else given
+    if not yaml_path.is_file():
+        missing = "which" if yaml_path == given else f"but '{yaml_path}'"
+        raise ConfigError(
+            f"Setting 'init_model' is '{cfg.init_model}', {missing} does not exist; give the "
+            ".yaml of a trained model (written next to its .pt)."
+        )
+    try:
+        start = load_model(yaml_path, device="cpu")
+    except ConfigError as exc:
+        raise ConfigError(f"Setting 'init_model': {exc}") from None
+    outputs = [checkpoint_path(cfg.model, kind) for kind in ("last", *BEST_CHECKPOINTS)]
+    outputs = {p.resolve() for path in outputs for p in (path, model_yaml_path(path))}
+    if {yaml_path.resolve(), weights_path(start.config, yaml_path).resolve()} & outputs:
+        raise ConfigError(
+            f"Settings 'model' ('{cfg.model}') and 'init_model' ('{cfg.init_model}') name the "
+            "same files: training would overwrite the model it starts from; give 'model' a "
+            "new name."
+        )
+    keys = ["architecture", "channels", "start_filters"]
+    keys.append("unet_levels" if cfg.architecture == "unet" else "dcan_final_act")
+    differ = [
+        f"{key} {getattr(cfg, key)} (the model's: {getattr(start.config, key)})"
+        for key in keys
+        if getattr(cfg, key) != getattr(start.config, key)
+    ]
+    if differ:
+        raise ConfigError(
+            f"Setting 'init_model' is '{cfg.init_model}', a network other than the one this "
+            f"run describes: {', '.join(differ)}.  Load the model's settings (--args_load_path "
+            f"{yaml_path}, or Load settings in napari) or set these to the model's."
+        )
+    return start.model.state_dict()
 
 
 def _make_scheduler(cfg: TrainConfig, optimizer):

@@ -37,6 +37,7 @@ LAYERS, FOLDERS, FRACTION = "napari layers", "folders", "held-out fraction"
 _SKIP = ("args_load_path", "sync_bn", "world_size")
 _PATHS = {
     "model": ("w", "*.pt"),
+    "init_model": ("r", "*.yaml *.pt"),
     "train_data": ("d", None),
     "val_data": ("d", None),
     "tb_dir": ("d", None),
