@@ -240,7 +240,7 @@ minutes on DSB2018 it scored better with 4 levels than with 3 or 5 (mean AP 0.60
 class PredictConfig:
     """Settings of a prediction run (the model's own settings come from its yaml)."""
 
-    config: str = _f("", "model .yaml written by training")
+    config: str = _f("", "model .yaml written by training, or a built-in model: nuclei")
     test_data: str = _f("", "directory with images/ (and optionally labels/) to predict on")
     output: str = _f("", "directory for the predicted maps and labels; empty = nothing saved")
     plot: bool = _f(False, "write PNG figures of the predictions next to the outputs")
@@ -475,7 +475,9 @@ def config_from_args(cls: type[C], args: argparse.Namespace, *, base: dict | Non
     data = dict(base or {})
     load_path = given.get("args_load_path")
     if load_path:
-        data.update(read_yaml_dict(load_path))
+        from napari_cellseg.pretrained import model_yaml
+
+        data.update(read_yaml_dict(model_yaml(load_path)))
     data.update(given)
     source = f"'{load_path}' or the command line" if load_path else "the command line"
     return from_dict(cls, data, source=source, strict=bool(load_path))

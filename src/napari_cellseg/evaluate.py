@@ -27,6 +27,7 @@ from pathlib import Path
 from napari_cellseg.cli_support import report_errors
 from napari_cellseg.config import PredictConfig, TrainConfig, add_config_arguments
 from napari_cellseg.errors import ConfigError, DataError
+from napari_cellseg.pretrained import model_yaml
 
 __all__ = ["main", "tune_postprocess_main", "evaluate_folders"]
 
@@ -190,6 +191,12 @@ def tune_postprocess_main(argv: list[str] | None = None) -> int:
 
     args = make_tune_parser().parse_args(argv)
     settings = config_from_args(PredictConfig, args)
+    if model_yaml(args.config) != Path(args.config):
+        raise ConfigError(
+            f"'{args.config}' is a built-in model, which tuning would change for every user: "
+            f"copy {model_yaml(args.config)} and the .pt beside it to a folder of yours and "
+            "give --config that copy."
+        )
     stacks = read_folder(args.val_data)
     predictor = load_model(args.config, settings.device, **tiling_options(settings))
     cfg = predictor.config

@@ -54,6 +54,7 @@ from napari_cellseg.engine.tiling import (
     tile_positions,
 )
 from napari_cellseg.errors import ConfigError, DataError
+from napari_cellseg.pretrained import model_yaml
 
 __all__ = [
     "PredictProgress",
@@ -120,7 +121,8 @@ def load_model(
     Parameters
     ----------
     yaml_path
-        The model's settings file.
+        The model's settings file, or the name of a built-in model
+        (:mod:`napari_cellseg.pretrained`).
     device
         ``auto`` (CUDA, then MPS, else CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
     tile_size, tile_overlap, tile_batch
@@ -142,7 +144,7 @@ def load_model(
     from napari_cellseg.engine.device import resolve_device
     from napari_cellseg.models.registry import build_model, prepare_model
 
-    yaml_path = Path(yaml_path)
+    yaml_path = model_yaml(yaml_path)
     cfg = load_yaml(yaml_path)
     record = read_yaml_dict(yaml_path).get("record") or {}
     weights = weights_path(cfg, yaml_path)

@@ -509,8 +509,9 @@ def _init_weights(cfg: TrainConfig) -> dict:
     from the run's, or when the run would overwrite the files it starts from.
     """
     from napari_cellseg.engine.predict import load_model, weights_path
+    from napari_cellseg.pretrained import model_yaml
 
-    given = Path(cfg.init_model)
+    given = model_yaml(cfg.init_model)
     yaml_path = model_yaml_path(given) if given.suffix == ".pt" else given
     if not yaml_path.is_file():
         missing = "which" if yaml_path == given else f"but '{yaml_path}'"

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from psygnal import Signal
 
 from napari_cellseg.errors import CellsegError
+from napari_cellseg.pretrained import BUILTIN_MODELS
 
 if TYPE_CHECKING:
     import numpy as np
@@ -141,7 +142,7 @@ class CurrentModel:
     changed = Signal(str)
 
     def __init__(self) -> None:
-        self.path = ""
+        self.path = str(BUILTIN_MODELS["nuclei"])  # until the user picks or trains one
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, float], Predictor] = {}
 

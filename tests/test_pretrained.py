@@ -1,0 +1,59 @@
+"""The built-in nuclei model: used by name, segments real nuclei, read-only, fine-tunable."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from napari_cellseg import evaluate, train
+from napari_cellseg.data.synthetic import write_dataset
+from napari_cellseg.pretrained import BUILTIN_MODELS
+from napari_cellseg.widgets._worker import CurrentModel
+
+#: The first validation images by name (188 nuclei) and the model's AP@0.5 on them
+VAL_IMAGES = ("03b9306f", "03f583ec", "0402a81e", "0532c64c")
+AP_AT_HALF = 0.795
+
+
+@pytest.fixture
+def val_sample(shared_data, tmp_path):
+    """A folder with the first real validation images and their labels (links)."""
+    for sub in ("images", "labels"):
+        (tmp_path / sub).mkdir()
+        for path in sorted((shared_data / "val" / sub).glob("*.png")):
+            if path.name.startswith(VAL_IMAGES):
+                (tmp_path / sub / path.name).symlink_to(path)
+    return tmp_path
+
+
+def test_the_nuclei_model_segments_real_nuclei_by_name(val_sample, tmp_path):
+    scores = tmp_path / "scores.json"
+    assert evaluate.main(["--config", "nuclei", "--test_data", str(val_sample),
+                          "--json", str(scores)]) == 0
+    at_half = json.loads(scores.read_text())["thresholds"]["0.5"]
+    assert at_half["tp"] + at_half["fn"] == 188
+    assert at_half["ap"] >= AP_AT_HALF - 0.02
+
+
+def test_the_built_in_model_is_not_tuned_in_place(val_sample, capsys):
+    argv = ["--config", "nuclei", "--val_data", str(val_sample)]
+    assert evaluate.tune_postprocess_main(argv) != 0
+    assert "is a built-in model" in capsys.readouterr().err
+
+
+def test_fine_tuning_starts_from_the_built_in_model(tmp_path):
+    data = write_dataset(tmp_path / "mine", 2, shape=(64, 64), seed=3)
+    model = tmp_path / "mine.pt"
+    argv = ["--args_load_path", "nuclei", "--init_model", "nuclei", "--train_data", str(data),
+            "--model", str(model), "--epochs", "1", "--lr", "1e-9", "--num_workers", "0"]
+    assert train.main(argv) == 0
+    start = torch.load(BUILTIN_MODELS["nuclei"].with_suffix(".pt"))
+    tuned = torch.load(model)
+    weights = [k for k in start if k.endswith(".weight")]
+    assert weights and all(torch.allclose(tuned[k], start[k].float(), atol=1e-6) for k in weights)
+
+
+def test_the_widgets_start_with_the_built_in_model():
+    assert CurrentModel().path == str(BUILTIN_MODELS["nuclei"])
