@@ -65,6 +65,16 @@ def test_widgets_open_from_the_manifest(open_widget, name, cls):
     assert isinstance(open_widget(name), cls)
 
 
+def test_every_widget_opens_in_an_empty_viewer_and_follows_new_layers(make_napari_viewer):
+    viewer = make_napari_viewer()
+    train = viewer.window.add_plugin_dock_widget("napari-cellseg", "Train")[1]
+    predict = viewer.window.add_plugin_dock_widget("napari-cellseg", "Predict")[1]
+    viewer.window.add_plugin_dock_widget("napari-cellseg", "Blob inspector")
+    image = viewer.add_image(np.zeros((16, 16), np.uint8), name="new")
+    assert predict.image.value is image
+    assert list(train.train_pairs._rows)[0][0].choices == (image,)
+
+
 def test_sample_data_has_nuclei_and_blobs(make_napari_viewer):
     viewer = make_napari_viewer()
     viewer.open_sample("napari-cellseg", "nuclei")

@@ -55,7 +55,9 @@ class LayerPairs(Container):
         row.margins = (0, 0, 0, 0)
         remove.changed.connect(lambda: self._rows.remove(row))
         used = [r[0].value for r in self._rows]
-        image.value = next((c for c in image.choices if c not in used), image.value)
+        free = [c for c in image.choices if c not in used]
+        if free:  # else the first choice, or none in an empty viewer
+            image.value = free[0]
         _match_labels(image, labels)
         image.changed.connect(lambda _value: _match_labels(image, labels))
         self._rows.append(row)
