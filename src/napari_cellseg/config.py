@@ -228,6 +228,21 @@ class TrainConfig:
 
 
 CPU_NETWORK = {"architecture": "unet", "unet_levels": 4, "start_filters": 16, "im_dim": 128}
+
+MODEL_SETTINGS = (
+    "architecture",
+    "channels",
+    "unet_levels",
+    "start_filters",
+    "dcan_final_act",
+    "im_dim",
+    "trim_method",
+    "object_diameter",
+    "blob_label",
+    "boundary_thickness",
+    "touching_boundaries",
+)
+"""The network and how it sees objects: what fine-tuning takes over from its init model."""
 """A small U-Net (16 filters, 4 levels, 128 x 128 inputs) that trains in minutes on a CPU.
 
 The demo, the benchmarks and the screenshots start from it; on a CPU it is the

@@ -27,7 +27,7 @@ from pathlib import Path
 from napari_cellseg.cli_support import report_errors
 from napari_cellseg.config import PredictConfig, TrainConfig, add_config_arguments
 from napari_cellseg.errors import ConfigError, DataError
-from napari_cellseg.pretrained import model_yaml
+from napari_cellseg.pretrained import BUILTIN_MODELS, model_yaml
 
 __all__ = ["main", "tune_postprocess_main", "evaluate_folders"]
 
@@ -191,14 +191,15 @@ def tune_postprocess_main(argv: list[str] | None = None) -> int:
 
     args = make_tune_parser().parse_args(argv)
     settings = config_from_args(PredictConfig, args)
-    if model_yaml(args.config) != Path(args.config):
+    yaml_path = model_yaml(args.config)
+    if yaml_path in BUILTIN_MODELS.values():
         raise ConfigError(
             f"'{args.config}' is a built-in model, which tuning would change for every user: "
-            f"copy {model_yaml(args.config)} and the .pt beside it to a folder of yours and "
-            "give --config that copy."
+            f"copy {yaml_path} and the .pt beside it to a folder of yours and give --config "
+            "that copy."
         )
     stacks = read_folder(args.val_data)
-    predictor = load_model(args.config, settings.device, **tiling_options(settings))
+    predictor = load_model(yaml_path, settings.device, **tiling_options(settings))
     cfg = predictor.config
     maps = [
         predictor.predict(s.image, diameter=settings.diameter)
@@ -214,11 +215,11 @@ def tune_postprocess_main(argv: list[str] | None = None) -> int:
             bar.update(done - bar.n)
 
         params = tune_postprocessing(maps, stacks, ignore_label=cfg.blob_label, progress=progress)
-    save_postprocessing(args.config, params, data=args.val_data)
+    save_postprocessing(yaml_path, params, data=args.val_data)
     print(
         f"mean AP(0.5:0.95) on {args.val_data}: {before:.3f} with {describe_settings(cfg)}\n"
         f"tuned: {params['mean_ap']:.3f} with {describe_settings(params)} "
-        f"(written to {args.config})"
+        f"(written to {yaml_path})"
     )
     return 0
 

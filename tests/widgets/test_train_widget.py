@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_cellseg.config import TrainConfig, load_yaml, model_yaml_path
+from napari_cellseg.config import MODEL_SETTINGS, TrainConfig, load_yaml, model_yaml_path
+from napari_cellseg.pretrained import BUILTIN_MODELS
 from napari_cellseg.widgets._worker import current_model
 from napari_cellseg.widgets.train_widget import TrainWidget
 
@@ -203,3 +204,16 @@ def test_a_new_pair_row_picks_the_next_image_and_its_labels(train_widget, viewer
         ("a", "a labels"),
         ("b", "b labels"),
     ]
+
+
+def test_picking_a_model_to_fine_tune_takes_its_network_settings(train_widget):
+    from qtpy.QtWidgets import QPushButton
+
+    tiny(train_widget, Path("m.pt"), lr="2e-4")
+    fine_tune = next(w for w in train_widget.findChildren(QPushButton) if "built-in" in w.text())
+    fine_tune.click()
+    cfg = train_widget.form.config()
+    built_in = load_yaml(BUILTIN_MODELS["nuclei"])
+    assert all(getattr(cfg, key) == getattr(built_in, key) for key in MODEL_SETTINGS)
+    assert (cfg.start_filters, cfg.object_diameter, cfg.lr) == (16, 24.0, 2e-4)
+    assert "nuclei-dsb2018-fluo.yaml" in train_widget.status.text()

@@ -511,10 +511,9 @@ def _init_weights(cfg: TrainConfig) -> dict:
     from napari_cellseg.engine.predict import load_model, weights_path
     from napari_cellseg.pretrained import model_yaml
 
-    given = model_yaml(cfg.init_model)
-    yaml_path = model_yaml_path(given) if given.suffix == ".pt" else given
+    yaml_path = model_yaml(cfg.init_model)
     if not yaml_path.is_file():
-        missing = "which" if yaml_path == given else f"but '{yaml_path}'"
+        missing = "which" if str(yaml_path) == cfg.init_model else f"but '{yaml_path}'"
         raise ConfigError(
             f"Setting 'init_model' is '{cfg.init_model}', {missing} does not exist; give the "
             ".yaml of a trained model (written next to its .pt)."

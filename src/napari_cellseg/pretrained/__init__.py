@@ -19,14 +19,14 @@ BUILTIN_MODELS = {"nuclei": Path(__file__).with_name("nuclei-dsb2018-fluo.yaml")
 
 
 def model_yaml(path: str | Path) -> Path:
-    """``path``, or the yaml of the built-in model named ``path`` when no such file exists.
+    """The settings file of a model given by its yaml, its .pt or a built-in model's name.
 
     >>> model_yaml("nuclei").name
     'nuclei-dsb2018-fluo.yaml'
-    >>> str(model_yaml("models/mine.yaml"))
-    'models/mine.yaml'
+    >>> [str(model_yaml(p)) for p in ("models/mine.yaml", "models/mine.pt")]
+    ['models/mine.yaml', 'models/mine.yaml']
     """
     path = Path(path)
     if not path.exists() and str(path) in BUILTIN_MODELS:
         return BUILTIN_MODELS[str(path)]
-    return path
+    return path.with_suffix(".yaml") if path.suffix == ".pt" else path

@@ -22,9 +22,16 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_cellseg.config import TrainConfig, load_yaml, model_yaml_path, save_yaml
+from napari_cellseg.config import (
+    MODEL_SETTINGS,
+    TrainConfig,
+    load_yaml,
+    model_yaml_path,
+    save_yaml,
+)
 from napari_cellseg.engine import events as ev
 from napari_cellseg.errors import CellsegError
+from napari_cellseg.pretrained import BUILTIN_MODELS, model_yaml
 from napari_cellseg.widgets._config_form import ConfigForm
 from napari_cellseg.widgets._layers import LayerPairs
 from napari_cellseg.widgets._plot import LivePlot, Series
@@ -114,6 +121,7 @@ class TrainWidget(QWidget):
         self.val_source.changed.connect(self._show_sources)
         self.start.changed.connect(self.start_training)
         self.stop.changed.connect(self.stop_training)
+        self.form.widgets["init_model"].changed.connect(self._take_init_model_settings)
         for event in ("inserted", "removed", "renamed", "reordered"):
             getattr(napari_viewer.layers.events, event).connect(self._refresh_layers)
         self._show_sources()
@@ -123,6 +131,11 @@ class TrainWidget(QWidget):
         load, save = PushButton(text="Load settings…"), PushButton(text="Save settings…")
         load.changed.connect(self._load_settings)
         save.changed.connect(self._save_settings)
+        built_in = PushButton(text="Fine-tune the built-in nuclei model")
+        built_in.tooltip = "start from the model that comes with the plugin (init_model)"
+        built_in.changed.connect(
+            lambda: setattr(self.form.widgets["init_model"], "value", BUILTIN_MODELS["nuclei"])
+        )
         sections = {
             "Training data": [self.source, self.train_pairs, self.form.take("train_data")],
             "Validation": [
@@ -131,7 +144,11 @@ class TrainWidget(QWidget):
                 self.val_pairs,
                 self.form.take("val_data"),
             ],
-            "Settings": [self.form.basic, Container(widgets=[load, save], layout="horizontal")],
+            "Settings": [
+                self.form.basic,
+                built_in,
+                Container(widgets=[load, save], layout="horizontal"),
+            ],
         }
         top = QWidget()
         top_layout = QVBoxLayout(top)
@@ -203,6 +220,22 @@ class TrainWidget(QWidget):
                 self.form.set_config(load_yaml(path, TrainConfig))
             except CellsegError as exc:
                 show_error(str(exc))
+
+    def _take_init_model_settings(self, _value=None) -> None:
+        """Show the network settings of the model picked to fine-tune (``MODEL_SETTINGS``)."""
+        given = self.form.widgets["init_model"].line_edit.value
+        path = model_yaml(given)
+        if not given or not path.is_file():
+            return  # training names a missing model
+        try:
+            start = load_yaml(path, TrainConfig)
+            self.form.set_config(
+                self.form.config(**{key: getattr(start, key) for key in MODEL_SETTINGS})
+            )
+        except CellsegError as exc:
+            show_error(str(exc))
+            return
+        self.status.setText(f"Network settings taken from the model to fine-tune, {path.name}.")
 
     def _save_settings(self) -> None:
         path = _ask_path(self, "Save settings", "w")
