@@ -71,8 +71,8 @@ class TrainConfig:
     model: str = _f("", "output path of the model weights file (.pt); a .yaml is written beside it")
     init_model: str = _f(
         "",
-        "fine-tune a trained model: start from the weights of this model .yaml (or .pt) "
-        "instead of random ones; empty = train from scratch",
+        "fine-tune a trained model: start from the weights of this model .yaml (or .pt, or "
+        "'nuclei': the built-in model) instead of random ones; empty = train from scratch",
     )
     channels: int = _f(
         1, "input channels: neighbouring slices of a stack as context (U-Net only)", advanced=True
@@ -201,7 +201,9 @@ class TrainConfig:
     tune_postprocess: bool = _f(
         True, "tune the post-processing thresholds on val_data after training", advanced=True
     )
-    args_load_path: str = _f("", "read settings from this .yaml; flags given override it")
+    args_load_path: str = _f(
+        "", "read settings from this .yaml (or 'nuclei'); flags given override it"
+    )
 
     def __post_init__(self) -> None:
         _validate(self)
