@@ -68,10 +68,10 @@ class LayerPairs(Container):
         for i, row in enumerate(self._rows, start=1):
             image, labels = row[0].value, row[1].value
             if image is None or labels is None:
-                what = "an image" if image is None else "a labels"
+                what = "image" if image is None else "labels"
                 raise DataError(
-                    f"Pair {i} has no {what} layer: open or paint one (Labels layers hold the "
-                    "annotation), or remove the pair."
+                    f"Pair {i} lacks its {what} layer: open or paint one (Labels layers hold "
+                    "the annotation), or remove the pair."
                 )
             pairs.append((image, labels))
         if not pairs:
