@@ -34,8 +34,14 @@ def main() -> None:
     args = parser.parse_args()
     data = read_yaml_dict(args.yaml)
     weights = weights_path(load_yaml(args.yaml), args.yaml)
-    data.update(model=f"{args.name}.pt", tb_dir="", csv_log="", args_load_path="",
-                train_data=short(data["train_data"]), val_data=short(data["val_data"]))
+    data.update(
+        model=f"{args.name}.pt",
+        tb_dir="",
+        csv_log="",
+        args_load_path="",
+        train_data=short(data["train_data"]),
+        val_data=short(data["val_data"]),
+    )
     postprocess = data.get("record", {}).get("postprocess")
     if postprocess:
         postprocess["data"] = short(postprocess["data"])

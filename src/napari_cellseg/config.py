@@ -230,6 +230,12 @@ class TrainConfig:
 
 
 CPU_NETWORK = {"architecture": "unet", "unet_levels": 4, "start_filters": 16, "im_dim": 128}
+"""A small U-Net (16 filters, 4 levels, 128 x 128 inputs) that trains in minutes on a CPU.
+
+The demo, the benchmarks and the screenshots start from it; on a CPU it is the
+network to try first (``--unet_levels 4 --start_filters 16 --im_dim 128``).  In 30 CPU
+minutes on DSB2018 it scored better with 4 levels than with 3 or 5 (mean AP 0.603 vs
+0.592 and 0.576, ``benchmarks/quality.py``)."""
 
 MODEL_SETTINGS = (
     "architecture",
@@ -245,12 +251,6 @@ MODEL_SETTINGS = (
     "touching_boundaries",
 )
 """The network and how it sees objects: what fine-tuning takes over from its init model."""
-"""A small U-Net (16 filters, 4 levels, 128 x 128 inputs) that trains in minutes on a CPU.
-
-The demo, the benchmarks and the screenshots start from it; on a CPU it is the
-network to try first (``--unet_levels 4 --start_filters 16 --im_dim 128``).  In 30 CPU
-minutes on DSB2018 it scored better with 4 levels than with 3 or 5 (mean AP 0.603 vs
-0.592 and 0.576, ``benchmarks/quality.py``)."""
 
 
 @dataclass
