@@ -14,7 +14,7 @@ from napari_cellseg.widgets._worker import CurrentModel
 
 #: The first validation images by name (188 nuclei) and the model's AP@0.5 on them
 VAL_IMAGES = ("03b9306f", "03f583ec", "0402a81e", "0532c64c")
-AP_AT_HALF = 0.795
+AP_AT_HALF = 0.791
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@
     ``benchmarks/quality.py``, trained on the 381 fluorescence images of the 2018 Data
     Science Bowl stage 1 (CC0; ``../shared/data/dsb2018-fluo/train``) and its
     post-processing tuned on the 60 validation images; the yaml's ``record`` tells how
-    long it trained and its score.  Weights stored in bfloat16.
+    long it trained and its score.
 """
 
 from __future__ import annotations
