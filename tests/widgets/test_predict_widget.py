@@ -54,6 +54,20 @@ def test_rerun_replaces_only_its_own_layers(qtbot, predict_widget, viewer):
     assert mine.data.shape == (4, 4)
 
 
+def test_another_model_does_not_resegment_the_last_maps(qtbot, predict_widget, viewer, tmp_path):
+    from napari_cellseg.config import load_yaml, save_yaml
+
+    run(qtbot, predict_widget)
+    viewer.layers.remove("a instances")
+    other = load_yaml(current_model.path)
+    other.obj_threshold = 0.2
+    save_yaml(other, tmp_path / "other.yaml")
+    current_model.set(tmp_path / "other.yaml")
+    assert predict_widget.post["obj_threshold"].value == 0.2
+    qtbot.wait(500)  # past the threshold sliders' debounce
+    assert "a instances" not in viewer.layers
+
+
 def test_threshold_change_reruns_post_processing_only(qtbot, predict_widget, viewer, model_yaml):
     calls = []
     hook = current_model.predictor(model_yaml).model.register_forward_hook(

@@ -138,7 +138,12 @@ class PredictWidget(QWidget):
             self.image.value = active
 
     def _read_model_defaults(self, path: str) -> None:
-        """Show the post-processing settings stored in (or tuned into) the model's yaml."""
+        """Show the post-processing settings stored in (or tuned into) the model's yaml.
+
+        The maps of the last prediction came from another model: they are dropped, so
+        these settings do not re-segment them (and re-add a deleted instances layer).
+        """
+        self.maps = None
         if not path:
             return
         try:
