@@ -2,7 +2,9 @@
 
 Writes ``docs/train_widget.png``, ``docs/predict_widget.png`` and
 ``docs/blob_inspector.png``.  It first trains a small network for a minute, so the
-training curves and the predictions are real.  Run under a display::
+training curves and the blob split are real; the Predict dock shows the built-in nuclei
+model on a real DSB2018 validation image (from ``../shared/data``; the synthetic sample
+when it is absent).  Run under a display::
 
     xvfb-run -a python scripts/screenshots.py
 """
@@ -15,6 +17,11 @@ from pathlib import Path
 from napari_cellseg.config import CPU_NETWORK
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
+REAL_IMAGE = (
+    Path(__file__).resolve().parents[2]
+    / "shared/data/dsb2018-fluo/val/images"
+    / "4d2cff9a0c8df3a7ef6100fda6f66e865a7670af6a18564767d8019b9ed2fd7b.png"
+)
 PLUGIN = "napari-cellseg"
 SETTINGS = dict(
     **CPU_NETWORK,
@@ -60,6 +67,8 @@ def main() -> None:
     import numpy as np
 
     from napari_cellseg.data.synthetic import make_nuclei
+    from napari_cellseg.pretrained import BUILTIN_MODELS
+    from napari_cellseg.widgets._worker import current_model
 
     viewer = napari.Viewer()
     viewer.window.resize(1500, 950)
@@ -86,18 +95,29 @@ def main() -> None:
     for layer in second:
         viewer.layers.remove(layer)
 
+    trained = current_model.path
+    current_model.set(BUILTIN_MODELS["nuclei"])
     _dock, predict = viewer.window.add_plugin_dock_widget(PLUGIN, "Predict")
-    viewer.layers.selection.active = viewer.layers["nuclei"]
-    viewer.layers["nuclei labels"].visible = False
+    for layer in viewer.layers:
+        layer.visible = False
+    image = viewer.open(REAL_IMAGE, name="DSB2018 nuclei")[0] if REAL_IMAGE.is_file() else None
+    image = image or viewer.layers["nuclei"]
+    image.visible = True
+    viewer.layers.selection.active = image
+    viewer.reset_view()
     predict.predict()
     wait_until(lambda: predict.run.enabled and predict._post_worker is None)
-    viewer.layers["nuclei instances"].contour = 2
+    viewer.layers[f"{image.name} instances"].contour = 2
+    viewer.layers[f"{image.name} objects"].visible = False  # the image under the outlines
     settle(viewer, DOCS / "predict_widget.png")
     close_docks(viewer)
 
-    for name in ("nuclei objects", "nuclei boundaries", "nuclei instances"):
-        viewer.layers.remove(name)
-    viewer.layers["nuclei labels"].visible = True
+    for suffix in ("objects", "boundaries", "instances"):
+        viewer.layers.remove(f"{image.name} {suffix}")
+    if image.name != "nuclei":
+        viewer.layers.remove(image)
+    current_model.set(trained)
+    viewer.layers["nuclei"].visible = viewer.layers["nuclei labels"].visible = True
     _dock, blobs = viewer.window.add_plugin_dock_widget(PLUGIN, "Blob inspector")
     blobs.labels.value = viewer.layers["nuclei labels"]
     blobs.image.value = viewer.layers["nuclei"]
