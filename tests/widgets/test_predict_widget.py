@@ -86,6 +86,22 @@ def test_threshold_change_reruns_post_processing_only(qtbot, predict_widget, vie
         hook.remove()
 
 
+def test_edited_instances_are_never_overwritten(qtbot, predict_widget, viewer, notes):
+    run(qtbot, predict_widget)
+    edited = viewer.layers["a instances"]
+    edited.paint((5, 5), 7)  # a correction, as with the brush
+    corrected = edited.data.copy()
+    assert any("holds your edits" in n for n in notes)
+    predict_widget.post["obj_threshold"].value = 1.0  # nothing is foreground
+    qtbot.waitUntil(lambda: "a instances [1]" in viewer.layers, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: predict_widget._post_worker is None, timeout=TIMEOUT)
+    assert np.array_equal(edited.data, corrected) and edited.data.max() > 0
+    assert viewer.layers["a instances [1]"].data.max() == 0
+    run(qtbot, predict_widget)  # a new prediction reuses the new layer, not the edited one
+    assert np.array_equal(edited.data, corrected)
+    assert [layer.name for layer in viewer.layers].count("a instances [1]") == 1
+
+
 def test_tta_box_runs_eight_views_and_leaves_the_cached_model_plain(
     qtbot, predict_widget, viewer, model_yaml
 ):

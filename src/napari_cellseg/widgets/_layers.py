@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from magicgui.widgets import ComboBox, Container, PushButton
 from napari.layers import Image, Labels, Layer
+from napari.utils.notifications import show_info
 
 from napari_cellseg.errors import DataError
 
@@ -107,8 +108,10 @@ def output_layer(
     """Show ``data`` in the layer this plugin tagged ``tag``, adding it when absent.
 
     Only layers whose metadata carries the tag are reused, so a user's layer is never
-    overwritten.  ``kwargs`` (scale, translate, colormap, ...) apply on creation; scale
-    and translate are also updated on reuse.
+    overwritten.  A labels layer the user edits (paint, fill, erase, ...) loses its tag:
+    it is theirs from then on, and the next result goes to a new layer.  ``kwargs``
+    (scale, translate, colormap, ...) apply on creation; scale and translate are also
+    updated on reuse.
     """
     for layer in viewer.layers:
         if layer.metadata.get(OWNER_KEY) == tag:
@@ -118,4 +121,16 @@ def output_layer(
                     setattr(layer, key, kwargs[key])
             return layer
     add = viewer.add_labels if kind == "labels" else viewer.add_image
-    return add(data, name=name, metadata={OWNER_KEY: tag}, **kwargs)
+    layer = add(data, name=name, metadata={OWNER_KEY: tag}, **kwargs)
+    if kind == "labels":
+        layer.events.paint.connect(lambda _event: _hand_over(layer))
+    return layer
+
+
+def _hand_over(layer: Labels) -> None:
+    """Untag a plugin layer the user has edited, so that no later result overwrites it."""
+    if layer.metadata.pop(OWNER_KEY, None) is not None:
+        show_info(
+            f"'{layer.name}' now holds your edits: the plugin will not overwrite it; "
+            "new results go to a new layer."
+        )
