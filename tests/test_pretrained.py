@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+import tifffile
 import torch
 
-from napari_cellseg import evaluate, train
+from napari_cellseg import evaluate, predict, train
 from napari_cellseg.data.synthetic import write_dataset
+from napari_cellseg.data.targets import make_targets
 from napari_cellseg.pretrained import BUILTIN_MODELS
 from napari_cellseg.widgets._worker import CurrentModel
 
@@ -35,6 +38,21 @@ def test_the_nuclei_model_segments_real_nuclei_by_name(val_sample, tmp_path):
     at_half = json.loads(scores.read_text())["thresholds"]["0.5"]
     assert at_half["tp"] + at_half["fn"] == 188
     assert at_half["ap"] >= AP_AT_HALF - 0.02
+
+
+def test_predicted_labels_can_be_trained_on_as_they_are(val_sample, tmp_path):
+    out = tmp_path / "out"
+    assert predict.main(["--config", "nuclei", "--test_data", str(val_sample),
+                         "--output", str(out)]) == 0
+    found = 0
+    for path in sorted(out.glob("*_labels.tif")):
+        labels = tifffile.imread(path)
+        values = np.unique(labels[labels > 0])
+        assert values.tolist() == list(range(2, len(values) + 2))  # objects 2, 3, ...: no blob
+        objects, boundaries, ignore = make_targets(labels)
+        assert not ignore.any() and np.array_equal((objects > 0) | (boundaries > 0), labels > 0)
+        found += len(values)
+    assert found > 150  # of the 188 nuclei
 
 
 def test_the_built_in_model_is_not_tuned_in_place(val_sample, capsys):

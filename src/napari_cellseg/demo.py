@@ -39,6 +39,7 @@ def run_demo(output: Path, *, minutes: float = 1.0) -> dict[str, Path]:
     """Make data, train for ``minutes``, predict a held-back image; return the written files."""
     from napari_cellseg.data.io import write_tiff
     from napari_cellseg.data.synthetic import make_nuclei, write_dataset
+    from napari_cellseg.data.targets import count_objects
     from napari_cellseg.engine.console import print_training
     from napari_cellseg.engine.evaluate import matching
     from napari_cellseg.engine.predict import load_model
@@ -72,7 +73,7 @@ def run_demo(output: Path, *, minutes: float = 1.0) -> dict[str, Path]:
     }
     score = matching(truth, labels)
     print(
-        f"\nheld-back image: {labels.max()} objects found, {len(set(truth.ravel()) - {0})} true; "
+        f"\nheld-back image: {count_objects(labels)} objects found, {count_objects(truth)} true; "
         f"AP@0.5 = {score['thresholds']['0.5']['ap']:.2f}"
     )
     for name, path in files.items():

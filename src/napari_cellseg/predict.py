@@ -9,7 +9,9 @@ Reads ``<test_data>/images`` (and ``<test_data>/labels`` where present: the scor
 then printed).  With ``--output DIR`` it writes, per input file ``<name>``:
 
 - ``<name>_objects.tif`` and ``<name>_boundaries.tif``: float32 probabilities in [0, 1]
-- ``<name>_labels.tif``: int32 instance labels, 0 background
+- ``<name>_labels.tif``: int32 instance labels, 0 background, objects numbered from 2
+  (1 is the blob value; a model with ``blob_label`` none numbers them from 1), so they
+  can be corrected and trained on as they are
 
 each of the input's height x width; a multipage input gives multipage outputs (page i
 of each output belongs to page i of the input).  ``--plot`` adds ``<name>.png`` (for a

@@ -79,6 +79,7 @@ def test_threshold_change_reruns_post_processing_only(qtbot, predict_widget, vie
         assert network_calls > 0
         predict_widget.post["obj_threshold"].value = 0.0  # every pixel is foreground
         qtbot.waitUntil(lambda: viewer.layers["a instances"].data.min() > 0, timeout=TIMEOUT)
+        assert viewer.layers["a instances"].data.min() == 2  # objects from 2: 1 marks blobs
         predict_widget.post["obj_threshold"].value = 1.0  # nothing is
         qtbot.waitUntil(lambda: viewer.layers["a instances"].data.max() == 0, timeout=TIMEOUT)
         assert len(calls) == network_calls

@@ -11,7 +11,14 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import find_boundaries
 
-__all__ = ["make_targets", "separation_mask", "unet_classes", "remove_blobs"]
+__all__ = [
+    "make_targets",
+    "separation_mask",
+    "unet_classes",
+    "remove_blobs",
+    "as_annotation",
+    "count_objects",
+]
 
 _CROSS = ndimage.generate_binary_structure(2, 1)
 
@@ -116,3 +123,29 @@ def remove_blobs(
     """Blank blob regions to 0 in copies of ``image`` and ``labels`` (the seed's behaviour)."""
     blob = labels == blob_label
     return np.where(blob, 0, image).astype(image.dtype), np.where(blob, 0, labels)
+
+
+def as_annotation(labels: np.ndarray, blob_label: int | None = 1) -> np.ndarray:
+    """Instance labels 1, 2, ... renumbered so that no object takes the blob value.
+
+    Objects numbered ``blob_label`` or higher move up by one (with the default 1: objects
+    2, 3, ...), so predicted instances follow the annotation convention and can be
+    corrected and trained on as they are.  ``blob_label`` None: ``labels`` unchanged.
+
+    >>> as_annotation(np.array([0, 1, 2, 3]))
+    array([0, 2, 3, 4])
+    """
+    if blob_label is None:
+        return labels
+    out = labels.copy()
+    out[out >= max(blob_label, 1)] += 1
+    return out
+
+
+def count_objects(labels: np.ndarray, blob_label: int | None = None) -> int:
+    """Distinct non-zero values of ``labels`` other than ``blob_label``."""
+    present = np.bincount(np.asarray(labels).ravel()) > 0
+    present[0] = False
+    if blob_label is not None and blob_label < len(present):
+        present[blob_label] = False
+    return int(np.count_nonzero(present))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 from magicgui.widgets import (
@@ -24,6 +23,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
 
 from napari_cellseg.config import PredictConfig, TrainConfig, load_yaml
+from napari_cellseg.data.targets import as_annotation
 from napari_cellseg.engine.segment import instances
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.widgets._layers import OWNER_KEY, image_array, layer_choices, output_layer
@@ -42,6 +42,13 @@ class _Maps:
     objects: np.ndarray
     boundaries: np.ndarray
     placement: dict
+    blob_label: int | None  # of the model: no instance takes it
+
+
+def _instances(maps: _Maps, settings: dict) -> tuple[np.ndarray, int]:
+    """Instance labels numbered as annotations (objects 2, 3, ... by default), and their count."""
+    labels = instances(maps.objects, maps.boundaries, **settings)
+    return as_annotation(labels, maps.blob_label), int(labels.max(initial=0))
 
 
 _PREDICT_FIELDS = {f.name: f for f in dataclasses.fields(PredictConfig)}
@@ -85,6 +92,7 @@ class PredictWidget(QWidget):
         self.worker = None
         self._post_worker = None
         self._post_pending = False
+        self.blob_label = TrainConfig.blob_label  # the model's, read with its settings
         self.model = model_picker()
         self.image = ComboBox(choices=layer_choices(napari_viewer, Image), label="image")
         self.diameter = FloatSpinBox(
@@ -151,6 +159,7 @@ class PredictWidget(QWidget):
         except CellsegError as exc:
             show_error(str(exc))
             return
+        self.blob_label = cfg.blob_label
         for name, widget in self.post.items():
             widget.value = getattr(cfg, name)
         self.diameter.enabled = bool(cfg.object_diameter)  # used by such models only
@@ -174,6 +183,7 @@ class PredictWidget(QWidget):
             show_error(str(exc))
             return
         placement = {"scale": layer.scale, "translate": layer.translate}
+        blob_label = self.blob_label
         self.run.enabled = False
         self.status.value = f"Predicting on '{layer.name}'…"
         self.worker = start_worker(
@@ -183,16 +193,18 @@ class PredictWidget(QWidget):
             self.diameter.value,
             self.tta.value,
             yielded=self._show_progress,
-            returned=lambda maps: self._show_maps(layer.name, *maps, placement),
+            returned=lambda maps: self._show_maps(
+                _Maps(layer.name, *maps, placement, blob_label)
+            ),
             errored=lambda _exc: setattr(self.status, "value", "Prediction failed."),
             finished=lambda: setattr(self.run, "enabled", True),
         )
 
-    def _show_maps(self, name: str, objects, boundaries, placement: dict) -> None:
-        self.maps = _Maps(name, objects, boundaries, placement)
+    def _show_maps(self, maps: _Maps) -> None:
+        self.maps, name = maps, maps.name
         for role, data, colormap in (
-            ("objects", objects, "green"),
-            ("boundaries", boundaries, "magenta"),
+            ("objects", maps.objects, "green"),
+            ("boundaries", maps.boundaries, "magenta"),
         ):
             output_layer(
                 self.viewer,
@@ -203,7 +215,7 @@ class PredictWidget(QWidget):
                 colormap=colormap,
                 blending="additive",
                 contrast_limits=(0.0, 1.0),
-                **placement,
+                **maps.placement,
             )
         self.update_instances()
 
@@ -218,14 +230,14 @@ class PredictWidget(QWidget):
             return
         maps, thresholds = self.maps, {name: w.value for name, w in self.post.items()}
         self._post_worker = start_worker(
-            partial(instances, **thresholds),
-            maps.objects,
-            maps.boundaries,
-            returned=lambda labels: self._show_instances(maps, labels),
+            _instances,
+            maps,
+            thresholds,
+            returned=lambda result: self._show_instances(maps, *result),
             finished=self._post_done,
         )
 
-    def _show_instances(self, maps: _Maps, labels: np.ndarray) -> None:
+    def _show_instances(self, maps: _Maps, labels: np.ndarray, count: int) -> None:
         output_layer(
             self.viewer,
             labels,
@@ -234,7 +246,7 @@ class PredictWidget(QWidget):
             tag=f"instances:{maps.name}",
             **maps.placement,
         )
-        self.status.value = f"'{maps.name}': {int(labels.max())} objects."
+        self.status.value = f"'{maps.name}': {count} objects."
 
     def _post_done(self) -> None:
         self._post_worker = None
