@@ -22,7 +22,7 @@ from napari_cellseg.engine.events import (
 )
 from napari_cellseg.engine.segment import segment_settings
 from napari_cellseg.engine.train import EarlyStopping, TrainData, run_training, train
-from napari_cellseg.errors import CellsegError, TrainingDiverged
+from napari_cellseg.errors import CellsegError, DataError, TrainingDiverged
 from napari_cellseg.models.registry import build_model
 
 
@@ -192,6 +192,19 @@ def test_early_stopping_counts_from_the_last_gain_larger_than_min_delta():
 def test_bad_settings_raise_clear_errors(tiny_train_config, data, change, message):
     with pytest.raises(CellsegError, match=message):
         next(train(dataclasses.replace(tiny_train_config, **change), data=data))
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [(1, "every labelled pixel has the value 1, which marks blobs"), (0, "are empty")],
+)
+def test_labels_without_objects_are_refused(tiny_train_config, data, value, message):
+    painted = [dataclasses.replace(s, labels=np.where(s.labels > 0, value, 0)) for s in data.train]
+    with pytest.raises(DataError, match=message):
+        next(train(tiny_train_config, data=TrainData(painted, data.val)))
+    relaxed = dataclasses.replace(tiny_train_config, blob_label=None)
+    if value:  # painted cells with 1 train when 1 does not mark blobs
+        assert isinstance(next(train(relaxed, data=TrainData(painted, data.val))), TrainStarted)
 
 
 def test_fine_tuning_starts_from_the_weights_of_the_given_model(tiny_train_config, data, tmp_path):

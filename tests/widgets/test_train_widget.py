@@ -160,6 +160,17 @@ def test_float_labels_in_a_folder_fail_in_the_worker_and_reset(
     assert "failed" in train_widget.status.text()
 
 
+def test_labels_painted_with_the_blob_value_are_explained(
+    qtbot, train_widget, tmp_path, viewer, notes
+):
+    painted = viewer.add_labels((viewer.layers["a labels"].data > 0).astype(np.uint8), name="p")
+    tiny(train_widget, tmp_path / "m.pt")
+    train_widget.train_pairs._rows[0][1].value = painted
+    run(qtbot, train_widget)
+    assert any("'a'" in n and "marks blobs" in n and "press M" in n for n in notes), notes
+    assert train_widget.start.enabled and not Path(tmp_path / "m.pt").exists()
+
+
 def test_closing_the_widget_ends_the_run(qtbot, train_widget, tmp_path, viewer):
     tiny(train_widget, tmp_path / "c.pt", epochs=50)
     add_pair(train_widget, viewer, "b")

@@ -35,6 +35,7 @@ import numpy as np
 from napari_cellseg import __version__
 from napari_cellseg.config import TrainConfig, model_yaml_path, save_yaml
 from napari_cellseg.data.io import Stack, read_folder, split_stacks
+from napari_cellseg.data.targets import count_objects
 from napari_cellseg.engine.device import autocast, precision_name
 from napari_cellseg.engine.distributed import World, join
 from napari_cellseg.engine.events import (
@@ -581,7 +582,27 @@ def _load_stacks(cfg: TrainConfig, data: TrainData | None) -> tuple[list[Stack],
         val_stacks = []
     if not train_stacks:
         raise DataError("No training images: add images to the training data.")
+    _check_objects(train_stacks, cfg.blob_label)
     return train_stacks, val_stacks
+
+
+def _check_objects(stacks: list[Stack], blob_label: int | None) -> None:
+    """Refuse training labels without a single object (all 0, or all blob)."""
+    if any(count_objects(stack.labels, blob_label) for stack in stacks):
+        return
+    names = ", ".join(f"'{stack.name}'" for stack in stacks[:3])
+    names += ", ..." if len(stacks) > 3 else ""
+    if blob_label is not None and any((stack.labels == blob_label).any() for stack in stacks):
+        raise DataError(
+            f"The training labels ({names}) hold no objects: every labelled pixel has the "
+            f"value {blob_label}, which marks blobs (regions the loss ignores).  Give each "
+            f"object its own value from {blob_label + 1} up (in napari: set the label to "
+            f"{blob_label + 1}, and press M for each new object), or set blob_label to none "
+            f"if {blob_label} marks cells."
+        )
+    raise DataError(
+        f"The training labels ({names}) are empty (all 0): annotate some objects first."
+    )
 
 
 def _median_side(stacks: list[Stack]) -> float:
