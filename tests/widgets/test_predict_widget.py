@@ -128,6 +128,19 @@ def test_stacks_are_predicted_slice_by_slice(qtbot, predict_widget, viewer):
     assert [layer.data.shape for layer in outputs(viewer, "stack")] == [(2, 64, 64)] * 3
 
 
+def test_rgb_layers_are_predicted_on_their_luminance(qtbot, predict_widget, viewer, notes):
+    gray = viewer.layers["a"].data
+    viewer.add_image(np.stack([gray] * 3, axis=-1), name="colour", rgb=True)
+    predict_widget.image.value = viewer.layers["colour"]
+    run(qtbot, predict_widget)
+    assert any("'colour' is RGB" in n and "Split RGB" in n for n in notes), notes
+    predict_widget.image.value = viewer.layers["a"]
+    run(qtbot, predict_widget)
+    for mine, gray_output in zip(outputs(viewer, "colour"), outputs(viewer), strict=True):
+        assert mine.data.shape == gray.shape
+        assert np.allclose(mine.data, gray_output.data, atol=1e-3)  # gray in 3 channels
+
+
 def test_errors_are_notifications(predict_widget, viewer, notes):
     current_model.set("")
     predict_widget.predict()

@@ -215,6 +215,12 @@ def test_a_new_pair_row_picks_the_next_image_and_its_labels(train_widget, viewer
         ("a", "a labels"),
         ("b", "b labels"),
     ]
+    colour = np.stack([viewer.layers["a"].data] * 3, axis=-1)
+    viewer.add_image(colour, name="colour", rgb=True)
+    viewer.add_labels(viewer.layers["a labels"].data.copy(), name="colour labels")
+    train_widget.train_pairs.add_row()  # an RGB image's labels have its height and width
+    assert [r[1].value.name for r in train_widget.train_pairs._rows][-1] == "colour labels"
+    assert train_widget.train_pairs.stacks()[-1].image.shape == (1, *colour.shape[:2])
 
 
 def test_picking_a_model_to_fine_tune_takes_its_network_settings(train_widget):

@@ -17,7 +17,15 @@ import numpy as np
 from napari_cellseg.errors import DataError
 from napari_cellseg.io_utils import atomic_write
 
-__all__ = ["Stack", "read_image", "read_folder", "stacks_from_arrays", "split_stacks", "write_tiff"]
+__all__ = [
+    "Stack",
+    "read_image",
+    "read_folder",
+    "stacks_from_arrays",
+    "split_stacks",
+    "to_gray",
+    "write_tiff",
+]
 
 SUFFIXES = (".png", ".tif", ".tiff")
 _LUMINANCE = np.array([0.2125, 0.7154, 0.0721])  # ITU-R BT.709, as skimage.color.rgb2gray
@@ -86,14 +94,23 @@ def read_image(path: str | Path) -> np.ndarray:
         When the file cannot be read or is not a 2D image (or a stack of them).
     """
     array = _read_pages(Path(path))
-    if array.ndim == 4:
-        if array.shape[-1] == 2:  # gray + alpha
-            return array[..., 0]
-        gray = array[..., :3] @ _LUMINANCE
-        if np.issubdtype(array.dtype, np.integer):
-            gray = gray.round()
-        return gray.astype(array.dtype)
-    return array
+    return to_gray(array) if array.ndim == 4 else array
+
+
+def to_gray(array: np.ndarray) -> np.ndarray:
+    """A colour image ``(..., 3 or 4)`` as grayscale by luminance (alpha dropped), dtype kept.
+
+    Gray + alpha ``(..., 2)`` gives its gray channel.
+
+    >>> to_gray(np.array([[[255, 0, 0], [0, 0, 255]]], np.uint8))
+    array([[54, 18]], dtype=uint8)
+    """
+    if array.shape[-1] == 2:
+        return array[..., 0]
+    gray = array[..., :3] @ _LUMINANCE
+    if np.issubdtype(array.dtype, np.integer):
+        gray = gray.round()
+    return gray.astype(array.dtype)
 
 
 def _read_labels(path: Path) -> np.ndarray:

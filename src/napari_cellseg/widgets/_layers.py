@@ -9,6 +9,7 @@ from magicgui.widgets import ComboBox, Container, PushButton
 from napari.layers import Image, Labels, Layer
 from napari.utils.notifications import show_info
 
+from napari_cellseg.data.io import to_gray
 from napari_cellseg.errors import DataError
 
 __all__ = ["image_array", "LayerPairs", "output_layer", "layer_choices"]
@@ -18,13 +19,19 @@ OWNER_KEY = "napari_cellseg"
 
 
 def image_array(layer: Image) -> np.ndarray:
-    """The full-resolution data of an image layer as a numpy array (2D or a stack)."""
-    if layer.rgb:
-        raise DataError(
-            f"Layer '{layer.name}' is RGB; the networks take one channel. Split it "
-            "(right-click > Split RGB) and choose one channel."
-        )
-    return np.asarray(layer.data[0] if layer.multiscale else layer.data)
+    """The full-resolution data of an image layer as a numpy array (2D or a stack).
+
+    An RGB(A) layer gives its luminance, as colour files do, and a notification says how
+    to use one channel instead.
+    """
+    data = np.asarray(layer.data[0] if layer.multiscale else layer.data)
+    if not layer.rgb:
+        return data
+    show_info(
+        f"'{layer.name}' is RGB: the network sees its luminance (gray).  To use one "
+        "channel, such as the nuclear stain, right-click the layer > Split RGB and choose it."
+    )
+    return to_gray(data)
 
 
 def layer_choices(viewer, kind: type[Layer]):
@@ -95,7 +102,7 @@ def _match_labels(image: ComboBox, labels: ComboBox) -> None:
     """Choose the labels layer that fits the image: named after it, else of its shape."""
     if image.value is None:
         return
-    shape = image.value.data.shape
+    shape = image.value.data.shape[: -1 if image.value.rgb else None]
     fits = [layer for layer in labels.choices if layer.data.shape == shape]
     named = [layer for layer in fits if layer.name.startswith(image.value.name)]
     if named or fits:
