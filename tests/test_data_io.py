@@ -8,6 +8,7 @@ import pytest
 import tifffile
 
 from napari_cellseg.data.io import (
+    drop_unlabelled_slices,
     read_folder,
     read_image,
     split_stacks,
@@ -182,6 +183,21 @@ def test_split_stacks_by_slice_is_seeded_and_disjoint():
     again = split_stacks(stacks, 0.25, seed=3)[1]
     assert all(np.array_equal(a.image, b.image) for a, b in zip(val, again, strict=True))
     assert split_stacks(stacks, 0.0, seed=3) == (stacks, [])
+
+
+def test_unlabelled_slices_of_a_partly_annotated_stack_are_left_out():
+    image, labels = _pair()
+    volume = np.stack([image + i for i in range(5)])  # slice i is marked by +i
+    partly = np.stack([labels if i in (1, 3) else 0 * labels for i in range(5)])
+    stacks = stacks_from_arrays(
+        [volume, volume, image], [partly, np.stack([labels] * 5), 0 * labels],
+        names=["partly", "whole", "empty"],
+    )
+    kept, notes = drop_unlabelled_slices(stacks)
+    assert (kept[0].image[:, 0, 0] - image[0, 0]).tolist() == [1, 3]
+    assert np.array_equal(kept[0].labels, partly[[1, 3]]) and kept[0].name == "partly"
+    assert kept[1:] == stacks[1:]  # every slice labelled, or none: kept whole
+    assert notes == ["'partly': 2 of 5 slices hold labels; the others are left out."]
 
 
 def test_a_single_image_is_split_in_space_along_its_longer_side():

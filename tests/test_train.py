@@ -194,6 +194,18 @@ def test_bad_settings_raise_clear_errors(tiny_train_config, data, change, messag
         next(train(dataclasses.replace(tiny_train_config, **change), data=data))
 
 
+def test_only_the_labelled_slices_of_a_stack_train(tiny_train_config, data):
+    pair = data.train[1]
+    volume = np.concatenate([pair.image] * 4)
+    labels = np.concatenate([pair.labels, 0 * pair.labels, pair.labels, 0 * pair.labels])
+    partly = stacks_from_arrays([volume], [labels], names=["partly"])
+    started = next(train(tiny_train_config, data=TrainData(partly, data.val)))
+    whole = stacks_from_arrays([volume[:2]], [np.stack([pair.labels[0]] * 2)])
+    labelled = next(train(tiny_train_config, data=TrainData(whole, data.val)))
+    assert started.train_samples == labelled.train_samples
+    assert started.notes == ("'partly': 2 of 4 slices hold labels; the others are left out.",)
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [(1, "every labelled pixel has the value 1, which marks blobs"), (0, "are empty")],

@@ -171,6 +171,20 @@ def test_labels_painted_with_the_blob_value_are_explained(
     assert train_widget.start.enabled and not Path(tmp_path / "m.pt").exists()
 
 
+def test_unlabelled_slices_of_a_stack_are_left_out_and_said(
+    qtbot, train_widget, tmp_path, viewer, notes
+):
+    image, labels = viewer.layers["a"].data, viewer.layers["a labels"].data
+    viewer.add_image(np.stack([image] * 3), name="stack")
+    viewer.add_labels(np.stack([labels, 0 * labels, 0 * labels]), name="stack labels")
+    tiny(train_widget, tmp_path / "s.pt", epochs=1)
+    row = train_widget.train_pairs._rows[0]
+    row[0].value, row[1].value = viewer.layers["stack"], viewer.layers["stack labels"]
+    run(qtbot, train_widget)
+    assert "'stack': 1 of 3 slices hold labels; the others are left out." in notes
+    assert (tmp_path / "s.pt").exists()
+
+
 def test_closing_the_widget_ends_the_run(qtbot, train_widget, tmp_path, viewer):
     tiny(train_widget, tmp_path / "c.pt", epochs=50)
     add_pair(train_widget, viewer, "b")

@@ -23,6 +23,7 @@ __all__ = [
     "read_folder",
     "stacks_from_arrays",
     "split_stacks",
+    "drop_unlabelled_slices",
     "to_gray",
     "write_tiff",
 ]
@@ -327,6 +328,37 @@ def split_stacks(
                 labels = stack.labels[keep] if stack.labels is not None else None
                 side.append(Stack(stack.name, stack.image[keep], labels))
     return train, val
+
+
+def drop_unlabelled_slices(stacks: Sequence[Stack]) -> tuple[list[Stack], list[str]]:
+    """Leave out the slices without labels of stacks whose other slices hold some.
+
+    Annotating a few slices of a stack is common; its other slices are not annotated,
+    not empty, and would teach the network that their objects are background.  A
+    stack without any labels stays whole (an all-background image is a choice).
+
+    Returns
+    -------
+    stacks : list of Stack
+        The kept slices of each stack, in order, under its name.
+    notes : list of str
+        One sentence per stack that lost slices, naming it.
+    """
+    kept, notes = [], []
+    for stack in stacks:
+        if stack.labels is None:
+            kept.append(stack)
+            continue
+        labelled = stack.labels.reshape(len(stack.labels), -1).any(axis=1)
+        if labelled.all() or not labelled.any():
+            kept.append(stack)
+            continue
+        kept.append(Stack(stack.name, stack.image[labelled], stack.labels[labelled]))
+        notes.append(
+            f"'{stack.name}': {labelled.sum()} of {len(labelled)} slices hold labels; "
+            "the others are left out."
+        )
+    return kept, notes
 
 
 def _split_in_space(stack: Stack, fraction: float) -> tuple[list[Stack], list[Stack]]:

@@ -36,6 +36,8 @@ def print_training(events: Iterable[Event]) -> TrainFinished:
                 f"training on {event.device}: {event.train_samples} samples per epoch, "
                 f"{event.val_samples} for validation"
             )
+            for note in event.notes:
+                tqdm.write(note)
             if not event.val_samples:
                 tqdm.write(
                     "no validation data: early stopping follows the training loss and the "

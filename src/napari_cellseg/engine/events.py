@@ -36,6 +36,7 @@ class TrainStarted(Event):
     val_samples: int
     device: str
     start_epoch: int = 0
+    notes: tuple[str, ...] = ()  # about the data, e.g. slices left out for lack of labels
 
 
 @dataclass(frozen=True)

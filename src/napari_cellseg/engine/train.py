@@ -34,7 +34,7 @@ import numpy as np
 
 from napari_cellseg import __version__
 from napari_cellseg.config import TrainConfig, model_yaml_path, save_yaml
-from napari_cellseg.data.io import Stack, read_folder, split_stacks
+from napari_cellseg.data.io import Stack, drop_unlabelled_slices, read_folder, split_stacks
 from napari_cellseg.data.targets import count_objects
 from napari_cellseg.engine.device import autocast, precision_name
 from napari_cellseg.engine.distributed import World, join
@@ -160,7 +160,7 @@ class _Run:
         self.cfg = dataclasses.replace(cfg, world_size=world.size)
         self.stop, self.world, self.device = stop, world, world.device
         _seed_everything(cfg.seed)
-        train_stacks, val_stacks = _load_stacks(cfg, data)
+        train_stacks, val_stacks, self.notes = _load_stacks(cfg, data)
         # self.model is the network (saved, validated); self.train_model trains it (DDP)
         self.model = prepare_model(build_model(cfg), self.device)
         if cfg.init_model:
@@ -193,6 +193,7 @@ class _Run:
                 val_samples=len(self.val_loader.dataset) if self.val_loader else 0,
                 device=f"{self.device} ({precision_name(self.device, cfg.mixed_precision)})",
                 start_epoch=self.start_epoch,
+                notes=tuple(self.notes),
             )
             if logs:
                 logs.graph(self.model, self.samples)
@@ -570,8 +571,12 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _load_stacks(cfg: TrainConfig, data: TrainData | None) -> tuple[list[Stack], list[Stack]]:
+def _load_stacks(
+    cfg: TrainConfig, data: TrainData | None
+) -> tuple[list[Stack], list[Stack], list[str]]:
+    """Training and validation stacks, and notes on the slices left out (no labels)."""
     train_stacks = data.train if data else read_folder(cfg.train_data)
+    train_stacks, notes = drop_unlabelled_slices(train_stacks)
     if data and data.val is not None:
         val_stacks = data.val
     elif not data and cfg.val_data:
@@ -583,7 +588,8 @@ def _load_stacks(cfg: TrainConfig, data: TrainData | None) -> tuple[list[Stack],
     if not train_stacks:
         raise DataError("No training images: add images to the training data.")
     _check_objects(train_stacks, cfg.blob_label)
-    return train_stacks, val_stacks
+    val_stacks, val_notes = drop_unlabelled_slices(val_stacks)
+    return train_stacks, val_stacks, notes + [f"Validation {n}" for n in val_notes]
 
 
 def _check_objects(stacks: list[Stack], blob_label: int | None) -> None:

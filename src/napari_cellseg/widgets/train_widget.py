@@ -305,6 +305,8 @@ class TrainWidget(QWidget):
             f"Training on {event.device}: {event.train_samples} training and "
             f"{event.val_samples} validation images per epoch."
         )
+        for note in event.notes:
+            show_info(note)
 
     def _batch_ended(self, event: ev.BatchEnded) -> None:
         smooth = self._clock.batch(event.loss)
