@@ -39,6 +39,7 @@ def test_predict_adds_three_layers_placed_like_the_input(qtbot, predict_widget, 
         assert layer.blending == "additive"
     assert type(inst).__name__ == "Labels" and inst.data.shape == (64, 64)
     assert np.issubdtype(inst.data.dtype, np.integer)
+    assert inst.selected_label == max(inst.data.max() + 1, 2)  # the brush paints a new object
     for layer in (objects, boundaries, inst):
         assert tuple(layer.scale) == (2.0, 0.5) and tuple(layer.translate) == (10.0, -4.0)
 

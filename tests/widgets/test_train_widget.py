@@ -237,6 +237,18 @@ def test_a_new_pair_row_picks_the_next_image_and_its_labels(train_widget, viewer
     assert train_widget.train_pairs.stacks()[-1].image.shape == (1, *colour.shape[:2])
 
 
+def test_long_layer_names_do_not_widen_the_dock(train_widget, viewer):
+    name = "20231105_HeLa_H2B-GFP_position03_timepoint001_" * 4
+    viewer.add_image(viewer.layers["a"].data, name=name)
+    viewer.add_labels(viewer.layers["a labels"].data, name=f"{name} labels")
+    train_widget.train_pairs.add_row()
+    first, row = train_widget.train_pairs._rows
+    row[0].value = viewer.layers[name]
+    assert row[1].value.name == f"{name} labels"
+    assert row.native.sizeHint().width() == first.native.sizeHint().width()
+    assert name in row[0].tooltip  # the whole name
+
+
 def test_picking_a_model_to_fine_tune_takes_its_network_settings(train_widget):
     from qtpy.QtWidgets import QPushButton
 

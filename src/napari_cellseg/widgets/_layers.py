@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,10 @@ from napari.utils.notifications import show_info
 from napari_cellseg.data.io import to_gray
 from napari_cellseg.errors import DataError
 
-__all__ = ["image_array", "LayerPairs", "output_layer", "layer_choices"]
+__all__ = ["image_array", "LayerPairs", "output_layer", "layer_choices", "layer_combo"]
+
+_NAME_CHARS = 12
+"""Characters of a layer name a layer choice box is sized for."""
 
 OWNER_KEY = "napari_cellseg"
 """Layer metadata key marking the layers this plugin wrote (and may overwrite)."""
@@ -41,6 +45,29 @@ def layer_choices(viewer, kind: type[Layer]):
     ]
 
 
+def layer_combo(viewer, kind: type[Layer], **kwargs: Any) -> ComboBox:
+    """A choice of the viewer's ``kind`` layers that stays narrow whatever the layer names.
+
+    Long names (file names often are) would widen the dock past the screen; the box
+    shows their start, its list and tooltip the whole name.
+    """
+    from qtpy.QtWidgets import QComboBox
+
+    combo = ComboBox(choices=layer_choices(viewer, kind), **kwargs)
+    combo.native.setSizeAdjustPolicy(
+        QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+    )
+    combo.native.setMinimumContentsLength(_NAME_CHARS)
+    what = kwargs.get("tooltip", "")
+
+    def show_name(layer) -> None:
+        name = layer.name if layer is not None else ""
+        combo.tooltip = f"{what}: {name}" if what else name
+
+    combo.changed.connect(show_name)
+    return combo
+
+
 class LayerPairs(Container):
     """Rows of (image layer, labels layer) pairs; a 3D stack pair counts as its slices."""
 
@@ -55,8 +82,8 @@ class LayerPairs(Container):
 
     def add_row(self) -> None:
         """Add one pair row (image, labels, remove button)."""
-        image = ComboBox(choices=layer_choices(self._viewer, Image), tooltip="image layer")
-        labels = ComboBox(choices=layer_choices(self._viewer, Labels), tooltip="its labels layer")
+        image = layer_combo(self._viewer, Image, tooltip="image layer")
+        labels = layer_combo(self._viewer, Labels, tooltip="its labels layer")
         remove = PushButton(text="✕", tooltip="remove this pair")
         remove.max_width = 32
         row = Container(widgets=[image, labels, remove], layout="horizontal", labels=False)
@@ -116,25 +143,28 @@ def output_layer(
 
     Only layers whose metadata carries the tag are reused, so a user's layer is never
     overwritten.  A labels layer the user edits (paint, fill, erase, ...) loses its tag:
-    it is theirs from then on, and the next result goes to a new layer.  ``kwargs``
+    it is theirs from then on, and the next result goes to a new layer.  Its brush is set
+    to a value no object has yet.  ``kwargs``
     (scale, translate, colormap, ...) apply on creation; scale and translate are also
     updated on reuse.
     """
-    for layer in viewer.layers:
-        if layer.metadata.get(OWNER_KEY) == tag:
-            layer.data = data
-            for key in ("scale", "translate"):
-                if key in kwargs:
-                    setattr(layer, key, kwargs[key])
-            return layer
-    add = viewer.add_labels if kind == "labels" else viewer.add_image
-    layer = add(data, name=name, metadata={OWNER_KEY: tag}, **kwargs)
-    if kind == "labels":
-        layer.events.paint.connect(lambda _event: _hand_over(layer))
+    layer = next((lay for lay in viewer.layers if lay.metadata.get(OWNER_KEY) == tag), None)
+    if layer is None:
+        add = viewer.add_labels if kind == "labels" else viewer.add_image
+        layer = add(data, name=name, metadata={OWNER_KEY: tag}, **kwargs)
+        if kind == "labels":
+            layer.events.paint.connect(partial(_hand_over, layer))
+    else:
+        layer.data = data
+        for key in ("scale", "translate"):
+            if key in kwargs:
+                setattr(layer, key, kwargs[key])
+    if kind == "labels":  # the brush paints a new object, never the blob value 1
+        layer.selected_label = max(int(data.max(initial=0)) + 1, 2)
     return layer
 
 
-def _hand_over(layer: Labels) -> None:
+def _hand_over(layer: Labels, _event=None) -> None:
     """Untag a plugin layer the user has edited, so that no later result overwrites it."""
     if layer.metadata.pop(OWNER_KEY, None) is not None:
         show_info(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton, SpinBox
+from magicgui.widgets import CheckBox, Container, Label, PushButton, SpinBox
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
@@ -15,7 +15,7 @@ from napari_cellseg.config import TrainConfig, load_yaml
 from napari_cellseg.data.scale import median_diameter
 from napari_cellseg.engine.segment import instances, segment_settings
 from napari_cellseg.errors import CellsegError, DataError
-from napari_cellseg.widgets._layers import OWNER_KEY, image_array, layer_choices, output_layer
+from napari_cellseg.widgets._layers import OWNER_KEY, image_array, layer_combo, output_layer
 from napari_cellseg.widgets._worker import current_model, predict_maps, start_worker
 from napari_cellseg.widgets.predict_widget import model_picker
 
@@ -44,13 +44,13 @@ class BlobsWidget(QWidget):
         self.proposal = None  # (labels layer, box, proposal labels)
         self.worker = None
         field = TrainConfig.__dataclass_fields__["blob_label"]
-        self.labels = ComboBox(choices=layer_choices(napari_viewer, Labels), label="labels")
+        self.labels = layer_combo(napari_viewer, Labels, label="labels")
         self.blob_value = SpinBox(value=field.default, min=0, max=2**31 - 1, label="blob value")
         self.blob_value.tooltip = field.metadata["help"]
         self.refresh = PushButton(text="Find blobs")
         self.summary = Label(value="")
         self.only = CheckBox(text="Show blobs only", value=False)
-        self.image = ComboBox(choices=layer_choices(napari_viewer, Image), label="image")
+        self.image = layer_combo(napari_viewer, Image, label="image")
         self.model = model_picker()
         self.propose = PushButton(text="Propose split")
         self.accept = PushButton(text="Accept", enabled=False)

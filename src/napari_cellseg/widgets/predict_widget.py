@@ -8,7 +8,6 @@ from dataclasses import dataclass
 import numpy as np
 from magicgui.widgets import (
     CheckBox,
-    ComboBox,
     Container,
     FileEdit,
     FloatSlider,
@@ -26,7 +25,7 @@ from napari_cellseg.config import PredictConfig, TrainConfig, load_yaml
 from napari_cellseg.data.targets import as_annotation
 from napari_cellseg.engine.segment import instances
 from napari_cellseg.errors import CellsegError
-from napari_cellseg.widgets._layers import OWNER_KEY, image_array, layer_choices, output_layer
+from napari_cellseg.widgets._layers import OWNER_KEY, image_array, layer_combo, output_layer
 from napari_cellseg.widgets._worker import current_model, predict_maps, start_worker
 
 __all__ = ["PredictWidget", "model_picker", "post_processing_widgets"]
@@ -94,7 +93,7 @@ class PredictWidget(QWidget):
         self._post_pending = False
         self.blob_label = TrainConfig.blob_label  # the model's, read with its settings
         self.model = model_picker()
-        self.image = ComboBox(choices=layer_choices(napari_viewer, Image), label="image")
+        self.image = layer_combo(napari_viewer, Image, label="image")
         self.diameter = FloatSpinBox(
             min=0, max=10**4, step=1, value=PredictConfig.diameter, label="diameter (0 = auto)"
         )

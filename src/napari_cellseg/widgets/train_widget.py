@@ -332,7 +332,8 @@ class TrainWidget(QWidget):
         best = ", ".join(f"{k} {v:.3f}" for k, v in event.best.items())
         best = f"Best on validation: {best}." if best else ""
         self.status.setText(
-            f"Finished ({reason}) after {event.epochs_run} epochs. "
+            f"Finished ({reason}) after {event.epochs_run} "
+            f"epoch{'' if event.epochs_run == 1 else 's'}. "
             f"Model: {yaml_path} (ready in the Predict widget). {best}"
         )
         show_info(f"Training {reason}: the model is ready to predict.")
