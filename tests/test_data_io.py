@@ -129,6 +129,12 @@ def test_folder_errors(tmp_path):
         read_folder(tmp_path)
     with pytest.raises(DataError, match="No data folder given"):
         read_folder(" + ")
+    with pytest.raises(DataError, match="is a file; give a data folder"):
+        read_folder(tmp_path / "images" / "notes.txt")
+    with pytest.raises(DataError, match=r"'.*nowhere' does not exist"):
+        read_folder(tmp_path / "nowhere", labels=False)
+    with pytest.raises(DataError, match="no 'images' folder and no PNG or TIFF images"):
+        read_folder(tmp_path / "labels", labels=False)
 
 
 def test_unreadable_and_duplicate_files_are_named(tmp_path):

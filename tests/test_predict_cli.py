@@ -175,6 +175,29 @@ def test_tune_postprocess_updates_only_the_thresholds(trained, tmp_path, capsys)
     assert new >= old
 
 
+def test_predict_takes_a_folder_of_images_or_one_image(trained, tmp_path):
+    images = trained["png"] / "images"
+    one = sorted(images.iterdir())[0]
+    for out, data in (("a", trained["png"]), ("b", images), ("c", one)):
+        argv = ["--config", str(trained["yaml"]), "--test_data", str(data)]
+        assert predict.main([*argv, "--output", str(tmp_path / out)]) == 0
+    expected = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert len(expected) == 6 and sorted(p.name for p in (tmp_path / "b").iterdir()) == expected
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == [
+        f"{one.stem}_{kind}.tif" for kind in ("boundaries", "labels", "objects")
+    ]
+    for name in expected:
+        assert np.array_equal(read_image(tmp_path / "a" / name), read_image(tmp_path / "b" / name))
+
+
+def test_predict_refuses_to_write_among_its_images(trained, capsys):
+    images = str(trained["png"] / "images")
+    argv = ["--config", str(trained["yaml"]), "--test_data", images, "--output", images]
+    assert predict.main(argv) != 0
+    assert "is the folder the images are read from" in capsys.readouterr().err
+    assert not list((trained["png"] / "images").glob("*_labels.tif"))
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [

@@ -258,7 +258,11 @@ class PredictConfig:
     """Settings of a prediction run (the model's own settings come from its yaml)."""
 
     config: str = _f("", "model .yaml written by training, or a built-in model: nuclei")
-    test_data: str = _f("", "directory with images/ (and optionally labels/) to predict on")
+    test_data: str = _f(
+        "",
+        "directory with images/ (and optionally labels/) to predict on; also a folder of "
+        "images or one image file",
+    )
     output: str = _f("", "directory for the predicted maps and labels; empty = nothing saved")
     plot: bool = _f(False, "write PNG figures of the predictions next to the outputs")
     architecture: str = _f("", "ignored: read from the model yaml (kept for seed parity)")

@@ -6,7 +6,8 @@ Example::
         --output predictions --plot
 
 Reads ``<test_data>/images`` (and ``<test_data>/labels`` where present: the scores are
-then printed).  With ``--output DIR`` it writes, per input file ``<name>``:
+then printed); ``--test_data`` may also be a folder of images or one image file.  With
+``--output DIR`` it writes, per input file ``<name>``:
 
 - ``<name>_objects.tif`` and ``<name>_boundaries.tif``: float32 probabilities in [0, 1]
 - ``<name>_labels.tif``: int32 instance labels, 0 background, objects numbered from 2
@@ -139,9 +140,26 @@ def _check(settings: PredictConfig) -> None:
         )
     if settings.plot and not settings.output:
         raise ConfigError("--plot writes PNG figures into the output folder: add --output DIR.")
+    if settings.output and _same_folder(settings.output, _image_folder(settings.test_data)):
+        raise ConfigError(
+            f"--output '{settings.output}' is the folder the images are read from: its "
+            "outputs would be read as images next time.  Choose another folder."
+        )
     for name, default in (("architecture", ""), ("channels", 0)):
         if getattr(settings, name) != default:
             print(f"note: --{name} is ignored; the model yaml sets it.", file=sys.stderr)
+
+
+def _image_folder(test_data: str) -> Path:
+    """The folder the images of ``test_data`` (see ``read_folder``) are read from."""
+    path = Path(test_data)
+    if path.is_file():
+        return path.parent
+    return path / "images" if (path / "images").is_dir() else path
+
+
+def _same_folder(a: str | Path, b: Path) -> bool:
+    return Path(a).resolve() == b.resolve()
 
 
 def _write(result: StackPrediction, settings: PredictConfig) -> None:

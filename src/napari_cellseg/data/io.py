@@ -167,9 +167,15 @@ def _list_images(folder: Path) -> dict[str, Path]:
 
 
 def _read_one_folder(folder: Path, labels: bool) -> list[Stack]:
+    image_dir, label_dir = folder / "images", folder / "labels"
+    if not labels and (folder.is_file() or folder.is_dir() and not image_dir.is_dir()):
+        return _read_images_only(folder)
+    if folder.is_file():
+        raise DataError(
+            f"'{folder}' is a file; give a data folder holding images/ and labels/."
+        )
     if not folder.is_dir():
         raise DataError(f"Data folder '{folder}' does not exist; check the path.")
-    image_dir, label_dir = folder / "images", folder / "labels"
     if not image_dir.is_dir():
         raise DataError(
             f"Data folder '{folder}' has no 'images' folder; put the images in "
@@ -204,6 +210,17 @@ def _read_one_folder(folder: Path, labels: bool) -> list[Stack]:
     return stacks
 
 
+def _read_images_only(path: Path) -> list[Stack]:
+    """One image file, or the image files right inside a folder, without labels."""
+    files = {path.stem: path} if path.is_file() else _list_images(path)
+    if not files:
+        raise DataError(
+            f"'{path}' holds no 'images' folder and no PNG or TIFF images "
+            f"({', '.join(SUFFIXES)}); give an image, a folder of images or a data folder."
+        )
+    return [Stack(stem, read_image(file), None) for stem, file in files.items()]
+
+
 def read_folder(spec: str | Path, *, labels: bool = True) -> list[Stack]:
     """Read every image (and its label image) of one or more data set folders.
 
@@ -213,7 +230,8 @@ def read_folder(spec: str | Path, *, labels: bool = True) -> list[Stack]:
         A folder holding ``images/`` and ``labels/``, or several joined with ``+``.
     labels
         True: every image must have a label image.  False (prediction): label images
-        are read where present, otherwise ``Stack.labels`` is None.
+        are read where present, otherwise ``Stack.labels`` is None; a folder without
+        ``images/`` gives the images right inside it, and an image file itself.
 
     Returns
     -------
