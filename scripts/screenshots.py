@@ -106,7 +106,7 @@ def main() -> None:
     viewer.layers.selection.active = image
     viewer.reset_view()
     predict.predict()
-    wait_until(lambda: predict.run.enabled and predict._post_worker is None)
+    wait_until(lambda: predict.worker is None and predict._post_worker is None)
     viewer.layers[f"{image.name} instances"].contour = 2
     viewer.layers[f"{image.name} objects"].visible = False  # the image under the outlines
     settle(viewer, DOCS / "predict_widget.png")

@@ -20,7 +20,7 @@ def predict_widget(open_widget, model_yaml, viewer):
 
 def run(qtbot, widget) -> None:
     widget.predict()
-    qtbot.waitUntil(lambda: widget.run.enabled, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
     qtbot.waitUntil(lambda: widget._post_worker is None, timeout=TIMEOUT)
 
 
@@ -142,6 +142,22 @@ def test_rgb_layers_are_predicted_on_their_luminance(qtbot, predict_widget, view
         assert np.allclose(mine.data, gray_output.data, atol=1e-3)  # gray in 3 channels
 
 
+def test_a_second_press_cancels_the_prediction(qtbot, predict_widget, viewer):
+    stack = np.stack([viewer.layers["a"].data] * 40)  # a tile per slice: 40 progress steps
+    viewer.add_image(stack, name="long")
+    predict_widget.image.value = viewer.layers["long"]
+    predict_widget.predict()
+    assert predict_widget.run.text == "Cancel prediction"
+    qtbot.waitUntil(lambda: predict_widget.progress_bar.value() >= 1, timeout=TIMEOUT)
+    predict_widget.predict()
+    qtbot.waitUntil(lambda: predict_widget.worker is None, timeout=TIMEOUT)
+    assert predict_widget.status.value == "Prediction cancelled."
+    assert predict_widget.run.text == "Predict on current layer"
+    assert "long objects" not in viewer.layers and predict_widget.progress_bar.value() < 40
+    run(qtbot, predict_widget)  # and the next prediction runs
+    assert viewer.layers["long instances"].data.shape == stack.shape
+
+
 def test_errors_are_notifications(predict_widget, viewer, notes):
     current_model.set("")
     predict_widget.predict()
@@ -149,7 +165,7 @@ def test_errors_are_notifications(predict_widget, viewer, notes):
     viewer.layers.clear()
     predict_widget.predict()
     assert any("No image layer" in n for n in notes)
-    assert predict_widget.run.enabled
+    assert predict_widget.worker is None and predict_widget.run.text == "Predict on current layer"
 
 
 def test_diameter_field_serves_models_trained_with_object_diameter(predict_widget, model_yaml):

@@ -31,6 +31,7 @@ from napari_cellseg.widgets._worker import current_model, predict_maps, start_wo
 __all__ = ["PredictWidget", "model_picker", "post_processing_widgets"]
 
 _DEBOUNCE_MS = 150
+_PREDICT, _CANCEL = "Predict on current layer", "Cancel prediction"
 
 
 @dataclass
@@ -100,7 +101,7 @@ class PredictWidget(QWidget):
         self.diameter.tooltip = _PREDICT_FIELDS["diameter"].metadata["help"]
         self.tta = CheckBox(value=PredictConfig.tta, text="test-time augmentation (8x slower)")
         self.tta.tooltip = _PREDICT_FIELDS["tta"].metadata["help"]
-        self.run = PushButton(text="Predict on current layer")
+        self.run = PushButton(text=_PREDICT)
         self.post = post_processing_widgets()
         self.status = Label(value="")
         self.progress_bar = QProgressBar()
@@ -170,7 +171,14 @@ class PredictWidget(QWidget):
     # --- prediction ------------------------------------------------------------------------
 
     def predict(self) -> None:
-        """Predict on the chosen image layer in a worker; errors become notifications."""
+        """Predict on the chosen image layer in a worker; errors become notifications.
+
+        While it runs, the button cancels it (after the current batch of tiles).
+        """
+        if self.worker is not None:
+            self.worker.quit()
+            self.status.value = "Cancelling…"
+            return
         layer = self.image.value
         try:
             if layer is None:
@@ -183,7 +191,7 @@ class PredictWidget(QWidget):
             return
         placement = {"scale": layer.scale, "translate": layer.translate}
         blob_label = self.blob_label
-        self.run.enabled = False
+        self.run.text = _CANCEL
         self.status.value = f"Predicting on '{layer.name}'…"
         self.worker = start_worker(
             predict_maps,
@@ -196,8 +204,13 @@ class PredictWidget(QWidget):
                 _Maps(layer.name, *maps, placement, blob_label)
             ),
             errored=lambda _exc: setattr(self.status, "value", "Prediction failed."),
-            finished=lambda: setattr(self.run, "enabled", True),
+            aborted=lambda: setattr(self.status, "value", "Prediction cancelled."),
+            finished=self._predict_finished,
         )
+
+    def _predict_finished(self) -> None:
+        self.worker = None
+        self.run.text = _PREDICT
 
     def _show_maps(self, maps: _Maps) -> None:
         self.maps, name = maps, maps.name
