@@ -15,7 +15,7 @@ from napari_cellseg.errors import DataError
 
 __all__ = ["image_array", "LayerPairs", "output_layer", "layer_choices", "layer_combo"]
 
-_NAME_CHARS = 12
+_NAME_CHARS = 8
 """Characters of a layer name a layer choice box is sized for."""
 
 OWNER_KEY = "napari_cellseg"
