@@ -140,7 +140,9 @@ def _check(settings: PredictConfig) -> None:
         )
     if settings.plot and not settings.output:
         raise ConfigError("--plot writes PNG figures into the output folder: add --output DIR.")
-    if settings.output and _same_folder(settings.output, _image_folder(settings.test_data)):
+    output = Path(settings.output).resolve()
+    parts = [part.strip() for part in settings.test_data.split("+") if part.strip()]
+    if settings.output and any(_image_folder(part).resolve() == output for part in parts):
         raise ConfigError(
             f"--output '{settings.output}' is the folder the images are read from: its "
             "outputs would be read as images next time.  Choose another folder."
@@ -156,10 +158,6 @@ def _image_folder(test_data: str) -> Path:
     if path.is_file():
         return path.parent
     return path / "images" if (path / "images").is_dir() else path
-
-
-def _same_folder(a: str | Path, b: Path) -> bool:
-    return Path(a).resolve() == b.resolve()
 
 
 def _write(result: StackPrediction, settings: PredictConfig) -> None:

@@ -144,8 +144,8 @@ def as_annotation(labels: np.ndarray, blob_label: int | None = 1) -> np.ndarray:
 
 def count_objects(labels: np.ndarray, blob_label: int | None = None) -> int:
     """Distinct non-zero values of ``labels`` other than ``blob_label``."""
-    present = np.bincount(np.asarray(labels).ravel()) > 0
-    present[0] = False
-    if blob_label is not None and blob_label < len(present):
-        present[blob_label] = False
-    return int(np.count_nonzero(present))
+    values = np.unique(labels)
+    objects = values != 0
+    if blob_label is not None:
+        objects &= values != blob_label
+    return int(np.count_nonzero(objects))

@@ -603,8 +603,8 @@ def _check_objects(stacks: list[Stack], blob_label: int | None) -> None:
             f"The training labels ({names}) hold no objects: every labelled pixel has the "
             f"value {blob_label}, which marks blobs (regions the loss ignores).  Give each "
             f"object its own value from {blob_label + 1} up (in napari: set the label to "
-            f"{blob_label + 1}, and press M for each new object), or set blob_label to none "
-            f"if {blob_label} marks cells."
+            f"{blob_label + 1} in the layer controls, then press M for each next object), or "
+            f"set blob_label to none if {blob_label} marks cells."
         )
     raise DataError(
         f"The training labels ({names}) are empty (all 0): annotate some objects first."
