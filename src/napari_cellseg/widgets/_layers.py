@@ -143,10 +143,9 @@ def output_layer(
 
     Only layers whose metadata carries the tag are reused, so a user's layer is never
     overwritten.  A labels layer the user edits (paint, fill, erase, ...) loses its tag:
-    it is theirs from then on, and the next result goes to a new layer.  Its brush is set
-    to a value no object has yet.  ``kwargs``
-    (scale, translate, colormap, ...) apply on creation; scale and translate are also
-    updated on reuse.
+    it is theirs from then on, and the next result goes to a new layer.  A labels layer's
+    brush is set to a value no object has yet.  ``kwargs`` (scale, translate, colormap,
+    ...) apply on creation; scale and translate are also updated on reuse.
     """
     layer = next((lay for lay in viewer.layers if lay.metadata.get(OWNER_KEY) == tag), None)
     if layer is None:
