@@ -206,6 +206,18 @@ def test_only_the_labelled_slices_of_a_stack_train(tiny_train_config, data):
     assert started.notes == ("'partly': 2 of 4 slices hold labels; the others are left out.",)
 
 
+def test_the_blobs_of_the_training_labels_are_reported(tiny_train_config, data):
+    blob, labelled = (sum(int(np.count_nonzero(f(s.labels))) for s in data.train)
+                      for f in (lambda labels: labels == 1, lambda labels: labels))
+    started = next(train(tiny_train_config, data=data))
+    assert blob and started.notes == (
+        f"Blobs (label 1, ignored by the loss) in 'image 0': {100 * blob / labelled:.1f} % "
+        "of the labelled pixels.",
+    )
+    relaxed = dataclasses.replace(tiny_train_config, blob_label=None)
+    assert next(train(relaxed, data=data)).notes == ()
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [(1, "every labelled pixel has the value 1, which marks blobs"), (0, "are empty")],

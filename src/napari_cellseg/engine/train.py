@@ -588,8 +588,26 @@ def _load_stacks(
     if not train_stacks:
         raise DataError("No training images: add images to the training data.")
     _check_objects(train_stacks, cfg.blob_label)
+    if cfg.blob_label is not None:
+        notes += _blob_notes(train_stacks, cfg.blob_label)
     val_stacks, val_notes = drop_unlabelled_slices(val_stacks)
     return train_stacks, val_stacks, notes + [f"Validation {n}" for n in val_notes]
+
+
+def _blob_notes(stacks: list[Stack], blob_label: int) -> list[str]:
+    """Where the training labels hold blobs, and how much (a cell painted 1 shows here)."""
+    blob = [int(np.count_nonzero(stack.labels == blob_label)) for stack in stacks]
+    where = [stack.name for stack, pixels in zip(stacks, blob, strict=True) if pixels]
+    if not where:
+        return []
+    share = 100 * sum(blob) / sum(int(np.count_nonzero(stack.labels)) for stack in stacks)
+    named = ", ".join(f"'{name}'" for name in where)
+    if len(where) > 3:
+        named = f"{len(where)} of {len(stacks)} images"
+    return [
+        f"Blobs (label {blob_label}, ignored by the loss) in {named}: {share:.1f} % of the "
+        "labelled pixels."
+    ]
 
 
 def _check_objects(stacks: list[Stack], blob_label: int | None) -> None:
