@@ -190,6 +190,23 @@ def test_predict_takes_a_folder_of_images_or_one_image(trained, tmp_path):
         assert np.array_equal(read_image(tmp_path / "a" / name), read_image(tmp_path / "b" / name))
 
 
+def test_predict_reads_one_file_at_a_time(trained, tmp_path):
+    import shutil
+
+    from napari_cellseg.config import PredictConfig
+    from napari_cellseg.errors import DataError
+
+    folder = tmp_path / "images"
+    shutil.copytree(trained["png"] / "images", folder)
+    last = sorted(folder.iterdir())[-1]
+    last.write_bytes(b"not an image")  # read only when its turn comes
+    results = predict.predict_folder(PredictConfig(config=str(trained["yaml"]),
+                                                   test_data=str(folder)))
+    assert next(results).labels.shape == (1, 75, 101)
+    with pytest.raises(DataError, match=f"Cannot read '.*{last.name}'"):
+        next(results)
+
+
 def test_predict_refuses_to_write_among_its_images(trained, capsys):
     images = str(trained["png"] / "images")
     argv = ["--config", str(trained["yaml"]), "--test_data", images, "--output", images]

@@ -87,10 +87,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def predict_folder(settings: PredictConfig, *, labels: bool = False) -> Iterator[StackPrediction]:
-    """Predict every image of ``settings.test_data``, one file at a time, with a progress bar.
+    """Predict every image of ``settings.test_data``, one file at a time, with progress bars.
 
-    Writes the output files and figures ``settings`` asks for.  ``labels=True`` requires
-    a label image for every image.
+    Each file is read when its turn comes, so memory holds one image and its outputs, not
+    the folder.  Writes the output files and figures ``settings`` asks for.
+    ``labels=True`` requires a label image for every image.
 
     Raises
     ------
@@ -99,36 +100,30 @@ def predict_folder(settings: PredictConfig, *, labels: bool = False) -> Iterator
     """
     from tqdm import tqdm
 
-    from napari_cellseg.data.io import read_folder
+    from napari_cellseg.data.io import list_folder
     from napari_cellseg.engine.predict import load_model, tiling_options
 
     _check(settings)
     predictor = load_model(settings.config, settings.device, **tiling_options(settings))
-    stacks = read_folder(settings.test_data, labels=labels)
-    diameter = settings.diameter
-    total = sum(len(s.image) * predictor.count_tiles(s.image.shape[-2:], diameter) for s in stacks)
-    with tqdm(total=total, unit="tile", desc="predict", file=sys.stderr) as bar:
-        for stack in stacks:
-            done, planned = (
-                0,
-                len(stack.image) * predictor.count_tiles(stack.image.shape[-2:], diameter),
-            )
+    files = list_folder(settings.test_data, labels=labels)
+    for file in tqdm(files, unit="image", desc="predict", file=sys.stderr):
+        stack = file.read()
+        with tqdm(unit="tile", desc=file.name[:24], leave=False, file=sys.stderr) as bar:
 
-            def advance(progress) -> None:
-                nonlocal done, planned
-                if progress.total != planned:  # the diameter estimate added a pass
-                    bar.total += progress.total - planned
-                    planned = progress.total
-                bar.update(progress.done - done)
-                done = progress.done
+            def advance(progress, bar=bar) -> None:
+                bar.total = progress.total  # the diameter estimate may add passes
+                bar.update(progress.done - bar.n)
 
-            objects, boundaries = predictor.predict(stack.image, advance, diameter)
-            labels_pred = predictor.instances(objects, boundaries)
-            result = StackPrediction(
-                stack, objects, boundaries, labels_pred, predictor.config.blob_label
-            )
-            _write(result, settings)
-            yield result
+            objects, boundaries = predictor.predict(stack.image, advance, settings.diameter)
+        result = StackPrediction(
+            stack,
+            objects,
+            boundaries,
+            predictor.instances(objects, boundaries),
+            predictor.config.blob_label,
+        )
+        _write(result, settings)
+        yield result
 
 
 def _check(settings: PredictConfig) -> None:

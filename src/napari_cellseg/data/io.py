@@ -19,8 +19,10 @@ from napari_cellseg.io_utils import atomic_write
 
 __all__ = [
     "Stack",
+    "DataFile",
     "read_image",
     "read_folder",
+    "list_folder",
     "stacks_from_arrays",
     "split_stacks",
     "drop_unlabelled_slices",
@@ -166,10 +168,28 @@ def _list_images(folder: Path) -> dict[str, Path]:
     return found
 
 
-def _read_one_folder(folder: Path, labels: bool) -> list[Stack]:
+@dataclass(frozen=True)
+class DataFile:
+    """One image file of a data set and its label file (None: none), not read yet."""
+
+    name: str
+    image: Path
+    labels: Path | None
+
+    def read(self) -> Stack:
+        """Read the image and its labels; a DataError names the file and the fix."""
+        image = read_image(self.image)
+        if self.labels is None:
+            return Stack(self.name, image, None)
+        labels = _read_labels(self.labels)
+        _check_pair(image, labels, f"'{self.image}' and '{self.labels}'")
+        return Stack(self.name, image, labels)
+
+
+def _list_one_folder(folder: Path, labels: bool) -> list[DataFile]:
     image_dir, label_dir = folder / "images", folder / "labels"
     if not labels and (folder.is_file() or folder.is_dir() and not image_dir.is_dir()):
-        return _read_images_only(folder)
+        return _list_images_only(folder)
     if folder.is_file():
         raise DataError(
             f"'{folder}' is a file; give a data folder holding images/ and labels/."
@@ -193,7 +213,7 @@ def _read_one_folder(folder: Path, labels: bool) -> list[Stack]:
             "or correct the path."
         )
     label_files = _list_images(label_dir) if label_dir.is_dir() else {}
-    stacks = []
+    files = []
     for stem, image_path in images.items():
         label_path = label_files.get(stem)
         if label_path is None and labels:
@@ -201,16 +221,11 @@ def _read_one_folder(folder: Path, labels: bool) -> list[Stack]:
                 f"Image '{image_path}' has no label image: add '{label_dir / stem}' with "
                 f"extension {', '.join(SUFFIXES)} or remove the image."
             )
-        image = read_image(image_path)
-        label_array = None
-        if label_path is not None:
-            label_array = _read_labels(label_path)
-            _check_pair(image, label_array, f"'{image_path}' and '{label_path}'")
-        stacks.append(Stack(stem, image, label_array))
-    return stacks
+        files.append(DataFile(stem, image_path, label_path))
+    return files
 
 
-def _read_images_only(path: Path) -> list[Stack]:
+def _list_images_only(path: Path) -> list[DataFile]:
     """One image file, or the image files right inside a folder, without labels."""
     files = {path.stem: path} if path.is_file() else _list_images(path)
     if not files:
@@ -218,7 +233,20 @@ def _read_images_only(path: Path) -> list[Stack]:
             f"'{path}' holds no 'images' folder and no PNG or TIFF images "
             f"({', '.join(SUFFIXES)}); give an image, a folder of images or a data folder."
         )
-    return [Stack(stem, read_image(file), None) for stem, file in files.items()]
+    return [DataFile(stem, file, None) for stem, file in files.items()]
+
+
+def list_folder(spec: str | Path, *, labels: bool = True) -> list[DataFile]:
+    """The files :func:`read_folder` reads, each read when asked (``DataFile.read``).
+
+    Prediction of many or large images reads one file at a time this way.  The folder
+    structure and the pairing of images and labels are checked here; the files' contents
+    when read.
+    """
+    folders = [part.strip() for part in str(spec).split("+") if part.strip()]
+    if not folders:
+        raise DataError("No data folder given; give a folder holding images/ and labels/.")
+    return [file for folder in folders for file in _list_one_folder(Path(folder), labels)]
 
 
 def read_folder(spec: str | Path, *, labels: bool = True) -> list[Stack]:
@@ -245,10 +273,7 @@ def read_folder(spec: str | Path, *, labels: bool = True) -> list[Stack]:
         unreadable file, and labels that do not fit their image (page count, size,
         float or negative values); the message names the file and the fix.
     """
-    folders = [part.strip() for part in str(spec).split("+") if part.strip()]
-    if not folders:
-        raise DataError("No data folder given; give a folder holding images/ and labels/.")
-    return [stack for folder in folders for stack in _read_one_folder(Path(folder), labels)]
+    return [file.read() for file in list_folder(spec, labels=labels)]
 
 
 def stacks_from_arrays(
