@@ -24,6 +24,7 @@ are accepted and ignored: the model yaml holds them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -86,12 +87,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def predict_folder(settings: PredictConfig, *, labels: bool = False) -> Iterator[StackPrediction]:
+def predict_folder(
+    settings: PredictConfig, *, labels: bool = False, segment: dict | None = None
+) -> Iterator[StackPrediction]:
     """Predict every image of ``settings.test_data``, one file at a time, with progress bars.
 
     Each file is read when its turn comes, so memory holds one image and its outputs, not
     the folder.  Writes the output files and figures ``settings`` asks for.
-    ``labels=True`` requires a label image for every image.
+    ``labels=True`` requires a label image for every image.  ``segment``: post-processing
+    settings (:data:`~napari_cellseg.engine.segment.SEGMENT_KEYS`) to use instead of the
+    model's.
 
     Raises
     ------
@@ -105,6 +110,7 @@ def predict_folder(settings: PredictConfig, *, labels: bool = False) -> Iterator
 
     _check(settings)
     predictor = load_model(settings.config, settings.device, **tiling_options(settings))
+    predictor.config = dataclasses.replace(predictor.config, **(segment or {}))
     files = list_folder(settings.test_data, labels=labels)
     for file in tqdm(files, unit="image", desc="predict", file=sys.stderr):
         stack = file.read()

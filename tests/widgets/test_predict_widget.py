@@ -158,6 +158,31 @@ def test_a_second_press_cancels_the_prediction(qtbot, predict_widget, viewer):
     assert viewer.layers["long instances"].data.shape == stack.shape
 
 
+def test_predict_a_folder_with_the_docks_settings(qtbot, predict_widget, tmp_path, notes):
+    import tifffile
+
+    from napari_cellseg.data.synthetic import write_dataset
+
+    data = write_dataset(tmp_path / "data", 3, shape=(48, 56), seed=4)
+    predict_widget.post["obj_threshold"].value = 0.0  # every pixel is foreground
+    predict_widget.post["min_size"].value = 0
+    predict_widget.predict_folder(str(data), str(tmp_path / "out"))
+    assert predict_widget.run.text == "Cancel prediction" and not predict_widget.run_folder.enabled
+    qtbot.waitUntil(lambda: predict_widget.worker is None, timeout=TIMEOUT)
+    names = sorted(p.stem for p in (data / "images").iterdir())
+    for name in names:
+        labels = tifffile.imread(tmp_path / "out" / f"{name}_labels.tif")
+        assert labels.shape == (48, 56) and (labels == 2).all()  # one object, numbered 2
+        assert (tmp_path / "out" / f"{name}_objects.tif").is_file()
+    assert f"3 images segmented into '{tmp_path / 'out'}'." in notes
+    assert predict_widget.progress_bar.value() == 3 and predict_widget.run_folder.enabled
+
+    predict_widget.predict_folder(str(data / "images"), str(data / "images"))
+    qtbot.waitUntil(lambda: predict_widget.worker is None, timeout=TIMEOUT)
+    assert any("is the folder the images are read from" in n for n in notes), notes
+    assert predict_widget.status.value == "Prediction failed."
+
+
 def test_errors_are_notifications(predict_widget, viewer, notes):
     current_model.set("")
     predict_widget.predict()

@@ -34,6 +34,7 @@ __all__ = [
     "current_model",
     "training_events",
     "predict_maps",
+    "predict_files",
     "gui_threads",
     "start_worker",
     "report",
@@ -130,6 +131,27 @@ def predict_maps(
         predictor = copy.copy(current_model.predictor(yaml_path))
         predictor.tta = tta
         return (yield from predictor.iter_predict(image, diameter))
+
+
+def predict_files(
+    yaml_path: str, folder: str, output: str, options: dict, segment: dict
+) -> Generator[tuple[int, int], None, int]:
+    """Predict every image of ``folder`` into files in ``output``, yielding (done, total).
+
+    ``options``: PredictConfig settings (diameter, tta, ...); ``segment``: the
+    post-processing settings to use.  Returns the number of images.
+    """
+    from napari_cellseg.config import PredictConfig
+    from napari_cellseg.data.io import list_folder
+    from napari_cellseg.predict import predict_folder
+
+    _yield_cpu_to_gui()
+    settings = PredictConfig(config=yaml_path, test_data=folder, output=output, **options)
+    total = len(list_folder(folder, labels=False))
+    with _reported_errors("Predict smaller images or lower 'tile_batch'."):
+        for done, _result in enumerate(predict_folder(settings, segment=segment), start=1):
+            yield done, total
+    return total
 
 
 class CurrentModel:

@@ -17,16 +17,21 @@ from magicgui.widgets import (
     SpinBox,
 )
 from napari.layers import Image
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
-from qtpy.QtWidgets import QProgressBar, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QProgressBar, QVBoxLayout, QWidget
 
 from napari_cellseg.config import PredictConfig, TrainConfig, load_yaml
 from napari_cellseg.data.targets import as_annotation
 from napari_cellseg.engine.segment import instances
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.widgets._layers import OWNER_KEY, image_array, layer_combo, output_layer
-from napari_cellseg.widgets._worker import current_model, predict_maps, start_worker
+from napari_cellseg.widgets._worker import (
+    current_model,
+    predict_files,
+    predict_maps,
+    start_worker,
+)
 
 __all__ = ["PredictWidget", "model_picker", "post_processing_widgets"]
 
@@ -102,6 +107,12 @@ class PredictWidget(QWidget):
         self.tta = CheckBox(value=PredictConfig.tta, text="test-time augmentation (8x slower)")
         self.tta.tooltip = _PREDICT_FIELDS["tta"].metadata["help"]
         self.run = PushButton(text=_PREDICT)
+        self.run_folder = PushButton(text="Predict a folder…")
+        self.run_folder.tooltip = (
+            "segment every image of a folder (its images/ sub-folder, or the images in it) "
+            "with these settings, writing <name>_labels.tif, _objects.tif and "
+            "_boundaries.tif into another folder"
+        )
         self.post = post_processing_widgets()
         self.status = Label(value="")
         self.progress_bar = QProgressBar()
@@ -116,6 +127,7 @@ class PredictWidget(QWidget):
                 self.diameter,
                 self.tta,
                 self.run,
+                self.run_folder,
                 *self.post.values(),
                 self.status,
             ]
@@ -126,6 +138,7 @@ class PredictWidget(QWidget):
         layout.addStretch()
 
         self.run.changed.connect(self.predict)
+        self.run_folder.changed.connect(lambda: self.predict_folder())
         current_model.connect_while_alive(self, self._read_model_defaults)
         for widget in self.post.values():
             widget.changed.connect(lambda _v: self._debounce.start())
@@ -165,8 +178,11 @@ class PredictWidget(QWidget):
         self.diameter.enabled = bool(cfg.object_diameter)  # used by such models only
 
     def _show_progress(self, progress) -> None:
-        self.progress_bar.setRange(0, progress.total)
-        self.progress_bar.setValue(progress.done)
+        self._set_progress(progress.done, progress.total)
+
+    def _set_progress(self, done: int, total: int) -> None:
+        self.progress_bar.setRange(0, total)
+        self.progress_bar.setValue(done)
 
     # --- prediction ------------------------------------------------------------------------
 
@@ -208,9 +224,46 @@ class PredictWidget(QWidget):
             finished=self._predict_finished,
         )
 
+    def predict_folder(self, folder: str = "", output: str = "") -> None:
+        """Segment every image of ``folder`` into files in ``output`` (asked for when empty).
+
+        The dock's settings apply (model, diameter, test-time augmentation, thresholds);
+        the button above cancels after the current image.
+        """
+        if self.worker is not None:
+            return
+        folder = folder or QFileDialog.getExistingDirectory(self, "Folder of images to segment")
+        if folder and not output:
+            output = QFileDialog.getExistingDirectory(self, "Folder for the results")
+        if not (folder and output):
+            return
+        options = {"diameter": self.diameter.value, "tta": self.tta.value}
+        segment = {name: widget.value for name, widget in self.post.items()}
+        self.run.text, self.run_folder.enabled = _CANCEL, False
+        self.progress_bar.setFormat("image %v / %m")
+        self.status.value = f"Segmenting the images of '{folder}'…"
+        self.worker = start_worker(
+            predict_files,
+            current_model.path,
+            folder,
+            output,
+            options,
+            segment,
+            yielded=lambda counts: self._set_progress(*counts),
+            returned=lambda total: self._folder_done(total, output),
+            errored=lambda _exc: setattr(self.status, "value", "Prediction failed."),
+            aborted=lambda: setattr(self.status, "value", "Prediction cancelled."),
+            finished=self._predict_finished,
+        )
+
+    def _folder_done(self, total: int, output: str) -> None:
+        self.status.value = f"{total} images segmented into '{output}'."
+        show_info(self.status.value)
+
     def _predict_finished(self) -> None:
         self.worker = None
-        self.run.text = _PREDICT
+        self.run.text, self.run_folder.enabled = _PREDICT, True
+        self.progress_bar.setFormat("tile %v / %m")
 
     def _show_maps(self, maps: _Maps) -> None:
         self.maps, name = maps, maps.name
