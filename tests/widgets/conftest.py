@@ -7,6 +7,15 @@ import pytest
 from napari_cellseg.data.synthetic import make_nuclei
 
 
+@pytest.fixture(autouse=True)
+def built_in_model_first():
+    """Every test starts as napari does: the widgets' shared model is the built-in one."""
+    from napari_cellseg.pretrained import BUILTIN_MODELS
+    from napari_cellseg.widgets._worker import current_model
+
+    current_model.set(BUILTIN_MODELS["nuclei"])
+
+
 @pytest.fixture
 def notes():
     """Messages of the napari notifications (errors, infos) shown during the test."""
