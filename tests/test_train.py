@@ -279,13 +279,26 @@ def test_postprocessing_is_tuned_on_validation_data_at_the_end(tiny_train_config
     from napari_cellseg.engine.events import PostprocessTuned
 
     cfg = dataclasses.replace(tiny_train_config, tune_postprocess=True)
-    events = list(train(cfg, data=data))
+    val = synthetic_stacks(3, seed=100, shape=(224, 224))  # 119 objects
+    events = list(train(cfg, data=TrainData(data.train, val)))
     tuned = events[-2]
     assert isinstance(tuned, PostprocessTuned)
+    assert not any("fewer than" in note for note in events[0].notes)
     saved = load_yaml(tuned.path)
     assert tuned.path == events[-1].model_path.replace(".pt", ".yaml")
     assert segment_settings(saved) == segment_settings(tuned.params)
     assert 0.0 <= tuned.params["mean_ap"] <= 1.0
+
+
+def test_too_few_validation_objects_keep_the_segmentation_settings(tiny_train_config, data):
+    from napari_cellseg.engine.events import PostprocessTuned
+
+    cfg = dataclasses.replace(tiny_train_config, tune_postprocess=True, obj_threshold=0.55)
+    events = list(train(cfg, data=data))  # 8 validation objects
+    assert not any(isinstance(event, PostprocessTuned) for event in events)
+    assert "fewer than 100 objects" in events[0].notes[-1]
+    assert "obj_threshold 0.55" in events[0].notes[-1]
+    assert load_yaml(events[-1].model_path.replace(".pt", ".yaml")).obj_threshold == 0.55
 
 
 def test_time_limit_ends_after_a_whole_epoch(tiny_train_config, data):

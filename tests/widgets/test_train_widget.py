@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from napari_cellseg.config import MODEL_SETTINGS, TrainConfig, load_yaml, model_yaml_path
+from napari_cellseg.engine.segment import segment_settings
 from napari_cellseg.pretrained import BUILTIN_MODELS
 from napari_cellseg.widgets._worker import current_model
 from napari_cellseg.widgets.train_widget import TrainWidget
@@ -249,7 +250,9 @@ def test_long_layer_names_do_not_widen_the_dock(train_widget, viewer):
     assert name in row[0].tooltip  # the whole name
 
 
-def test_picking_a_model_to_fine_tune_takes_its_network_settings(train_widget):
+def test_picking_a_model_to_fine_tune_takes_its_network_and_segmentation_settings(
+    train_widget,
+):
     from qtpy.QtWidgets import QPushButton
 
     tiny(train_widget, Path("m.pt"), lr="2e-4")
@@ -258,5 +261,6 @@ def test_picking_a_model_to_fine_tune_takes_its_network_settings(train_widget):
     cfg = train_widget.form.config()
     built_in = load_yaml(BUILTIN_MODELS["nuclei"])
     assert all(getattr(cfg, key) == getattr(built_in, key) for key in MODEL_SETTINGS)
+    assert segment_settings(cfg) == segment_settings(built_in) != segment_settings(TrainConfig())
     assert (cfg.start_filters, cfg.object_diameter, cfg.lr) == (16, 24.0, 2e-4)
     assert "nuclei-dsb2018-fluo.yaml" in train_widget.status.text()

@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 from qtpy.QtWidgets import QPushButton
 
+from napari_cellseg.config import load_yaml
 from napari_cellseg.data.io import read_image
 from napari_cellseg.data.targets import count_objects
+from napari_cellseg.engine.segment import segment_settings
+from napari_cellseg.pretrained import BUILTIN_MODELS
 from napari_cellseg.widgets._worker import current_model
 
 TIMEOUT = 180_000  # ms
@@ -44,6 +47,9 @@ def test_predict_correct_fine_tune_and_predict_again(
     qtbot.waitUntil(lambda: trainer.worker is None, timeout=TIMEOUT)
     assert "Finished (completed) after 1 epoch." in trainer.status.text(), notes
     assert current_model.path.startswith(str(tmp_path))
+    assert any("fewer than 100 objects" in n for n in notes)  # a few nuclei held out
+    built_in = load_yaml(BUILTIN_MODELS["nuclei"])
+    assert segment_settings(load_yaml(current_model.path)) == segment_settings(built_in)
     assert predict.model.line_edit.value == current_model.path
 
     predict.image.value = image

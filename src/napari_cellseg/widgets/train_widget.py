@@ -30,6 +30,7 @@ from napari_cellseg.config import (
     save_yaml,
 )
 from napari_cellseg.engine import events as ev
+from napari_cellseg.engine.segment import SEGMENT_KEYS
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.pretrained import BUILTIN_MODELS, model_yaml
 from napari_cellseg.widgets._config_form import ConfigForm
@@ -50,6 +51,7 @@ _PATHS = {
     "tb_dir": ("d", None),
     "csv_log": ("w", "*.csv"),
 }
+_TAKEN_OVER = MODEL_SETTINGS + SEGMENT_KEYS  # from a model to fine-tune
 _SMOOTHING = 0.9  # weight of the past in the running mean of the batch loss
 _CURVES = {"loss": "loss", "objects_iou": "objects IoU", "boundaries_iou": "boundaries IoU"}
 
@@ -222,7 +224,8 @@ class TrainWidget(QWidget):
                 show_error(str(exc))
 
     def _take_init_model_settings(self, _value=None) -> None:
-        """Show the network settings of the model picked to fine-tune (``MODEL_SETTINGS``)."""
+        """Show the settings of the model picked to fine-tune: its network (``MODEL_SETTINGS``)
+        and its segmentation settings, kept unless the validation data can tune new ones."""
         given = self.form.widgets["init_model"].line_edit.value
         path = model_yaml(given)
         if not given or not path.is_file():
@@ -230,7 +233,7 @@ class TrainWidget(QWidget):
         try:
             start = load_yaml(path, TrainConfig)
             self.form.set_config(
-                self.form.config(**{key: getattr(start, key) for key in MODEL_SETTINGS})
+                self.form.config(**{key: getattr(start, key) for key in _TAKEN_OVER})
             )
         except CellsegError as exc:
             show_error(str(exc))
