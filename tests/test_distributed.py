@@ -239,7 +239,7 @@ def test_a_stop_asked_for_in_one_process_stops_every_process(two_process_run):
 def test_torchrun_trains_from_the_command_line_and_rank_0_alone_prints(tmp_path):
     from napari_cellseg.data.synthetic import write_dataset
 
-    data = write_dataset(tmp_path / "data", 4, shape=(64, 64), seed=3)
+    data = write_dataset(tmp_path / "data", 8, shape=(224, 224), seed=3)  # val: >= 100 objects
     model = tmp_path / "models" / "nuclei.pt"
     env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_ENV}
     result = subprocess.run(
