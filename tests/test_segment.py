@@ -71,6 +71,22 @@ def test_small_objects_removed_and_labels_sequential():
     assert labels.max() == 4
 
 
+@pytest.mark.parametrize(
+    ("skip", "values"),
+    [(1, [[2, 3], [4, 5]]), (2, [[1, 3], [4, 5]]), (3, [[1, 2], [4, 5]]), (4, [[1, 2], [3, 5]])],
+)
+def test_a_skipped_label_is_taken_by_no_object_in_any_slice(skip, values):
+    objects, boundaries = two_touching_disks()
+    stack = np.stack([objects, objects]), np.stack([boundaries, boundaries])
+    kw = dict(obj_threshold=0.5, bnd_threshold=0.5, min_size=10)
+    plain = instances(*stack, **kw)
+    labels = instances(*stack, **kw, skip_label=skip)
+    assert [sorted(set(np.unique(page)) - {0}) for page in labels] == values
+    assert np.array_equal(labels > 0, plain > 0)
+    single = instances(objects, boundaries, **kw, skip_label=1)
+    assert np.array_equal(single, plain[0] + (plain[0] > 0))
+
+
 def test_object_covered_by_boundary_is_kept():
     objects = np.zeros((20, 20), np.float32)
     objects[5:9, 5:9] = 0.8

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from napari_cellseg.data.targets import (
-    as_annotation,
     count_objects,
     make_targets,
     remove_blobs,
@@ -137,11 +136,6 @@ def test_blobs_separate_nothing_and_are_never_separation():
     np.testing.assert_array_equal(as_object[2], _grid(["011111111110"])[0])
 
 
-def test_predicted_instances_renumbered_around_the_blob_value():
-    labels = np.array([[0, 1, 2], [3, 3, 0]], np.int32)
-    assert as_annotation(labels).tolist() == [[0, 2, 3], [4, 4, 0]]
-    assert as_annotation(labels, 3).tolist() == [[0, 1, 2], [4, 4, 0]]
-    assert as_annotation(labels, None) is labels
-    assert as_annotation(labels).dtype == np.int32 and labels[0, 1] == 1  # a copy
-    assert count_objects(as_annotation(labels)) == count_objects(labels) == 3
-    assert count_objects(labels, blob_label=1) == 2
+def test_count_objects_leaves_out_background_and_blobs():
+    labels = np.array([[0, 1, 2], [5, 5, 0]], np.int32)
+    assert count_objects(labels) == 3 and count_objects(labels, blob_label=1) == 2

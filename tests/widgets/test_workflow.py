@@ -28,6 +28,7 @@ def test_predict_correct_fine_tune_and_predict_again(
     qtbot.waitUntil(lambda: predict._post_worker is None, timeout=TIMEOUT)
     found = viewer.layers["cells instances"]
     assert abs(count_objects(found.data) - 24) <= 3
+    assert predict.status.value == f"'cells': {count_objects(found.data)} objects."
 
     # correct: erase one object, draw a missed one with the brush's fresh value
     found.fill(tuple(np.argwhere(found.data == 2)[0]), 0)

@@ -16,7 +16,6 @@ __all__ = [
     "separation_mask",
     "unet_classes",
     "remove_blobs",
-    "as_annotation",
     "count_objects",
 ]
 
@@ -123,23 +122,6 @@ def remove_blobs(
     """Blank blob regions to 0 in copies of ``image`` and ``labels`` (the seed's behaviour)."""
     blob = labels == blob_label
     return np.where(blob, 0, image).astype(image.dtype), np.where(blob, 0, labels)
-
-
-def as_annotation(labels: np.ndarray, blob_label: int | None = 1) -> np.ndarray:
-    """Instance labels 1, 2, ... renumbered so that no object takes the blob value.
-
-    Objects numbered ``blob_label`` or higher move up by one (with the default 1: objects
-    2, 3, ...), so predicted instances follow the annotation convention and can be
-    corrected and trained on as they are.  ``blob_label`` None: ``labels`` unchanged.
-
-    >>> as_annotation(np.array([0, 1, 2, 3]))
-    array([0, 2, 3, 4])
-    """
-    if blob_label is None:
-        return labels
-    out = labels.copy()
-    out[out >= max(blob_label, 1)] += 1
-    return out
 
 
 def count_objects(labels: np.ndarray, blob_label: int | None = None) -> int:

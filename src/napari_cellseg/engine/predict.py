@@ -45,7 +45,6 @@ import numpy as np
 
 from napari_cellseg.config import PredictConfig, TrainConfig, load_yaml, read_yaml_dict
 from napari_cellseg.data.scale import median_diameter, rescale, scale_factor, scaled_shape
-from napari_cellseg.data.targets import as_annotation
 from napari_cellseg.data.trim import resize_to, trim, untrim
 from napari_cellseg.engine import segment
 from napari_cellseg.engine.tiling import (
@@ -297,12 +296,15 @@ class Predictor:
     def instances(self, objects: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
         """Instance labels with the model's post-processing settings (see :mod:`.segment`).
 
-        Numbered as annotations (:func:`~napari_cellseg.data.targets.as_annotation`): no
-        object takes the model's ``blob_label``, so the labels can be corrected and
-        trained on as they are.
+        Numbered as annotations: no object takes the model's ``blob_label``, so the
+        labels can be corrected and trained on as they are.
         """
-        labels = segment.instances(objects, boundaries, **segment.segment_settings(self.config))
-        return as_annotation(labels, self.config.blob_label)
+        return segment.instances(
+            objects,
+            boundaries,
+            **segment.segment_settings(self.config),
+            skip_label=self.config.blob_label,
+        )
 
     def count_tiles(self, shape: tuple[int, int], diameter: float = 0.0) -> int:
         """Network tiles of the first prediction of a slice of ``shape`` (H, W).

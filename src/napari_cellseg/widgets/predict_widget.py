@@ -22,7 +22,6 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QProgressBar, QVBoxLayout, QWidget
 
 from napari_cellseg.config import PredictConfig, TrainConfig, load_yaml
-from napari_cellseg.data.targets import as_annotation
 from napari_cellseg.engine.segment import instances
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.widgets._layers import OWNER_KEY, image_array, layer_combo, output_layer
@@ -52,8 +51,9 @@ class _Maps:
 
 def _instances(maps: _Maps, settings: dict) -> tuple[np.ndarray, int]:
     """Instance labels numbered as annotations (objects 2, 3, ... by default), and their count."""
-    labels = instances(maps.objects, maps.boundaries, **settings)
-    return as_annotation(labels, maps.blob_label), int(labels.max(initial=0))
+    labels = instances(maps.objects, maps.boundaries, **settings, skip_label=maps.blob_label)
+    top = int(labels.max(initial=0))  # the values are 1, 2, ..., past the blob value
+    return labels, top - (maps.blob_label is not None and top > maps.blob_label)
 
 
 _PREDICT_FIELDS = {f.name: f for f in dataclasses.fields(PredictConfig)}
