@@ -141,9 +141,7 @@ def _check(settings: PredictConfig) -> None:
         )
     if settings.plot and not settings.output:
         raise ConfigError("--plot writes PNG figures into the output folder: add --output DIR.")
-    output = Path(settings.output).resolve()
-    parts = [part.strip() for part in settings.test_data.split("+") if part.strip()]
-    if settings.output and any(_image_folder(part).resolve() == output for part in parts):
+    if settings.output and _reads_from(settings.test_data, Path(settings.output).resolve()):
         raise ConfigError(
             f"--output '{settings.output}' is the folder the images are read from: its "
             "outputs would be read as images next time.  Choose another folder."
@@ -153,12 +151,14 @@ def _check(settings: PredictConfig) -> None:
             print(f"note: --{name} is ignored; the model yaml sets it.", file=sys.stderr)
 
 
-def _image_folder(test_data: str) -> Path:
-    """The folder the images of ``test_data`` (see ``read_folder``) are read from."""
-    path = Path(test_data)
-    if path.is_file():
-        return path.parent
-    return path / "images" if (path / "images").is_dir() else path
+def _reads_from(test_data: str, folder: Path) -> bool:
+    """Whether ``test_data`` (``+``-joined parts, see ``read_folder``) has images in ``folder``."""
+    for part in filter(None, (p.strip() for p in test_data.split("+"))):
+        path = Path(part)
+        images = path.parent if path.is_file() else path / "images"
+        if (images if images.is_dir() else path).resolve() == folder:
+            return True
+    return False
 
 
 def _write(result: StackPrediction, settings: PredictConfig) -> None:
