@@ -49,9 +49,10 @@ def test_search_finds_thresholds_that_split_and_clean():
         "bnd_threshold": 0.1,
         "split_depth": 0.0,
         "min_size": 20,
+        "small_object_prob": 1.0,  # keeping the specks for sure would not score more
         "mean_ap": 1.0,
     }
-    planned = len(GRID["obj_threshold"]) * len(GRID["bnd_threshold"]) + 8
+    planned = len(GRID["obj_threshold"]) * len(GRID["bnd_threshold"]) + 8 + 1
     assert calls[-1] == (planned, planned) and len(calls) == planned
     # a boundary threshold above the ridge's 0.45 merges the two nuclei (IoU with the left one
     # 697 / 1383 = 0.504) and min_size 10 keeps the specks: at IoU 0.5 TP 1, FP 2, FN 1, AP 1/4;
@@ -59,6 +60,22 @@ def test_search_finds_thresholds_that_split_and_clean():
     untuned = {"obj_threshold": 0.5, "bnd_threshold": 0.5, "split_depth": 0.0, "min_size": 10}
     score = score_postprocessing([maps], [stack], **untuned)
     assert score == pytest.approx(0.025)
+
+
+def test_search_keeps_small_nuclei_the_network_is_sure_of():
+    (objects, boundaries), stack = weak_ridge_maps()
+    specks = np.s_[0, 2:5, 2:6], np.s_[0, 50:53, 70:74]  # unsure specks, not annotated,
+    for speck in specks:  # foreground (0.95) for any obj_threshold that keeps the nuclei
+        objects[speck], boundaries[speck] = 0.6, 0.35
+    objects[0, 50:53, 5:9] = 0.95  # a 12-pixel nucleus, annotated
+    stack.labels[0, 50:53, 5:9] = 4
+    params = tune_postprocessing([(objects, boundaries)], [stack])
+    # min_size > 12 drops the specks, a probability between 0.6 and 0.95 keeps the nucleus
+    assert params["mean_ap"] == 1.0
+    assert params["min_size"] > 12 and 0.6 <= params["small_object_prob"] < 0.95
+    unsure = {k: v for k, v in params.items() if k != "mean_ap"} | {"small_object_prob": 1.0}
+    # without the exception the nucleus is a false negative: TP 2, FN 1, AP 2/3 throughout
+    assert score_postprocessing([(objects, boundaries)], [stack], **unsure) == pytest.approx(2 / 3)
 
 
 def broken_nucleus_maps():
@@ -102,6 +119,7 @@ def test_save_keeps_every_other_entry(tmp_path):
             "bnd_threshold": 0.25,
             "split_depth": 0.75,
             "min_size": 20,
+            "small_object_prob": 0.9,
             "mean_ap": 0.7,
         },
         data="v",
@@ -112,6 +130,7 @@ def test_save_keeps_every_other_entry(tmp_path):
         "bnd_threshold": 0.25,
         "split_depth": 0.75,
         "min_size": 20,
+        "small_object_prob": 0.9,
     }
     assert content["epochs"] == 7 and content["model"] == "m.pt"
     assert content["record"] == {"epochs_trained": 7, "postprocess": {"mean_ap": 0.7, "data": "v"}}

@@ -71,6 +71,22 @@ def test_small_objects_removed_and_labels_sequential():
     assert labels.max() == 4
 
 
+def test_small_objects_the_network_is_sure_of_stay():
+    objects, boundaries = two_touching_disks()
+    objects[2:5, 2:5] = 0.97  # 9 pixels, sure: a small nucleus
+    objects[50:53, 2:5] = 0.6  # 9 pixels, unsure: a speck
+    objects[51, 3] = 0.8
+    kw = dict(obj_threshold=0.5, bnd_threshold=0.5, min_size=10)
+    labels = instances(objects, boundaries, **kw, small_object_prob=0.9)
+    assert (labels[2:5, 2:5] == 1).all() and (labels[50:53, 2:5] == 0).all()
+    assert sorted(np.unique(labels)) == [0, 1, 2, 3]
+    # the peak, not the mean, decides; 1 (the default) keeps no small object
+    assert (instances(objects, boundaries, **kw, small_object_prob=0.75)[50:53, 2:5] > 0).all()
+    default = instances(objects, boundaries, **kw)
+    assert np.array_equal(instances(objects, boundaries, **kw, small_object_prob=1.0), default)
+    assert default.max() == 2
+
+
 @pytest.mark.parametrize(
     ("skip", "values"),
     [(1, [[2, 3], [4, 5]]), (2, [[1, 3], [4, 5]]), (3, [[1, 2], [4, 5]]), (4, [[1, 2], [3, 5]])],

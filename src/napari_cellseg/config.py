@@ -198,6 +198,12 @@ class TrainConfig:
         advanced=True,
     )
     min_size: int = _f(20, "smallest object kept, in pixels", advanced=True)
+    small_object_prob: float = _f(
+        1.0,
+        "keep an object under min_size all the same when its highest object probability "
+        "is above this: a small nucleus the network is sure of (1: never)",
+        advanced=True,
+    )
     tune_postprocess: bool = _f(
         True, "tune the post-processing thresholds on val_data after training", advanced=True
     )

@@ -159,8 +159,8 @@ def make_tune_parser(prog: str = "cellseg tune-postprocess") -> argparse.Argumen
     parser = argparse.ArgumentParser(
         prog=prog,
         description="Search the segmentation settings (obj_threshold, bnd_threshold, "
-        "split_depth, min_size) that maximise mean AP(0.5:0.95) on validation data and write "
-        "them into the model yaml (every other entry is kept).",
+        "split_depth, min_size, small_object_prob) that maximise mean AP(0.5:0.95) on "
+        "validation data and write them into the model yaml (every other entry is kept).",
     )
     parser.add_argument("--config", required=True, help="the model's .yaml")
     parser.add_argument(

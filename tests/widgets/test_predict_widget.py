@@ -61,10 +61,11 @@ def test_another_model_does_not_resegment_the_last_maps(qtbot, predict_widget, v
     run(qtbot, predict_widget)
     viewer.layers.remove("a instances")
     other = load_yaml(current_model.path)
-    other.obj_threshold = 0.2
+    other.obj_threshold, other.small_object_prob = 0.2, 0.9
     save_yaml(other, tmp_path / "other.yaml")
     current_model.set(tmp_path / "other.yaml")
     assert predict_widget.post["obj_threshold"].value == 0.2
+    assert predict_widget.post["small_object_prob"].value == 0.9
     qtbot.wait(500)  # past the threshold sliders' debounce
     assert "a instances" not in viewer.layers
 

@@ -195,12 +195,12 @@ def count_matches(iou: np.ndarray, thresholds: Sequence[float] = THRESHOLDS) -> 
 
 def iou_matrix(
     gt: np.ndarray, pred: np.ndarray, *, ignore_label: int | None = 1
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """IoU of every ground-truth object (rows) with every counted prediction (columns).
 
-    Predictions mostly inside blobs are left out.  Also returns the pixel count of each
-    column's prediction (removing predictions smaller than ``m`` pixels is then
-    ``iou[:, areas >= m]``: the other IoUs do not change).
+    Predictions mostly inside blobs are left out.  Also returns the pixel count and the
+    label value of each column's prediction (removing predictions smaller than ``m``
+    pixels is then ``iou[:, areas >= m]``: the other IoUs do not change).
     """
     from skimage.segmentation import relabel_sequential
 
@@ -214,7 +214,8 @@ def iou_matrix(
         raise DataError(f"gt {gt.shape} and pred {pred.shape} label images differ in shape.")
     blob = gt == ignore_label if ignore_label is not None else np.zeros(gt.shape, bool)
     gt_seq = relabel_sequential(np.where(blob, 0, gt))[0].ravel().astype(np.int64)
-    pred_seq = relabel_sequential(pred)[0].ravel().astype(np.int64)
+    pred_seq, _, pred_values = relabel_sequential(pred)
+    pred_seq = pred_seq.ravel().astype(np.int64)
     n_true, n_pred = int(gt_seq.max(initial=0)), int(pred_seq.max(initial=0))
     overlap = np.bincount(
         gt_seq * (n_pred + 1) + pred_seq, minlength=(n_true + 1) * (n_pred + 1)
@@ -224,7 +225,8 @@ def iou_matrix(
     keep = in_blob * 2 <= pred_area
     true_area = overlap.sum(1)[1:, None]
     inter = overlap[1:, 1:][:, keep]
-    return inter / (true_area + pred_area[keep] - inter), pred_area[keep]
+    values = pred_values[np.arange(1, n_pred + 1)]  # the original label of each column
+    return inter / (true_area + pred_area[keep] - inter), pred_area[keep], values[keep]
 
 
 def summarize(counts: np.ndarray, thresholds: Sequence[float]) -> dict:

@@ -7,9 +7,10 @@ pair at half the grid step; every ``split_depth`` and ``min_size`` of the grid i
 for every pair (merging regions and removing small objects is cheap: the watershed
 result is reused).  Pairs that give the same seeds as an earlier pair with the same
 ``obj_threshold`` (with softmax maps every ``bnd_threshold`` above ``1 -
-obj_threshold`` does) reuse its scores.  The score is the pooled mean AP over IoU 0.5,
-0.55, ..., 0.95 (:mod:`napari_cellseg.engine.evaluate`); ties keep the earlier
-candidate.
+obj_threshold`` does) reuse its scores.  Last, with the best pair and depth, every
+``min_size`` is tried with every ``small_object_prob`` (which small objects the network
+is sure of stay).  The score is the pooled mean AP over IoU 0.5, 0.55, ..., 0.95
+(:mod:`napari_cellseg.engine.evaluate`); ties keep the earlier candidate.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from napari_cellseg.engine.segment import (
     SEGMENT_KEYS,
     instances,
     merge_shallow,
+    object_peaks,
     watershed_labels,
 )
 from napari_cellseg.errors import DataError
@@ -55,6 +57,7 @@ GRID = {
     "bnd_threshold": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8),
     "split_depth": (0.0, 0.25, 0.5, 0.75, 1.0),
     "min_size": (0, 5, 10, 20, 40, 80),
+    "small_object_prob": (1.0, 0.95, 0.9, 0.85, 0.8, 0.7),
 }
 """The coarse search grid of the thresholds; the depths and sizes are tried for each pair."""
 
@@ -90,8 +93,7 @@ def tune_postprocessing(
     Returns
     -------
     dict
-        ``obj_threshold``, ``bnd_threshold``, ``split_depth``, ``min_size`` and the
-        ``mean_ap`` they reach.
+        The :data:`~.segment.SEGMENT_KEYS` and the ``mean_ap`` they reach.
 
     Raises
     ------
@@ -105,7 +107,7 @@ def tune_postprocessing(
         ignore_label = source.config.blob_label
     pages = _pages(maps, stacks)
     coarse = list(itertools.product(GRID["obj_threshold"], GRID["bnd_threshold"]))
-    planned = len(coarse) + 8
+    planned = len(coarse) + 8 + 1
     done = 0
     scored: dict[tuple, tuple[float, dict]] = {}
 
@@ -132,7 +134,9 @@ def tune_postprocessing(
         if (dy, dx) != (0, 0) and 0 < obj + dy * step < 1 and 0 < bnd + dx * step <= 1
     ]
     best = max(best, search(refine), key=lambda r: r[0]) if refine else best
-    mean_ap, params = best
+    mean_ap, params = _best_small_objects(pages, best[1], ignore_label)
+    if progress:
+        progress(planned, planned)
     return {**params, "mean_ap": mean_ap}
 
 
@@ -184,7 +188,7 @@ def _best_for_pair(pages, obj: float, bnd: float, ignore_label) -> tuple[float, 
         height = objects - boundaries
         for d, depth in enumerate(depths):
             merged = merge_shallow(labels, height, depth)
-            iou, areas = iou_matrix(gt, merged, ignore_label=ignore_label)
+            iou, areas, _ = iou_matrix(gt, merged, ignore_label=ignore_label)
             for s, min_size in enumerate(sizes):
                 counts[d, s] += count_matches(iou[:, areas >= min_size])
     scores = [[summarize(c, THRESHOLDS)["mean_ap"] for c in row] for row in counts]
@@ -194,7 +198,27 @@ def _best_for_pair(pages, obj: float, bnd: float, ignore_label) -> tuple[float, 
         "bnd_threshold": bnd,
         "split_depth": depths[d],
         "min_size": sizes[s],
+        "small_object_prob": 1.0,
     }
+
+
+def _best_small_objects(pages, params: dict, ignore_label) -> tuple[float, dict]:
+    """The best ``min_size`` and ``small_object_prob`` for the other settings of ``params``."""
+    sizes, probs = GRID["min_size"], GRID["small_object_prob"]
+    counts = np.zeros((len(sizes), len(probs), len(THRESHOLDS), 4))
+    for objects, boundaries, gt in pages:
+        labels = watershed_labels(
+            objects, boundaries, params["obj_threshold"], params["bnd_threshold"]
+        )
+        merged = merge_shallow(labels, objects - boundaries, params["split_depth"])
+        iou, areas, values = iou_matrix(gt, merged, ignore_label=ignore_label)
+        peaks = object_peaks(merged, objects, np.ones(int(merged.max(initial=0)) + 1, bool))
+        for s, min_size in enumerate(sizes):
+            for p, prob in enumerate(probs):
+                counts[s, p] += count_matches(iou[:, (areas >= min_size) | (peaks[values] > prob)])
+    scores = [[summarize(c, THRESHOLDS)["mean_ap"] for c in row] for row in counts]
+    s, p = np.unravel_index(int(np.argmax(scores)), counts.shape[:2])
+    return scores[s][p], {**params, "min_size": sizes[s], "small_object_prob": probs[p]}
 
 
 def save_postprocessing(yaml_path: str | Path, params: dict, *, data: str = "") -> Path:

@@ -17,7 +17,9 @@ other unless its peak rises at least h above the highest pass between them (the 
 test :func:`skimage.morphology.h_maxima` makes, on the graph of touching regions
 instead of the pixels; regions are taken by descending pass height, so a peak is judged
 against the highest pass to any higher peak).  Objects smaller than ``min_size``
-pixels are removed last and the labels renumbered 1, 2, ...
+pixels are removed last, unless the network is sure of them (their highest object
+probability above ``small_object_prob``: a small nucleus, not a fragment of noise), and
+the labels renumbered 1, 2, ...
 """
 
 from __future__ import annotations
@@ -32,12 +34,13 @@ __all__ = [
     "watershed_labels",
     "merge_shallow",
     "remove_small",
+    "object_peaks",
     "SEGMENT_KEYS",
     "segment_settings",
     "describe_settings",
 ]
 
-SEGMENT_KEYS = ("obj_threshold", "bnd_threshold", "split_depth", "min_size")
+SEGMENT_KEYS = ("obj_threshold", "bnd_threshold", "split_depth", "min_size", "small_object_prob")
 """The post-processing settings of a model (in its yaml and its TrainConfig)."""
 
 WATERSHED_THREADS = min(4, os.cpu_count() or 1)
@@ -72,6 +75,7 @@ def instances(
     bnd_threshold: float,
     min_size: int,
     split_depth: float = 0.0,
+    small_object_prob: float = 1.0,
     skip_label: int | None = None,
 ) -> np.ndarray:
     """Instance labels from probability maps.
@@ -89,7 +93,9 @@ def instances(
         How far ``objects - boundaries`` must fall between two seeds of one region for
         them to stay separate objects (0: every seed is an object).
     min_size : int
-        Smallest object kept, in pixels (per slice).
+        Smallest object kept, in pixels (per slice) ...
+    small_object_prob : float
+        ... unless its highest object probability is above this (1: no exception).
     skip_label : int or None
         A value no object takes, numbering on past it: with the blob value 1 the objects
         are 2, 3, ..., as in annotations, so predictions can be corrected and trained on.
@@ -116,7 +122,8 @@ def instances(
         )
     if objects.ndim == 2:
         labels = watershed_labels(objects, boundaries, obj_threshold, bnd_threshold, split_depth)
-        return remove_small(labels, min_size, skip_label)
+        sure = (objects, small_object_prob) if small_object_prob < 1 else None
+        return remove_small(labels, min_size, skip_label, sure=sure)
     out = np.zeros(objects.shape, np.int32)
     offset = 0
     for z in range(objects.shape[0]):
@@ -129,6 +136,7 @@ def instances(
             bnd_threshold=bnd_threshold,
             min_size=min_size,
             split_depth=split_depth,
+            small_object_prob=small_object_prob,
             skip_label=skip,
         )
         out[z] = np.where(page > 0, page + offset, 0)
@@ -293,18 +301,49 @@ def _find(parent: list[int], x: int) -> int:
     return x
 
 
-def remove_small(labels: np.ndarray, min_size: int, skip_label: int | None = None) -> np.ndarray:
+def remove_small(
+    labels: np.ndarray,
+    min_size: int,
+    skip_label: int | None = None,
+    *,
+    sure: tuple[np.ndarray, float] | None = None,
+) -> np.ndarray:
     """Remove objects of fewer than ``min_size`` pixels and renumber the rest 1, 2, ...
 
-    The renumbering keeps the order of the label values (int32 result); with
-    ``skip_label`` it passes over that value (in the lookup table: no extra pass).
+    With ``sure = (objects, prob)`` a smaller object stays when its highest value in
+    ``objects`` is above ``prob``.  The renumbering keeps the order of the label values
+    (int32 result); with ``skip_label`` it passes over that value (in the lookup table:
+    no extra pass).
 
     >>> remove_small(np.array([0, 5, 5, 7, 9, 9]), 2, skip_label=1)
     array([0, 2, 2, 0, 3, 3], dtype=int32)
+    >>> objects = np.array([0.0, 0.5, 0.5, 0.9, 0.6, 0.6])
+    >>> remove_small(np.array([0, 5, 5, 7, 9, 9]), 3, sure=(objects, 0.8))
+    array([0, 0, 0, 1, 0, 0], dtype=int32)
     """
-    keep = np.bincount(labels.ravel()) >= max(min_size, 1)
+    counts = np.bincount(labels.ravel())
+    keep = counts >= max(min_size, 1)
+    if sure is not None:
+        objects, prob = sure
+        keep |= object_peaks(labels, objects, (counts > 0) & ~keep) > prob
     keep[0] = False
     table = np.cumsum(keep, dtype=np.int32) * keep
     if skip_label is not None:
         table[table >= max(skip_label, 1)] += 1
     return np.take(table, labels)
+
+
+def object_peaks(labels: np.ndarray, values: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """The highest of ``values`` (>= 0) in each label where ``which[label]``, else 0.
+
+    ``which`` is a boolean per label value; only those objects' pixels are read
+    (a small share of the image), so this costs about one pass of lookups.
+
+    >>> labels, values = np.array([0, 1, 1, 2]), np.array([0.9, 0.2, 0.7, 0.4])
+    >>> object_peaks(labels, values, np.array([False, True, False]))
+    array([0. , 0.7, 0. ])
+    """
+    pixels = np.flatnonzero(np.take(which, labels))
+    peaks = np.zeros(len(which), np.result_type(values, np.float32))
+    np.maximum.at(peaks, labels.ravel()[pixels], values.ravel()[pixels])
+    return peaks

@@ -77,11 +77,15 @@ def model_picker() -> FileEdit:
 def post_processing_widgets() -> dict:
     """Threshold sliders, split depth and minimum size; defaults and help from TrainConfig."""
     fields = TrainConfig.__dataclass_fields__
+    sliders = (("obj_threshold", 1.0), ("bnd_threshold", 1.0), ("split_depth", 2.0))
     widgets = {
         name: FloatSlider(min=0.0, max=top, step=0.01, value=fields[name].default)
-        for name, top in (("obj_threshold", 1.0), ("bnd_threshold", 1.0), ("split_depth", 2.0))
+        for name, top in sliders
     }
     widgets["min_size"] = SpinBox(min=0, max=10**7, value=fields["min_size"].default)
+    widgets["small_object_prob"] = FloatSlider(
+        min=0.0, max=1.0, step=0.01, value=fields["small_object_prob"].default
+    )
     for name, widget in widgets.items():
         widget.name, widget.tooltip = name, fields[name].metadata["help"]
     return widgets
