@@ -59,7 +59,9 @@ GRID = {
     "min_size": (0, 5, 10, 20, 40, 80),
     "small_object_prob": (1.0, 0.95, 0.9, 0.85, 0.8, 0.7),
 }
-"""The coarse search grid of the thresholds; the depths and sizes are tried for each pair."""
+"""The coarse search grid of the thresholds; the depths and sizes are tried for each pair,
+the probabilities that keep small objects with the best pair and depth (1.0 first: a tie
+keeps every small object out)."""
 
 REFINE_STEP = 0.05
 """Step of the refinement around the best grid pair (half the grid step)."""
