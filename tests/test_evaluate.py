@@ -10,7 +10,9 @@ import pytest
 from napari_cellseg.engine.evaluate import (
     METRICS,
     THRESHOLDS,
+    count_matches,
     format_table,
+    iou_matrix,
     matching,
     matching_dataset,
 )
@@ -130,6 +132,31 @@ def test_assignment_is_optimal_not_greedy():
     assert result["0.1"]["mean_matched_iou"] == pytest.approx((60 / 180 + 20 / 160) / 2)
     assert result["0.3"]["tp"] == 1
     assert result["0.3"]["mean_matched_iou"] == pytest.approx(0.5)  # P1-B, the larger IoU
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_unique_candidates_counted_as_the_assignment_counts_them(seed):
+    """Above IoU 0.5 no assignment is run; the counts equal the assignment's."""
+    rng = np.random.default_rng(seed)
+    centres = rng.integers(8, 72, (15, 2))
+    gt = disks((80, 80), centres, 6)  # touching and overlapping disks: cut shapes
+    pred = disks((80, 80), centres + rng.integers(-2, 3, centres.shape), 6)
+    iou = iou_matrix(gt, pred)[0]
+    assert (iou >= 0.5).sum() > 5 and (iou >= 0.01).sum(0).max() > 1  # rival candidates
+    fast = count_matches(iou)
+    assigned = count_matches(iou, (0.01, *THRESHOLDS))[1:]  # not unique at 0.01: assigned
+    np.testing.assert_allclose(fast, assigned)
+
+
+def test_labels_of_any_value_give_the_same_scores():
+    gt = disks((40, 60), [(10, 10), (25, 40)], 6)
+    pred = disks((40, 60), [(10, 12), (25, 38)], 6)
+    small = matching(gt, pred)
+    iou, areas, values = iou_matrix(gt, pred)
+    assert values.tolist() == [2, 3] and areas.tolist() == [(pred == 2).sum(), (pred == 3).sum()]
+    huge = np.where(pred > 0, pred.astype(np.int64) * 2**40, 0)  # renumbered by sorting
+    assert iou_matrix(gt, huge)[2].tolist() == [2 * 2**40, 3 * 2**40]
+    assert matching(gt.astype(np.int64) * 2**40, huge) == small
 
 
 def test_blob_excludes_predictions_mostly_inside():

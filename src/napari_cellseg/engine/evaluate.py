@@ -173,11 +173,22 @@ def match_counts(
 
 
 def count_matches(iou: np.ndarray, thresholds: Sequence[float] = THRESHOLDS) -> np.ndarray:
-    """:func:`match_counts` from the IoU matrix (ground truth x predictions)."""
+    """:func:`match_counts` from the IoU matrix (ground truth x predictions).
+
+    When no object has two candidates at the lowest threshold (always so above IoU 0.5
+    but for exact ties), every candidate pair is matched: no assignment is needed.
+    """
     from scipy.optimize import linear_sum_assignment
 
     n_true, n_pred = iou.shape
     counts = np.zeros((len(thresholds), 4))
+    hit = iou >= min(thresholds, default=1.0)
+    if hit.sum(0).max(initial=0) <= 1 and hit.sum(1).max(initial=0) <= 1:
+        pairs = iou[hit]
+        for i, threshold in enumerate(thresholds):
+            matched = pairs[pairs >= threshold]
+            counts[i] = (len(matched), n_pred - len(matched), n_true - len(matched), matched.sum())
+        return counts
     for i, threshold in enumerate(thresholds):
         hit = iou >= threshold
         rows, cols = np.flatnonzero(hit.any(1)), np.flatnonzero(hit.any(0))
@@ -202,8 +213,6 @@ def iou_matrix(
     label value of each column's prediction (removing predictions smaller than ``m``
     pixels is then ``iou[:, areas >= m]``: the other IoUs do not change).
     """
-    from skimage.segmentation import relabel_sequential
-
     for name, arr in (("gt", gt), ("pred", pred)):
         arr = np.asarray(arr)
         if not np.issubdtype(arr.dtype, np.integer) or (arr.size and arr.min() < 0):
@@ -213,10 +222,9 @@ def iou_matrix(
     if gt.shape != pred.shape:
         raise DataError(f"gt {gt.shape} and pred {pred.shape} label images differ in shape.")
     blob = gt == ignore_label if ignore_label is not None else np.zeros(gt.shape, bool)
-    gt_seq = relabel_sequential(np.where(blob, 0, gt))[0].ravel().astype(np.int64)
-    pred_seq, _, pred_values = relabel_sequential(pred)
-    pred_seq = pred_seq.ravel().astype(np.int64)
-    n_true, n_pred = int(gt_seq.max(initial=0)), int(pred_seq.max(initial=0))
+    gt_seq, gt_values = _sequential(np.where(blob, 0, gt))
+    pred_seq, pred_values = _sequential(pred)
+    n_true, n_pred = len(gt_values), len(pred_values)
     overlap = np.bincount(
         gt_seq * (n_pred + 1) + pred_seq, minlength=(n_true + 1) * (n_pred + 1)
     ).reshape(n_true + 1, n_pred + 1)
@@ -225,8 +233,26 @@ def iou_matrix(
     keep = in_blob * 2 <= pred_area
     true_area = overlap.sum(1)[1:, None]
     inter = overlap[1:, 1:][:, keep]
-    values = pred_values[np.arange(1, n_pred + 1)]  # the original label of each column
-    return inter / (true_area + pred_area[keep] - inter), pred_area[keep], values[keep]
+    return inter / (true_area + pred_area[keep] - inter), pred_area[keep], pred_values[keep]
+
+
+def _sequential(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels renumbered 1, 2, ... in the order of their values (flat, int64), and those values.
+
+    >>> _sequential(np.array([[0, 7], [3, 7]]))
+    (array([0, 2, 1, 2]), array([3, 7]))
+    """
+    flat = labels.ravel()
+    if flat.size and int(flat.max()) < 4 * flat.size + 1024:  # a lookup table of the values
+        present = np.zeros(int(flat.max()) + 1, bool)
+        present[flat] = True
+        present[0] = False
+        table = np.cumsum(present) * present
+        return table[flat], np.flatnonzero(present)
+    values, inverse = np.unique(flat, return_inverse=True)
+    if values.size and values[0] == 0:
+        return inverse.astype(np.int64), values[1:]
+    return inverse.astype(np.int64) + 1, values
 
 
 def summarize(counts: np.ndarray, thresholds: Sequence[float]) -> dict:
