@@ -200,8 +200,9 @@ def test_predict_reads_one_file_at_a_time(trained, tmp_path):
     shutil.copytree(trained["png"] / "images", folder)
     last = sorted(folder.iterdir())[-1]
     last.write_bytes(b"not an image")  # read only when its turn comes
-    results = predict.predict_folder(PredictConfig(config=str(trained["yaml"]),
-                                                   test_data=str(folder)))
+    results = predict.predict_folder(
+        PredictConfig(config=str(trained["yaml"]), test_data=str(folder))
+    )
     assert next(results).labels.shape == (1, 75, 101)
     with pytest.raises(DataError, match=f"Cannot read '.*{last.name}'"):
         next(results)
@@ -228,12 +229,34 @@ def test_predict_user_errors_exit_cleanly(argv, message, capsys):
     assert message in err and "Traceback" not in err
 
 
-def test_plot_needs_output(trained, capsys):
+@pytest.mark.parametrize("flag", ["--plot", "--measure"])
+def test_plot_and_measure_need_output(trained, capsys, flag):
     assert (
-        predict.main(["--config", str(trained["yaml"]), "--test_data", trained["test"], "--plot"])
-        == 2
+        predict.main(["--config", str(trained["yaml"]), "--test_data", trained["test"], flag]) == 2
     )
     assert "--output" in capsys.readouterr().err
+
+
+def test_measure_writes_one_row_per_object(trained, tmp_path):
+    out = tmp_path / "out"
+    argv = ["--config", str(trained["yaml"]), "--test_data", trained["test"], "--output", str(out)]
+    assert predict.main([*argv, "--measure"]) == 0
+    image = read_image(next((trained["png"] / "images").glob("synthetic_000.*")))[0].astype(float)
+    labels = tifffile.imread(out / "synthetic_000_labels.tif")
+    table = np.genfromtxt(out / "synthetic_000_measurements.csv", delimiter=",", names=True)
+    assert table.dtype.names == ("label", "area", "centroid_y", "centroid_x", "mean_intensity")
+    assert table["label"].tolist() == sorted(set(np.unique(labels)) - {0})
+    for row in table:
+        mask = labels == row["label"]
+        assert row["area"] == mask.sum()
+        assert row["centroid_y"] == pytest.approx(np.nonzero(mask)[0].mean(), rel=1e-5)
+        assert row["mean_intensity"] == pytest.approx(image[mask].mean(), rel=1e-5)
+    stack = np.genfromtxt(out / "synthetic_measurements.csv", delimiter=",", names=True)
+    stack_labels = tifffile.imread(out / "synthetic_labels.tif")
+    assert stack.dtype.names[:2] == ("label", "page")
+    assert [(page == stack["page"]).sum() for page in range(3)] == [
+        len(set(np.unique(p)) - {0}) for p in stack_labels
+    ]
 
 
 def test_evaluate_user_errors(trained, tmp_path, capsys):

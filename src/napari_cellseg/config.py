@@ -271,6 +271,11 @@ class PredictConfig:
     )
     output: str = _f("", "directory for the predicted maps and labels; empty = nothing saved")
     plot: bool = _f(False, "write PNG figures of the predictions next to the outputs")
+    measure: bool = _f(
+        False,
+        "write <name>_measurements.csv next to the outputs: each object's label, area, "
+        "centroid and mean intensity",
+    )
     architecture: str = _f("", "ignored: read from the model yaml (kept for seed parity)")
     channels: int = _f(0, "ignored: read from the model yaml (kept for seed parity)")
     tile_size: int = _f(

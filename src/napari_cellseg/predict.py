@@ -17,8 +17,10 @@ then printed); ``--test_data`` may also be a folder of images or one image file.
 each of the input's height x width; a multipage input gives multipage outputs (page i
 of each output belongs to page i of the input).  ``--plot`` adds ``<name>.png`` (for a
 stack ``<name>_p000.png``, ... per page): image, ground truth when present, objects,
-boundaries, instances.  ``--architecture`` and ``--channels`` (the seed tool's flags)
-are accepted and ignored: the model yaml holds them.
+boundaries, instances.  ``--measure`` adds ``<name>_measurements.csv``: one row per
+object (and page) with its label, area in pixels, centroid and mean intensity
+(:mod:`napari_cellseg.engine.measure`).  ``--architecture`` and ``--channels`` (the seed
+tool's flags) are accepted and ignored: the model yaml holds them.
 """
 
 from __future__ import annotations
@@ -139,8 +141,9 @@ def _check(settings: PredictConfig) -> None:
         raise ConfigError(
             "Setting 'test_data' is empty: give a folder holding images/ (--test_data)."
         )
-    if settings.plot and not settings.output:
-        raise ConfigError("--plot writes PNG figures into the output folder: add --output DIR.")
+    for flag, what in (("plot", "PNG figures"), ("measure", "CSV tables")):
+        if getattr(settings, flag) and not settings.output:
+            raise ConfigError(f"--{flag} writes {what} into the output folder: add --output DIR.")
     if settings.output and _reads_from(settings.test_data, Path(settings.output).resolve()):
         raise ConfigError(
             f"--output '{settings.output}' is the folder the images are read from: its "
@@ -164,6 +167,8 @@ def _reads_from(test_data: str, folder: Path) -> bool:
 def _write(result: StackPrediction, settings: PredictConfig) -> None:
     from napari_cellseg.data.io import write_tiff
     from napari_cellseg.engine.evaluate import page_names
+    from napari_cellseg.engine.measure import measure_objects, table_csv
+    from napari_cellseg.io_utils import atomic_write_text
     from napari_cellseg.plotting import save_prediction_figure
 
     if not settings.output:
@@ -173,6 +178,10 @@ def _write(result: StackPrediction, settings: PredictConfig) -> None:
     for kind in ("objects", "boundaries", "labels"):
         array = getattr(result, kind)
         write_tiff(out / f"{stack.name}_{kind}.tif", array[0] if single else array)
+    if settings.measure:
+        pages = (result.labels[0], stack.image[0]) if single else (result.labels, stack.image)
+        table = measure_objects(*pages)
+        atomic_write_text(out / f"{stack.name}_measurements.csv", table_csv(table))
     if settings.plot:
         for z, name in enumerate(page_names(stack.name, len(stack.image))):
             save_prediction_figure(
