@@ -105,6 +105,55 @@ def test_edited_instances_are_never_overwritten(qtbot, predict_widget, viewer, n
     assert [layer.name for layer in viewer.layers].count("a instances [1]") == 1
 
 
+def measured(layer, image: np.ndarray) -> dict:
+    """Area and mean intensity of every object of ``layer``, from its masks."""
+    values = sorted(set(np.unique(layer.data)) - {0})
+    return {v: [(layer.data == v).sum(), image[layer.data == v].mean()] for v in values}
+
+
+def features_of(layer) -> dict:
+    rows = zip(layer.features["area"], layer.features["mean_intensity"], strict=True)
+    return {value: list(row) for value, row in zip(layer.features["index"], rows, strict=True)}
+
+
+def test_instances_carry_their_measurements_until_edited_then_measure_again(
+    qtbot, predict_widget, viewer, notes
+):
+    from napari_cellseg.pretrained import BUILTIN_MODELS
+
+    current_model.set(BUILTIN_MODELS["nuclei"])  # finds the nuclei, the tiny model does not
+    run(qtbot, predict_widget)
+    instances, image = viewer.layers["a instances"], viewer.layers["a"].data
+    count = int(predict_widget.status.value.split(": ")[1].split()[0])
+    assert len(instances.features) == count > 1
+    expected = measured(instances, image)
+    assert list(features_of(instances)) == list(expected)
+    for value, row in features_of(instances).items():
+        assert row == pytest.approx(expected[value])
+
+    instances.paint((5, 5), 99)  # a correction: the measurements no longer hold
+    assert len(instances.features) == 0
+    assert any("Press Measure objects" in n for n in notes)
+    predict_widget.measure_layer()
+    qtbot.waitUntil(lambda: len(instances.features) > 0, timeout=TIMEOUT)
+    expected = measured(instances, image)
+    assert 99 in features_of(instances) and list(features_of(instances)) == list(expected)
+    for value, row in features_of(instances).items():
+        assert row == pytest.approx(expected[value])
+    assert any("objects measured" in n for n in notes)
+
+
+def test_measure_names_what_is_missing(predict_widget, viewer, notes):
+    viewer.layers.selection.active = viewer.layers["a"]
+    predict_widget.measure_layer()
+    assert any("Select the labels layer" in n for n in notes)
+    viewer.add_labels(np.zeros((8, 8), np.int32), name="small")
+    viewer.layers.selection.active = viewer.layers["small"]
+    predict_widget.image.value = viewer.layers["a"]
+    predict_widget.measure_layer()
+    assert any("differ in shape" in n and "'small'" in n for n in notes)
+
+
 def test_tta_box_runs_eight_views_and_leaves_the_cached_model_plain(
     qtbot, predict_widget, viewer, model_yaml
 ):
@@ -175,6 +224,8 @@ def test_predict_a_folder_with_the_docks_settings(qtbot, predict_widget, tmp_pat
         labels = tifffile.imread(tmp_path / "out" / f"{name}_labels.tif")
         assert labels.shape == (48, 56) and (labels == 2).all()  # one object, numbered 2
         assert (tmp_path / "out" / f"{name}_objects.tif").is_file()
+        table = (tmp_path / "out" / f"{name}_measurements.csv").read_text().splitlines()
+        assert table[0].startswith("label,area") and table[1].startswith(f"2,{48 * 56},")
     assert f"3 images segmented into '{tmp_path / 'out'}'." in notes
     assert predict_widget.progress_bar.value() == 3 and predict_widget.run_folder.enabled
 

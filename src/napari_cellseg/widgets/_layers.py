@@ -164,9 +164,15 @@ def output_layer(
 
 
 def _hand_over(layer: Labels, _event=None) -> None:
-    """Untag a plugin layer the user has edited, so that no later result overwrites it."""
+    """Untag a plugin layer the user has edited, so that no later result overwrites it.
+
+    Its measurements (features) described the prediction: they are removed.
+    """
     if layer.metadata.pop(OWNER_KEY, None) is not None:
+        measured = len(layer.features) > 0
+        layer.features = {}
         show_info(
             f"'{layer.name}' now holds your edits: the plugin will not overwrite it; "
             "new results go to a new layer."
+            + (" Press Measure objects when your corrections are done." if measured else "")
         )

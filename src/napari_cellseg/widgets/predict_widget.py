@@ -16,12 +16,13 @@ from magicgui.widgets import (
     PushButton,
     SpinBox,
 )
-from napari.layers import Image
+from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QProgressBar, QVBoxLayout, QWidget
 
 from napari_cellseg.config import PredictConfig, TrainConfig, load_yaml
+from napari_cellseg.engine.measure import measure_objects
 from napari_cellseg.engine.segment import instances
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.widgets._layers import OWNER_KEY, image_array, layer_combo, output_layer
@@ -47,13 +48,22 @@ class _Maps:
     boundaries: np.ndarray
     placement: dict
     blob_label: int | None  # of the model: no instance takes it
+    image: np.ndarray  # the intensities predicted on, for the measurements
 
 
-def _instances(maps: _Maps, settings: dict) -> tuple[np.ndarray, int]:
-    """Instance labels numbered as annotations (objects 2, 3, ... by default), and their count."""
+def _instances(maps: _Maps, settings: dict) -> tuple[np.ndarray, int, dict]:
+    """Instance labels numbered as annotations (objects 2, 3, ... by default), their count
+    and their measurements as layer features."""
     labels = instances(maps.objects, maps.boundaries, **settings, skip_label=maps.blob_label)
     top = int(labels.max(initial=0))  # the values are 1, 2, ..., past the blob value
-    return labels, top - (maps.blob_label is not None and top > maps.blob_label)
+    count = top - (maps.blob_label is not None and top > maps.blob_label)
+    return labels, count, layer_features(labels, maps.image)
+
+
+def layer_features(labels: np.ndarray, image: np.ndarray) -> dict:
+    """:func:`measure_objects` as a labels layer's features (the label value in ``index``)."""
+    table = measure_objects(labels, image)
+    return {"index": table.pop("label"), **table}
 
 
 _PREDICT_FIELDS = {f.name: f for f in dataclasses.fields(PredictConfig)}
@@ -114,8 +124,15 @@ class PredictWidget(QWidget):
         self.run_folder = PushButton(text="Predict a folder…")
         self.run_folder.tooltip = (
             "segment every image of a folder (its images/ sub-folder, or the images in it) "
-            "with these settings, writing <name>_labels.tif, _objects.tif and "
-            "_boundaries.tif into another folder"
+            "with these settings, writing <name>_labels.tif, _objects.tif, _boundaries.tif "
+            "and _measurements.csv into another folder"
+        )
+        self.measure = PushButton(text="Measure objects")
+        self.measure.tooltip = (
+            "area, centroid and mean intensity (in the image above) of every object of the "
+            "selected labels layer, e.g. after your corrections: shown when the pointer is "
+            "on an object and in Layers > Metadata > Features table widget, which saves them "
+            "as CSV"
         )
         self.post = post_processing_widgets()
         self.status = Label(value="")
@@ -133,6 +150,7 @@ class PredictWidget(QWidget):
                 self.run,
                 self.run_folder,
                 *self.post.values(),
+                self.measure,
                 self.status,
             ]
         )
@@ -143,6 +161,7 @@ class PredictWidget(QWidget):
 
         self.run.changed.connect(self.predict)
         self.run_folder.changed.connect(lambda: self.predict_folder())
+        self.measure.changed.connect(self.measure_layer)
         current_model.connect_while_alive(self, self._read_model_defaults)
         for widget in self.post.values():
             widget.changed.connect(lambda _v: self._debounce.start())
@@ -221,7 +240,7 @@ class PredictWidget(QWidget):
             self.tta.value,
             yielded=self._show_progress,
             returned=lambda maps: self._show_maps(
-                _Maps(layer.name, *maps, placement, blob_label)
+                _Maps(layer.name, *maps, placement, blob_label, image)
             ),
             errored=lambda _exc: setattr(self.status, "value", "Prediction failed."),
             aborted=lambda: setattr(self.status, "value", "Prediction cancelled."),
@@ -241,7 +260,7 @@ class PredictWidget(QWidget):
             output = QFileDialog.getExistingDirectory(self, "Folder for the results")
         if not (folder and output):
             return
-        options = {"diameter": self.diameter.value, "tta": self.tta.value}
+        options = {"diameter": self.diameter.value, "tta": self.tta.value, "measure": True}
         segment = {name: widget.value for name, widget in self.post.items()}
         self.run.text, self.run_folder.enabled = _CANCEL, False
         self.progress_bar.setFormat("image %v / %m")
@@ -306,8 +325,8 @@ class PredictWidget(QWidget):
             finished=self._post_done,
         )
 
-    def _show_instances(self, maps: _Maps, labels: np.ndarray, count: int) -> None:
-        output_layer(
+    def _show_instances(self, maps: _Maps, labels: np.ndarray, count: int, features) -> None:
+        layer = output_layer(
             self.viewer,
             labels,
             kind="labels",
@@ -315,7 +334,42 @@ class PredictWidget(QWidget):
             tag=f"instances:{maps.name}",
             **maps.placement,
         )
+        layer.features = features
         self.status.value = f"'{maps.name}': {count} objects."
+
+    # --- measurements ------------------------------------------------------------------------
+
+    def measure_layer(self) -> None:
+        """Measure the objects of the selected labels layer in the dock's image (in a worker)."""
+        labels, image = self.viewer.layers.selection.active, self.image.value
+        try:
+            if not isinstance(labels, Labels):
+                raise CellsegError("Select the labels layer to measure in the layer list.")
+            if image is None:
+                raise CellsegError("No image layer: choose the image to measure intensities in.")
+            intensities = image_array(image)
+            if intensities.shape != labels.data.shape:
+                raise CellsegError(
+                    f"'{labels.name}' {labels.data.shape} and '{image.name}' "
+                    f"{intensities.shape} differ in shape: choose the image they belong to."
+                )
+        except CellsegError as exc:
+            show_error(str(exc))
+            return
+        start_worker(
+            layer_features,
+            np.asarray(labels.data),
+            intensities,
+            returned=lambda features: self._show_measured(labels, features),
+        )
+
+    def _show_measured(self, layer: Labels, features: dict) -> None:
+        layer.features = features
+        self.status.value = f"'{layer.name}': {len(features['index'])} objects measured."
+        show_info(
+            f"{self.status.value} Point at an object to see its area and intensity; "
+            "Layers > Metadata > Features table widget lists, sorts and saves them."
+        )
 
     def _post_done(self) -> None:
         self._post_worker = None
