@@ -37,6 +37,14 @@ def test_no_objects_give_an_empty_table_with_a_header():
     assert table_csv(table) == "label,area,centroid_y,centroid_x,mean_intensity\n"
 
 
-def test_shapes_must_match():
+def test_any_label_values():
+    labels = np.array([[0, 2**40, 2**40], [5, 0, 0]], np.int64)
+    table = measure_objects(labels, np.ones(labels.shape))
+    assert table["label"].tolist() == [5, 2**40] and table["area"].tolist() == [1, 2]
+
+
+def test_shapes_and_values_must_fit():
     with pytest.raises(ValueError, match="differ in shape"):
         measure_objects(np.zeros((4, 4), np.int32), np.zeros((4, 5)))
+    with pytest.raises(ValueError, match="non-negative integers"):
+        measure_objects(np.full((4, 4), -1), np.zeros((4, 4)))

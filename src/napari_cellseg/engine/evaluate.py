@@ -39,6 +39,7 @@ __all__ = [
     "match_counts",
     "count_matches",
     "iou_matrix",
+    "sequential_labels",
     "summarize",
     "format_table",
 ]
@@ -222,8 +223,8 @@ def iou_matrix(
     if gt.shape != pred.shape:
         raise DataError(f"gt {gt.shape} and pred {pred.shape} label images differ in shape.")
     blob = gt == ignore_label if ignore_label is not None else np.zeros(gt.shape, bool)
-    gt_seq, gt_values = _sequential(np.where(blob, 0, gt))
-    pred_seq, pred_values = _sequential(pred)
+    gt_seq, gt_values = sequential_labels(np.where(blob, 0, gt))
+    pred_seq, pred_values = sequential_labels(pred)
     n_true, n_pred = len(gt_values), len(pred_values)
     overlap = np.bincount(
         gt_seq * (n_pred + 1) + pred_seq, minlength=(n_true + 1) * (n_pred + 1)
@@ -236,10 +237,10 @@ def iou_matrix(
     return inter / (true_area + pred_area[keep] - inter), pred_area[keep], pred_values[keep]
 
 
-def _sequential(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sequential_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Labels renumbered 1, 2, ... in the order of their values (flat, int64), and those values.
 
-    >>> _sequential(np.array([[0, 7], [3, 7]]))
+    >>> sequential_labels(np.array([[0, 7], [3, 7]]))
     (array([0, 2, 1, 2]), array([3, 7]))
     """
     flat = labels.ravel()

@@ -4,12 +4,14 @@ One row per object (per page of a stack): its label value, area in pixels, centr
 mean intensity in the image it was segmented from (the raw intensities, not the network's
 normalised input).  The CLI writes it as ``<name>_measurements.csv``; the Predict dock
 puts it on the instances layer as its features (napari shows them when the pointer is on
-an object, and Layers > Features table lists, sorts and saves them).
+an object, and Layers > Metadata > Features table widget lists, sorts and saves them).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from napari_cellseg.engine.evaluate import sequential_labels
 
 __all__ = ["measure_objects", "table_csv"]
 
@@ -29,20 +31,24 @@ def measure_objects(labels: np.ndarray, image: np.ndarray) -> dict[str, np.ndarr
     """
     if labels.shape != image.shape:
         raise ValueError(f"labels {labels.shape} and image {image.shape} differ in shape")
+    if not np.issubdtype(labels.dtype, np.integer) or (labels.size and labels.min() < 0):
+        raise ValueError(
+            f"labels must be non-negative integers (these are {labels.dtype}, "
+            f"the smallest {labels.min()})"
+        )
     stack = labels.ndim == 3
     pages = zip(labels, image, strict=True) if stack else [(labels, image)]
     columns: dict[str, list] = {}
     for z, (page, values) in enumerate(pages):
-        flat = page.ravel().astype(np.intp)
-        area = np.bincount(flat)
-        found = np.flatnonzero(area[1:]) + 1
-        rows, cols = np.divmod(np.arange(flat.size), page.shape[1])
-        sums = (np.bincount(flat, w)[found] for w in (rows, cols, values.ravel()))
-        centroid_y, centroid_x, intensity = (s / area[found] for s in sums)
+        index, found = sequential_labels(page)  # any label values, even huge ones
+        area = np.bincount(index, minlength=len(found) + 1)[1:]
+        rows, cols = np.divmod(np.arange(index.size), page.shape[1])
+        sums = (np.bincount(index, w, len(found) + 1)[1:] for w in (rows, cols, values.ravel()))
+        centroid_y, centroid_x, intensity = (s / np.maximum(area, 1) for s in sums)
         measured = {
             "label": found,
             "page": np.full(len(found), z),
-            "area": area[found],
+            "area": area,
             "centroid_y": centroid_y,
             "centroid_x": centroid_x,
             "mean_intensity": intensity,

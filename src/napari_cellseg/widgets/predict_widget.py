@@ -358,7 +358,7 @@ class PredictWidget(QWidget):
             return
         start_worker(
             layer_features,
-            np.asarray(labels.data),
+            np.array(labels.data),  # a copy: the user may paint on while it is measured
             intensities,
             returned=lambda features: self._show_measured(labels, features),
         )
