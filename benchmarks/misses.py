@@ -28,6 +28,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from napari_cellseg.data.io import read_folder
+from napari_cellseg.engine.evaluate import sequential_labels
 from napari_cellseg.engine.predict import load_model
 from napari_cellseg.engine.segment import instances, segment_settings
 
@@ -37,22 +38,20 @@ FALSE = ("on background", "in an object")
 
 def overlaps(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """Pixel counts of every (ground truth, prediction) value pair, row and column 0 background."""
-    gt_values, gt_index = np.unique(gt, return_inverse=True)
-    pred_values, pred_index = np.unique(pred, return_inverse=True)
-    if gt_values[0] != 0 or pred_values[0] != 0:  # keep row and column 0 for background
-        gt_index, pred_index = gt_index + (gt_values[0] != 0), pred_index + (pred_values[0] != 0)
-    rows, cols = gt_index.max() + 1, pred_index.max() + 1
-    flat = np.bincount((gt_index * cols + pred_index).ravel(), minlength=rows * cols)
-    return flat.reshape(rows, cols)
+    (gt_index, gt_values), (pred_index, pred_values) = map(sequential_labels, (gt, pred))
+    rows, cols = len(gt_values) + 1, len(pred_values) + 1
+    return np.bincount(gt_index * cols + pred_index, minlength=rows * cols).reshape(rows, cols)
+
+
+def iou_table(table: np.ndarray) -> np.ndarray:
+    """IoU of every ground-truth object (rows) with every prediction (columns)."""
+    inter = table[1:, 1:]
+    return inter / (table[1:].sum(1)[:, None] + table[:, 1:].sum(0)[None] - inter)
 
 
 def best_iou(table: np.ndarray) -> np.ndarray:
-    """The highest IoU of each ground-truth object (rows 1...) with any prediction."""
-    if table.shape[1] == 1:
-        return np.zeros(table.shape[0] - 1)
-    inter = table[1:, 1:]
-    union = table[1:].sum(1)[:, None] + table[:, 1:].sum(0)[None] - inter
-    return (inter / union).max(1)
+    """The highest IoU of each ground-truth object with any prediction."""
+    return iou_table(table).max(1, initial=0.0)
 
 
 def classify(gt: np.ndarray, pred: np.ndarray, unfiltered: np.ndarray) -> tuple[Counter, Counter]:
@@ -78,9 +77,7 @@ def classify(gt: np.ndarray, pred: np.ndarray, unfiltered: np.ndarray) -> tuple[
             missed["split" if row[best] * 2 < area[i] else "outline"] += 1
     false = Counter()
     if table.shape[1] > 1:
-        inter = table[1:, 1:]
-        union = area[:, None] + table[:, 1:].sum(0)[None] - inter
-        matched = (inter / union >= 0.5).any(0)
+        matched = (iou_table(table) >= 0.5).any(0)
         outside = table[0, 1:] * 2 >= table[:, 1:].sum(0)
         false["on background"] = int((~matched & outside).sum())
         false["in an object"] = int((~matched & ~outside).sum())

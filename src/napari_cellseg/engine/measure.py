@@ -44,7 +44,7 @@ def measure_objects(labels: np.ndarray, image: np.ndarray) -> dict[str, np.ndarr
         area = np.bincount(index, minlength=len(found) + 1)[1:]
         rows, cols = np.divmod(np.arange(index.size), page.shape[1])
         sums = (np.bincount(index, w, len(found) + 1)[1:] for w in (rows, cols, values.ravel()))
-        centroid_y, centroid_x, intensity = (s / np.maximum(area, 1) for s in sums)
+        centroid_y, centroid_x, intensity = (s / area for s in sums)
         measured = {
             "label": found,
             "page": np.full(len(found), z),

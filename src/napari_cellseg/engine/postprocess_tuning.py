@@ -204,15 +204,15 @@ def _best_for_pair(pages, obj: float, bnd: float, ignore_label) -> tuple[float, 
     }
 
 
+_WATERSHED_KEYS = ("obj_threshold", "bnd_threshold", "split_depth")
+
+
 def _best_small_objects(pages, params: dict, ignore_label) -> tuple[float, dict]:
     """The best ``min_size`` and ``small_object_prob`` for the other settings of ``params``."""
     sizes, probs = GRID["min_size"], GRID["small_object_prob"]
     counts = np.zeros((len(sizes), len(probs), len(THRESHOLDS), 4))
     for objects, boundaries, gt in pages:
-        labels = watershed_labels(
-            objects, boundaries, params["obj_threshold"], params["bnd_threshold"]
-        )
-        merged = merge_shallow(labels, objects - boundaries, params["split_depth"])
+        merged = watershed_labels(objects, boundaries, *(params[k] for k in _WATERSHED_KEYS))
         iou, areas, values = iou_matrix(gt, merged, ignore_label=ignore_label)
         peaks = object_peaks(merged, objects, np.ones(int(merged.max(initial=0)) + 1, bool))
         for s, min_size in enumerate(sizes):
