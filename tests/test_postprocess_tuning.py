@@ -14,8 +14,9 @@ from napari_cellseg.engine.postprocess_tuning import (
     score_postprocessing,
     tune_postprocessing,
 )
+from napari_cellseg.engine.predict import tta_settings
 from napari_cellseg.engine.segment import segment_settings
-from napari_cellseg.errors import DataError
+from napari_cellseg.errors import ConfigError, DataError
 
 YY, XX = np.mgrid[:60, :80]
 LEFT = (YY - 30) ** 2 + (XX - 25) ** 2 < 15**2
@@ -135,6 +136,40 @@ def test_save_keeps_every_other_entry(tmp_path):
     assert content["epochs"] == 7 and content["model"] == "m.pt"
     assert content["record"] == {"epochs_trained": 7, "postprocess": {"mean_ap": 0.7, "data": "v"}}
     assert list(content)[-1] == "record"
+
+
+TTA_TUNED = {
+    "obj_threshold": 0.55,
+    "bnd_threshold": 0.4,
+    "split_depth": 0.5,
+    "min_size": 30,
+    "small_object_prob": 0.95,
+}
+
+
+def test_tta_settings_go_beside_the_others(tmp_path):
+    cfg = TrainConfig(model="m.pt")
+    path = save_yaml(cfg, tmp_path / "m.yaml", {"epochs_trained": 7})
+    assert tta_settings(path) is None
+    save_postprocessing(path, {**TTA_TUNED, "mean_ap": 0.6}, data="v", tta=True)
+    content = yaml.safe_load(path.read_text())
+    assert segment_settings(content) == segment_settings(cfg)  # the others are kept
+    assert content["tta_segmentation"] == TTA_TUNED == tta_settings(path)
+    assert content["record"]["postprocess_tta"] == {"mean_ap": 0.6, "data": "v"}
+    assert list(content)[-1] == "record"
+
+
+def test_tta_settings_left_out_are_the_others_and_typos_are_named(tmp_path):
+    path = save_yaml(TrainConfig(min_size=12), tmp_path / "m.yaml")
+    content = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**content, "tta_segmentation": {"split_depth": 0.25}}))
+    assert tta_settings(path) == {**segment_settings(content), "split_depth": 0.25}
+    path.write_text(yaml.safe_dump({**content, "tta_segmentation": {"min_sise": 3}}))
+    with pytest.raises(ConfigError, match="'tta_segmentation' in .*m.yaml' must map"):
+        tta_settings(path)
+    path.write_text(yaml.safe_dump({**content, "tta_segmentation": {"min_size": "big"}}))
+    with pytest.raises(ConfigError, match="min_size"):
+        tta_settings(path)
 
 
 def test_stacks_need_labels():

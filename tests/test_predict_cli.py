@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,8 @@ from napari_cellseg.config import TrainConfig
 from napari_cellseg.data.io import read_image
 from napari_cellseg.data.synthetic import write_dataset
 from napari_cellseg.engine.evaluate import METRICS, THRESHOLDS
-from napari_cellseg.engine.segment import segment_settings
+from napari_cellseg.engine.predict import load_model
+from napari_cellseg.engine.segment import SEGMENT_KEYS, segment_settings
 from napari_cellseg.engine.train import run_training
 
 
@@ -148,14 +150,16 @@ def test_evaluate_a_perfect_prediction(trained, tmp_path, capsys):
     assert table.splitlines()[-1] == "mean AP (IoU 0.5..0.95): 1.000"
 
 
-def test_tune_postprocess_updates_only_the_thresholds(trained, tmp_path, capsys):
-    model_dir = tmp_path / "model"
-    model_dir.mkdir()
+def copy_model(trained, folder: Path) -> Path:
+    """A copy of the trained model (weights and yaml) in ``folder``; returns its yaml."""
+    folder.mkdir()
     for suffix in (".pt", ".yaml"):
-        (model_dir / f"nuclei{suffix}").write_bytes(
-            trained["yaml"].with_suffix(suffix).read_bytes()
-        )
-    yaml_path = model_dir / "nuclei.yaml"
+        (folder / f"nuclei{suffix}").write_bytes(trained["yaml"].with_suffix(suffix).read_bytes())
+    return folder / "nuclei.yaml"
+
+
+def test_tune_postprocess_updates_only_the_thresholds(trained, tmp_path, capsys):
+    yaml_path = copy_model(trained, tmp_path / "model")
     before = yaml.safe_load(yaml_path.read_text())
     code = evaluate.tune_postprocess_main(
         ["--config", str(yaml_path), "--val_data", str(trained["png"])]
@@ -173,6 +177,38 @@ def test_tune_postprocess_updates_only_the_thresholds(trained, tmp_path, capsys)
     old, new = (float(line.split(": ")[1].split()[0]) for line in lines[:2])
     assert new == pytest.approx(record["postprocess"]["mean_ap"], abs=5e-4)
     assert new >= old
+
+
+def test_tune_postprocess_tta_tunes_the_settings_tta_predictions_use(trained, tmp_path, capsys):
+    yaml_path = copy_model(trained, tmp_path / "model")
+    before = yaml.safe_load(yaml_path.read_text())
+    argv = ["--config", str(yaml_path), "--val_data", str(trained["png"]), "--tta"]
+    assert evaluate.tune_postprocess_main(argv) == 0
+    after = yaml.safe_load(yaml_path.read_text())
+    assert segment_settings(after) == segment_settings(before)
+    tuned = after["tta_segmentation"]
+    assert list(tuned) == list(SEGMENT_KEYS)
+    assert after["record"]["postprocess_tta"]["data"] == str(trained["png"])
+    assert "postprocess" not in after["record"]
+    assert "mean AP(0.5:0.95) of test-time augmented maps" in capsys.readouterr().out
+    assert load_model(yaml_path, tta=True).segmentation() == tuned
+    assert load_model(yaml_path).segmentation() == segment_settings(before)
+
+
+def test_predict_with_tta_segments_with_the_settings_tuned_for_it(trained, tmp_path, capsys):
+    yaml_path = copy_model(trained, tmp_path / "model")
+    argv = ["--config", str(yaml_path), "--test_data", str(trained["png"]), "--tta"]
+    assert predict.main([*argv, "--output", str(tmp_path / "plain")]) == 0
+    assert "no segmentation settings tuned for test-time augmentation" in capsys.readouterr().err
+    content = yaml.safe_load(yaml_path.read_text())
+    yaml_path.write_text(yaml.safe_dump({**content, "tta_segmentation": {"min_size": 10**6}}))
+    assert predict.main([*argv, "--output", str(tmp_path / "tta")]) == 0
+    assert "no segmentation settings" not in capsys.readouterr().err
+    files = sorted((tmp_path / "plain").glob("*_labels.tif"))
+    assert len(files) == 2
+    for file in files:
+        assert tifffile.imread(file).max() > 0
+        assert tifffile.imread(tmp_path / "tta" / file.name).max() == 0  # none that large
 
 
 def test_predict_takes_a_folder_of_images_or_one_image(trained, tmp_path):

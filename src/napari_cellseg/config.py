@@ -376,6 +376,11 @@ def model_yaml_path(model_path: str | Path) -> Path:
 RECORD_KEY = "record"
 """Key of a mapping in a model yaml with facts about the run (epochs trained, scores)."""
 
+TTA_SEGMENTATION_KEY = "tta_segmentation"
+"""Key of a mapping in a model yaml with the segmentation settings tuned on test-time
+augmented maps (``tune-postprocess --tta``): averaging 8 predictions flattens the maps,
+so they want other thresholds than single predictions."""
+
 
 def save_yaml(cfg: Any, path: str | Path, record: dict | None = None) -> Path:
     """Write every field of ``cfg`` (and a ``record`` mapping of run facts) atomically."""
@@ -418,7 +423,7 @@ def from_dict(cls: type[C], data: dict, *, source: str = "settings", strict: boo
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in data.items():
-        if key == RECORD_KEY:
+        if key in (RECORD_KEY, TTA_SEGMENTATION_KEY):
             continue
         if key not in fields:
             if strict:

@@ -14,7 +14,8 @@ images ``<name>_p000``, ...  A table goes to the screen; ``--json FILE`` writes
 mean_matched_iou}, ...}, "mean_ap": ..., "images": [{"name": ..., "thresholds": ...}]}``.
 
 ``tune_postprocess_main`` is ``cellseg tune-postprocess --config X.yaml --val_data DIR``:
-it searches the segmentation thresholds on DIR and writes them into the model yaml.
+it searches the segmentation thresholds on DIR and writes them into the model yaml
+(with ``--tta``: those for test-time augmented maps, under ``tta_segmentation``).
 """
 
 from __future__ import annotations
@@ -160,7 +161,9 @@ def make_tune_parser(prog: str = "cellseg tune-postprocess") -> argparse.Argumen
         prog=prog,
         description="Search the segmentation settings (obj_threshold, bnd_threshold, "
         "split_depth, min_size, small_object_prob) that maximise mean AP(0.5:0.95) on "
-        "validation data and write them into the model yaml (every other entry is kept).",
+        "validation data and write them into the model yaml (every other entry is kept). "
+        "With --tta: the settings for test-time augmented maps, which the model then uses "
+        "whenever it predicts with --tta.",
     )
     parser.add_argument("--config", required=True, help="the model's .yaml")
     parser.add_argument(
@@ -187,7 +190,7 @@ def tune_postprocess_main(argv: list[str] | None = None) -> int:
         tune_postprocessing,
     )
     from napari_cellseg.engine.predict import load_model, tiling_options
-    from napari_cellseg.engine.segment import describe_settings, segment_settings
+    from napari_cellseg.engine.segment import describe_settings
 
     args = make_tune_parser().parse_args(argv)
     settings = config_from_args(PredictConfig, args)
@@ -205,9 +208,8 @@ def tune_postprocess_main(argv: list[str] | None = None) -> int:
         predictor.predict(s.image, diameter=settings.diameter)
         for s in tqdm(stacks, desc="predict", file=sys.stderr)
     ]
-    before = score_postprocessing(
-        maps, stacks, ignore_label=cfg.blob_label, **segment_settings(cfg)
-    )
+    current = predictor.segmentation()
+    before = score_postprocessing(maps, stacks, ignore_label=cfg.blob_label, **current)
     with tqdm(desc="tune", file=sys.stderr) as bar:
 
         def progress(done: int, planned: int) -> None:
@@ -215,9 +217,11 @@ def tune_postprocess_main(argv: list[str] | None = None) -> int:
             bar.update(done - bar.n)
 
         params = tune_postprocessing(maps, stacks, ignore_label=cfg.blob_label, progress=progress)
-    save_postprocessing(yaml_path, params, data=args.val_data)
+    save_postprocessing(yaml_path, params, data=args.val_data, tta=settings.tta)
+    kind = " of test-time augmented maps" if settings.tta else ""
     print(
-        f"mean AP(0.5:0.95) on {args.val_data}: {before:.3f} with {describe_settings(cfg)}\n"
+        f"mean AP(0.5:0.95){kind} on {args.val_data}: {before:.3f} with "
+        f"{describe_settings(current)}\n"
         f"tuned: {params['mean_ap']:.3f} with {describe_settings(params)} "
         f"(written to {yaml_path})"
     )

@@ -26,7 +26,6 @@ tool's flags) are accepted and ignored: the model yaml holds them.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -112,7 +111,12 @@ def predict_folder(
 
     _check(settings)
     predictor = load_model(settings.config, settings.device, **tiling_options(settings))
-    predictor.config = dataclasses.replace(predictor.config, **(segment or {}))
+    if settings.tta and predictor.tta_settings is None and segment is None:
+        print(
+            f"note: '{settings.config}' has no segmentation settings tuned for test-time "
+            "augmentation; its others are used (cellseg tune-postprocess --tta tunes them).",
+            file=sys.stderr,
+        )
     files = list_folder(settings.test_data, labels=labels)
     for file in tqdm(files, unit="image", desc="predict", file=sys.stderr):
         stack = file.read()
@@ -127,7 +131,7 @@ def predict_folder(
             stack,
             objects,
             boundaries,
-            predictor.instances(objects, boundaries),
+            predictor.instances(objects, boundaries, segment),
             predictor.config.blob_label,
         )
         _write(result, settings)

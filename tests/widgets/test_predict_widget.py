@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 
+from napari_cellseg.engine.segment import segment_settings
 from napari_cellseg.widgets._worker import current_model
 
 TIMEOUT = 120_000  # ms
@@ -169,6 +173,25 @@ def test_tta_box_runs_eight_views_and_leaves_the_cached_model_plain(
     finally:
         hook.remove()
     assert predictor.tta is False and current_model.predictor(model_yaml) is predictor
+
+
+def test_tta_box_shows_the_settings_tuned_for_it(qtbot, predict_widget, model_yaml, tmp_path):
+    def shown() -> dict:
+        return {name: pytest.approx(w.value) for name, w in predict_widget.post.items()}
+
+    content = yaml.safe_load(Path(model_yaml).read_text())
+    run(qtbot, predict_widget)
+    predict_widget.tta.value = True
+    assert predict_widget.maps is None  # single-prediction maps: not re-segmented
+    assert "no settings tuned for test-time augmentation" in predict_widget.status.value
+    assert shown() == segment_settings(content)
+    tuned = {"split_depth": 0.3, "min_size": 7}
+    tuned_yaml = tmp_path / "tuned.yaml"
+    tuned_yaml.write_text(yaml.safe_dump({**content, "tta_segmentation": tuned}))
+    current_model.set(str(tuned_yaml))
+    assert shown() == {**segment_settings(content), **tuned}
+    predict_widget.tta.value = False
+    assert shown() == segment_settings(content)
 
 
 def test_stacks_are_predicted_slice_by_slice(qtbot, predict_widget, viewer):

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_cellseg.config import RECORD_KEY, read_yaml_dict
+from napari_cellseg.config import RECORD_KEY, TTA_SEGMENTATION_KEY, read_yaml_dict
 from napari_cellseg.data.io import Stack
 from napari_cellseg.engine.evaluate import (
     THRESHOLDS,
@@ -223,21 +223,30 @@ def _best_small_objects(pages, params: dict, ignore_label) -> tuple[float, dict]
     return scores[s][p], {**params, "min_size": sizes[s], "small_object_prob": probs[p]}
 
 
-def save_postprocessing(yaml_path: str | Path, params: dict, *, data: str = "") -> Path:
+def save_postprocessing(
+    yaml_path: str | Path, params: dict, *, data: str = "", tta: bool = False
+) -> Path:
     """Write tuned thresholds into a model yaml atomically, keeping every other entry.
 
-    ``params`` holds the :data:`~.segment.SEGMENT_KEYS` and ``mean_ap``;
-    the score (and ``data``, the folder it was measured on) go to the yaml's record
-    under ``postprocess``.
+    ``params`` holds the :data:`~.segment.SEGMENT_KEYS` and ``mean_ap``; the score (and
+    ``data``, the folder it was measured on) go to the yaml's record under
+    ``postprocess``.  With ``tta`` (settings tuned on test-time augmented maps) the
+    settings go under ``tta_segmentation`` and the score under ``postprocess_tta``.
     """
     import yaml
 
     from napari_cellseg.io_utils import atomic_write_text
 
     content = read_yaml_dict(yaml_path)
-    for key in SEGMENT_KEYS:
-        content[key] = params[key]
-    record = content.get(RECORD_KEY) or {}
-    record["postprocess"] = {"mean_ap": float(params["mean_ap"]), "data": str(data)}
+    settings = {key: params[key] for key in SEGMENT_KEYS}
+    if tta:
+        content[TTA_SEGMENTATION_KEY] = settings
+    else:
+        content.update(settings)
+    record = content.pop(RECORD_KEY, None) or {}  # stays the last entry
+    record["postprocess_tta" if tta else "postprocess"] = {
+        "mean_ap": float(params["mean_ap"]),
+        "data": str(data),
+    }
     content[RECORD_KEY] = record
     return atomic_write_text(yaml_path, yaml.safe_dump(content, sort_keys=False))

@@ -43,7 +43,15 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_cellseg.config import PredictConfig, TrainConfig, load_yaml, read_yaml_dict
+from napari_cellseg.config import (
+    RECORD_KEY,
+    TTA_SEGMENTATION_KEY,
+    PredictConfig,
+    TrainConfig,
+    from_dict,
+    load_yaml,
+    read_yaml_dict,
+)
 from napari_cellseg.data.scale import median_diameter, rescale, scale_factor, scaled_shape
 from napari_cellseg.data.trim import resize_to, trim, untrim
 from napari_cellseg.engine import segment
@@ -60,6 +68,7 @@ __all__ = [
     "PredictProgress",
     "Predictor",
     "load_model",
+    "tta_settings",
     "weights_path",
     "tiling_options",
     "TRAIN_SIDE_KEY",
@@ -131,7 +140,8 @@ def load_model(
         tiles per forward pass.
     tta
         Test-time augmentation: average the maps of the 8 flips and rotations of
-        every tile.
+        every tile (segmented with the settings the yaml holds for such maps, when
+        tuned: :func:`tta_settings`).
 
     Raises
     ------
@@ -146,7 +156,7 @@ def load_model(
 
     yaml_path = model_yaml(yaml_path)
     cfg = load_yaml(yaml_path)
-    record = read_yaml_dict(yaml_path).get("record") or {}
+    record = read_yaml_dict(yaml_path).get(RECORD_KEY) or {}
     weights = weights_path(cfg, yaml_path)
     torch_device = resolve_device(device)
     model = build_model(cfg)
@@ -175,7 +185,35 @@ def load_model(
         tile_batch=tile_batch,
         train_side=record.get(TRAIN_SIDE_KEY),
         tta=tta,
+        tta_settings=tta_settings(yaml_path),
     )
+
+
+def tta_settings(yaml_path: str | Path) -> dict | None:
+    """The segmentation settings a model yaml holds for test-time augmented maps.
+
+    Returns the :data:`~.segment.SEGMENT_KEYS` (a key left out keeps the model's other
+    setting), or None when the model has none (``tune-postprocess --tta`` tunes them).
+
+    Raises
+    ------
+    ConfigError
+        When the yaml's ``tta_segmentation`` is not a mapping of those settings.
+    """
+    yaml_path = model_yaml(yaml_path)
+    content = read_yaml_dict(yaml_path)
+    tuned = content.get(TTA_SEGMENTATION_KEY)
+    if tuned is None:
+        return None
+    if not isinstance(tuned, dict) or not set(tuned) <= set(segment.SEGMENT_KEYS):
+        raise ConfigError(
+            f"'{TTA_SEGMENTATION_KEY}' in '{yaml_path}' must map settings of "
+            f"{', '.join(segment.SEGMENT_KEYS)} to values; fix it, or delete it to segment "
+            "test-time augmented maps with the model's other settings."
+        )
+    merged = {**content, **tuned}
+    source = f"'{yaml_path}' ({TTA_SEGMENTATION_KEY})"
+    return segment.segment_settings(from_dict(TrainConfig, merged, source=source))
 
 
 def weights_path(cfg: TrainConfig, yaml_path: Path) -> Path:
@@ -217,6 +255,7 @@ class Predictor:
         tile_batch: int = _DEFAULTS.tile_batch,
         train_side: float | None = None,
         tta: bool = _DEFAULTS.tta,
+        tta_settings: dict | None = None,
     ) -> None:
         if tile_batch < 1 or tile_size < 1 or tile_overlap < -1:
             raise ConfigError(
@@ -232,7 +271,7 @@ class Predictor:
         half = config.im_dim // 2
         self.overlap = config.im_dim // 4 if tile_overlap == -1 else min(tile_overlap, half)
         self.tile_batch = tile_batch
-        self.tta = tta
+        self.tta, self.tta_settings = tta, tta_settings
         self.scale = (
             config.im_dim / train_side if config.trim_method == "resize" and train_side else 1.0
         )
@@ -293,8 +332,20 @@ class Predictor:
         """Run :meth:`iter_predict` to the end; ``progress`` is called with each progress record."""
         return _run(self.iter_predict(image, diameter), progress)
 
-    def instances(self, objects: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
-        """Instance labels with the model's post-processing settings (see :mod:`.segment`).
+    def segmentation(self) -> dict:
+        """The post-processing settings for this predictor's maps (see :mod:`.segment`).
+
+        With ``tta`` those the model holds for test-time augmented maps, when tuned;
+        else (and otherwise) those of ``config``.
+        """
+        if self.tta and self.tta_settings:
+            return dict(self.tta_settings)
+        return segment.segment_settings(self.config)
+
+    def instances(
+        self, objects: np.ndarray, boundaries: np.ndarray, settings: dict | None = None
+    ) -> np.ndarray:
+        """Instance labels with ``settings``, by default :meth:`segmentation`.
 
         Numbered as annotations: no object takes the model's ``blob_label``, so the
         labels can be corrected and trained on as they are.
@@ -302,7 +353,7 @@ class Predictor:
         return segment.instances(
             objects,
             boundaries,
-            **segment.segment_settings(self.config),
+            **(settings or self.segmentation()),
             skip_label=self.config.blob_label,
         )
 

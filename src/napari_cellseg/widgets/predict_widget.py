@@ -23,7 +23,8 @@ from qtpy.QtWidgets import QFileDialog, QProgressBar, QVBoxLayout, QWidget
 
 from napari_cellseg.config import PredictConfig, TrainConfig, load_yaml
 from napari_cellseg.engine.measure import measure_objects
-from napari_cellseg.engine.segment import instances
+from napari_cellseg.engine.predict import tta_settings
+from napari_cellseg.engine.segment import instances, segment_settings
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.widgets._layers import OWNER_KEY, image_array, layer_combo, output_layer
 from napari_cellseg.widgets._worker import (
@@ -112,6 +113,7 @@ class PredictWidget(QWidget):
         self._post_worker = None
         self._post_pending = False
         self.blob_label = TrainConfig.blob_label  # the model's, read with its settings
+        self.tuned: dict[bool, dict | None] = {}  # the model's settings without/with tta
         self.model = model_picker()
         self.image = layer_combo(napari_viewer, Image, label="image")
         self.diameter = FloatSpinBox(
@@ -162,6 +164,7 @@ class PredictWidget(QWidget):
         self.run.changed.connect(self.predict)
         self.run_folder.changed.connect(lambda: self.predict_folder())
         self.measure.changed.connect(self.measure_layer)
+        self.tta.changed.connect(self._tta_toggled)
         current_model.connect_while_alive(self, self._read_model_defaults)
         for widget in self.post.values():
             widget.changed.connect(lambda _v: self._debounce.start())
@@ -192,13 +195,37 @@ class PredictWidget(QWidget):
             return
         try:
             cfg = load_yaml(path, TrainConfig)
+            self.tuned = {False: segment_settings(cfg), True: tta_settings(path)}
         except CellsegError as exc:
             show_error(str(exc))
             return
         self.blob_label = cfg.blob_label
-        for name, widget in self.post.items():
-            widget.value = getattr(cfg, name)
         self.diameter.enabled = bool(cfg.object_diameter)  # used by such models only
+        self._show_tuned()
+
+    def _tta_toggled(self, _value=None) -> None:
+        """Show the model's settings for the maps the next prediction makes.
+
+        Test-time augmented maps are flatter than single predictions and have settings
+        of their own (when tuned); the maps shown came from the other kind of prediction,
+        so they are dropped rather than re-segmented with the new settings.
+        """
+        self.maps = None
+        self._show_tuned()
+
+    def _show_tuned(self) -> None:
+        settings = self.tuned.get(self.tta.value) or self.tuned.get(False)
+        if settings is None:
+            return
+        for name, widget in self.post.items():
+            widget.value = settings[name]
+        if self.tta.value and not self.tuned.get(True):
+            self.status.value = (
+                "This model has no settings tuned for test-time augmentation: its others are "
+                "shown (cellseg tune-postprocess --tta tunes them)."
+            )
+        elif self.tta.value:
+            self.status.value = "Settings tuned for test-time augmentation."
 
     def _show_progress(self, progress) -> None:
         self._set_progress(progress.done, progress.total)
