@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         val_maps = [predictor.predict(stack.image) for stack in val]
         params = tune_postprocessing(val_maps, val, ignore_label=cfg.blob_label)
-        save_postprocessing(yaml_path, params, data=args.val)
+        save_postprocessing(yaml_path, params, data=args.val, tta=args.tta)
         print(f"post-processing tuned on val in {time.perf_counter() - started:.0f} s: {params}")
 
         started = time.perf_counter()
