@@ -43,9 +43,10 @@ def main() -> None:
         train_data=short(data["train_data"]),
         val_data=short(data["val_data"]),
     )
-    postprocess = data.get("record", {}).get("postprocess")
-    if postprocess:
-        postprocess["data"] = short(postprocess["data"])
+    for key in ("postprocess", "postprocess_tta"):
+        scored = data.get("record", {}).get(key)
+        if scored:
+            scored["data"] = short(scored["data"])
     shutil.copyfile(weights, FOLDER / f"{args.name}.pt")
     (FOLDER / f"{args.name}.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     print(f"wrote {FOLDER / args.name}.yaml and .pt")

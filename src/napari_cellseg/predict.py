@@ -117,6 +117,7 @@ def predict_folder(
             "augmentation; its others are used (cellseg tune-postprocess --tta tunes them).",
             file=sys.stderr,
         )
+    segmentation = {**predictor.segmentation(), **(segment or {})}
     files = list_folder(settings.test_data, labels=labels)
     for file in tqdm(files, unit="image", desc="predict", file=sys.stderr):
         stack = file.read()
@@ -131,7 +132,7 @@ def predict_folder(
             stack,
             objects,
             boundaries,
-            predictor.instances(objects, boundaries, segment),
+            predictor.instances(objects, boundaries, segmentation),
             predictor.config.blob_label,
         )
         _write(result, settings)
