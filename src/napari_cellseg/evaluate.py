@@ -28,7 +28,7 @@ from pathlib import Path
 from napari_cellseg.cli_support import report_errors
 from napari_cellseg.config import PredictConfig, TrainConfig, add_config_arguments
 from napari_cellseg.errors import ConfigError, DataError
-from napari_cellseg.pretrained import BUILTIN_MODELS, model_yaml
+from napari_cellseg.pretrained import is_builtin, model_yaml
 
 __all__ = ["main", "tune_postprocess_main", "evaluate_folders"]
 
@@ -195,7 +195,7 @@ def tune_postprocess_main(argv: list[str] | None = None) -> int:
     args = make_tune_parser().parse_args(argv)
     settings = config_from_args(PredictConfig, args)
     yaml_path = model_yaml(args.config)
-    if yaml_path in BUILTIN_MODELS.values():
+    if is_builtin(yaml_path):
         raise ConfigError(
             f"'{args.config}' is a built-in model, which tuning would change for every user: "
             f"copy {yaml_path} and the .pt beside it to a folder of yours and give --config "

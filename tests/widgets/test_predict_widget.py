@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from napari_cellseg.engine.segment import segment_settings
+from napari_cellseg.engine.postprocess_tuning import GRID
+from napari_cellseg.engine.segment import instances, segment_settings
 from napari_cellseg.widgets._worker import current_model
 
 TIMEOUT = 120_000  # ms
@@ -192,6 +193,69 @@ def test_tta_box_shows_the_settings_tuned_for_it(qtbot, predict_widget, model_ya
     assert shown() == {**segment_settings(content), **tuned}
     predict_widget.tta.value = False
     assert shown() == segment_settings(content)
+
+
+REACHABLE = {"bnd_threshold": 0.8, "split_depth": 0.0, "min_size": 0, "small_object_prob": 1.0}
+"""Settings on the tuning grid (with one of its object thresholds)."""
+
+
+def test_tuning_on_labels_finds_settings_that_reproduce_them_and_saving_keeps_them(
+    qtbot, predict_widget, viewer, model_yaml, tmp_path, notes
+):
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(Path(model_yaml).read_text())  # names the weights by their full path
+    current_model.set(str(mine))
+    run(qtbot, predict_widget)
+    maps = predict_widget.maps
+    truth = max(
+        (
+            instances(maps.objects, maps.boundaries, **REACHABLE, obj_threshold=t, skip_label=1)
+            for t in GRID["obj_threshold"]
+        ),
+        key=lambda labels: len(np.unique(labels)),
+    )
+    assert len(np.unique(truth)) > 2  # objects 2, 3, ...
+    viewer.add_labels(truth, name="truth")  # the selected layer
+    predict_widget.tune_settings()
+    qtbot.waitUntil(lambda: predict_widget.tune.enabled, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: predict_widget.scored is not None, timeout=TIMEOUT)
+    settings, mean_ap, name = predict_widget.scored
+    assert mean_ap == 1.0 and name == "truth" and "-> 1.000" in predict_widget.status.value
+    assert any("Tuned on 'truth'" in n for n in notes)
+    objects = len(np.unique(truth))  # the instances shown are segmented again: the same
+    qtbot.waitUntil(
+        lambda: len(np.unique(viewer.layers["a instances"].data)) == objects, timeout=TIMEOUT
+    )
+    predict_widget.save_settings()
+    content = yaml.safe_load(mine.read_text())
+    assert segment_settings(content) == pytest.approx(settings)
+    assert content["record"]["postprocess"] == {"mean_ap": 1.0, "data": "napari layer 'truth'"}
+    predict_widget.tta.value = True
+    predict_widget.post["min_size"].value = 3  # by hand: no score
+    predict_widget.save_settings()
+    content = yaml.safe_load(mine.read_text())
+    assert content["tta_segmentation"] == pytest.approx({**settings, "min_size": 3})
+    assert content["record"]["postprocess_tta"] == {"data": "set in the Predict dock"}
+    assert segment_settings(content) == pytest.approx(settings)  # the others stay
+
+
+def test_tuning_and_saving_name_what_is_missing(qtbot, predict_widget, viewer, notes):
+    viewer.layers.selection.active = viewer.layers["a labels"]
+    predict_widget.tune_settings()
+    assert any("Predict on the image first" in n for n in notes)
+    run(qtbot, predict_widget)
+    viewer.layers.selection.active = viewer.layers["a"]
+    predict_widget.tune_settings()
+    assert any("Select the labels layer to tune on" in n for n in notes)
+    viewer.add_labels(np.zeros((8, 8), np.int32), name="small")
+    predict_widget.tune_settings()
+    assert any("differ in shape" in n and "'small'" in n for n in notes)
+    viewer.add_labels(np.ones_like(viewer.layers["a labels"].data), name="blob only")
+    predict_widget.tune_settings()
+    qtbot.waitUntil(lambda: any("holds no objects" in n for n in notes), timeout=TIMEOUT)
+    current_model.set("nuclei")
+    predict_widget.save_settings()
+    assert any("built-in model is shared" in n for n in notes)
 
 
 def test_stacks_are_predicted_slice_by_slice(qtbot, predict_widget, viewer):

@@ -228,8 +228,8 @@ def save_postprocessing(
 ) -> Path:
     """Write tuned thresholds into a model yaml atomically, keeping every other entry.
 
-    ``params`` holds the :data:`~.segment.SEGMENT_KEYS` and ``mean_ap``; the score (and
-    ``data``, the folder it was measured on) go to the yaml's record under
+    ``params`` holds the :data:`~.segment.SEGMENT_KEYS` and optionally ``mean_ap``; the
+    score (and ``data``, the folder it was measured on) go to the yaml's record under
     ``postprocess``.  With ``tta`` (settings tuned on test-time augmented maps) the
     settings go under ``tta_segmentation`` and the score under ``postprocess_tta``.
     """
@@ -244,9 +244,7 @@ def save_postprocessing(
     else:
         content.update(settings)
     record = content.pop(RECORD_KEY, None) or {}  # stays the last entry
-    record["postprocess_tta" if tta else "postprocess"] = {
-        "mean_ap": float(params["mean_ap"]),
-        "data": str(data),
-    }
+    score = {"mean_ap": float(params["mean_ap"])} if "mean_ap" in params else {}
+    record["postprocess_tta" if tta else "postprocess"] = {**score, "data": str(data)}
     content[RECORD_KEY] = record
     return atomic_write_text(yaml_path, yaml.safe_dump(content, sort_keys=False))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["BUILTIN_MODELS", "model_yaml"]
+__all__ = ["BUILTIN_MODELS", "model_yaml", "is_builtin"]
 
 BUILTIN_MODELS = {"nuclei": Path(__file__).with_name("nuclei-dsb2018-fluo.yaml")}
 """Name -> settings file of each built-in model."""
@@ -30,3 +30,12 @@ def model_yaml(path: str | Path) -> Path:
     if not path.exists() and str(path) in BUILTIN_MODELS:
         return BUILTIN_MODELS[str(path)]
     return path.with_suffix(".yaml") if path.suffix == ".pt" else path
+
+
+def is_builtin(path: str | Path) -> bool:
+    """Whether ``path`` (or name) is a built-in model, which no user may change.
+
+    >>> is_builtin("nuclei"), is_builtin("models/mine.yaml")
+    (True, False)
+    """
+    return model_yaml(path).resolve() in {p.resolve() for p in BUILTIN_MODELS.values()}
