@@ -258,6 +258,19 @@ def test_tuning_and_saving_name_what_is_missing(qtbot, predict_widget, viewer, n
     assert any("built-in model is shared" in n for n in notes)
 
 
+def test_saving_into_a_folder_that_refuses_writes_says_what_to_do(
+    predict_widget, model_yaml, notes, monkeypatch
+):
+    def refuse(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("napari_cellseg.widgets.predict_widget.save_postprocessing", refuse)
+    predict_widget.save_settings()
+    assert any(
+        f"Cannot write the settings into '{model_yaml}' (Permission denied)" in n for n in notes
+    )
+
+
 def test_stacks_are_predicted_slice_by_slice(qtbot, predict_widget, viewer):
     stack = np.stack([viewer.layers["a"].data, viewer.layers["b"].data])
     viewer.add_image(stack, name="stack")

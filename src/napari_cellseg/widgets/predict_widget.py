@@ -256,13 +256,15 @@ class PredictWidget(QWidget):
             return
         for name, widget in self.post.items():
             widget.value = settings[name]
-        if self.tta.value and not self.tuned.get(True):
+        if not self.tta.value:
+            self.status.value = ""
+        elif self.tuned.get(True):
+            self.status.value = "Settings tuned for test-time augmentation."
+        else:
             self.status.value = (
                 "This model has no settings tuned for test-time augmentation: its others are "
-                "shown (cellseg tune-postprocess --tta tunes them)."
+                "shown (Tune on labels, or cellseg tune-postprocess --tta, tunes them)."
             )
-        elif self.tta.value:
-            self.status.value = "Settings tuned for test-time augmentation."
 
     def _show_progress(self, progress) -> None:
         self._set_progress(progress.done, progress.total)
@@ -460,6 +462,12 @@ class PredictWidget(QWidget):
             save_postprocessing(path, {**settings, **score}, data=data, tta=tta)
         except CellsegError as exc:
             show_error(str(exc))
+            return
+        except OSError as exc:
+            show_error(
+                f"Cannot write the settings into '{path}' ({exc.strerror or exc}): copy the "
+                "model (.yaml and .pt) to a folder you can write to and pick that copy."
+            )
             return
         self.tuned[tta] = settings
         kind = " for test-time augmentation" if tta else ""
