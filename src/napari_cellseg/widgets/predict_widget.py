@@ -91,6 +91,12 @@ def layer_features(labels: np.ndarray, image: np.ndarray) -> dict:
 _PREDICT_FIELDS = {f.name: f for f in dataclasses.fields(PredictConfig)}
 
 
+def _button(text: str, tooltip: str) -> PushButton:
+    button = PushButton(text=text)
+    button.tooltip = tooltip
+    return button
+
+
 def model_picker() -> FileEdit:
     """A model yaml picker that follows, and sets, the model shared by the widgets."""
     picker = FileEdit(mode="r", filter="*.yaml *.yml", label="model", nullable=True)
@@ -144,30 +150,30 @@ class PredictWidget(QWidget):
         self.tta = CheckBox(value=PredictConfig.tta, text="test-time augmentation (8x slower)")
         self.tta.tooltip = _PREDICT_FIELDS["tta"].metadata["help"]
         self.run = PushButton(text=_PREDICT)
-        self.run_folder = PushButton(text="Predict a folder…")
-        self.run_folder.tooltip = (
+        self.run_folder = _button(
+            "Predict a folder…",
             "segment every image of a folder (its images/ sub-folder, or the images in it) "
             "with these settings, writing <name>_labels.tif, _objects.tif, _boundaries.tif "
-            "and _measurements.csv into another folder"
+            "and _measurements.csv into another folder",
         )
-        self.measure = PushButton(text="Measure objects")
-        self.measure.tooltip = (
+        self.measure = _button(
+            "Measure objects",
             "area, centroid and mean intensity (in the image above) of every object of the "
             "selected labels layer, e.g. after your corrections: shown when the pointer is "
             "on an object and in Layers > Metadata > Features table widget, which saves them "
-            "as CSV"
+            "as CSV",
         )
         self.post = post_processing_widgets()
-        self.tune = PushButton(text="Tune on labels")
-        self.tune.tooltip = (
+        self.tune = _button(
+            "Tune on labels",
             "set the settings above to those that best reproduce the selected labels layer "
             "(your annotation of the image predicted last, or its corrected instances): the "
-            "best mean AP over IoU 0.5-0.95"
+            "best mean AP over IoU 0.5-0.95",
         )
-        self.save = PushButton(text="Save settings to model")
-        self.save.tooltip = (
+        self.save = _button(
+            "Save settings to model",
             "write the settings above into the model's yaml (as its settings for test-time "
-            "augmentation when that box is ticked): the CLI and later sessions use them"
+            "augmentation when that box is ticked): the CLI and later sessions use them",
         )
         self.scored: tuple[dict, float, str] | None = None  # the last tuning's result
         self.status = Label(value="")
