@@ -48,6 +48,7 @@ from napari_cellseg.engine.events import (
     TrainFinished,
     TrainStarted,
 )
+from napari_cellseg.engine.postprocess_tuning import MIN_TUNING_OBJECTS
 from napari_cellseg.engine.schedule import CosineSchedule
 from napari_cellseg.engine.segment import describe_settings
 from napari_cellseg.errors import ConfigError, DataError, TrainingDiverged
@@ -62,15 +63,6 @@ BEST_CHECKPOINTS = {
     "best-val-objects-iou": ("objects_iou", True),
     "best-val-boundaries-iou": ("boundaries_iou", True),
 }
-
-
-MIN_TUNING_OBJECTS = 100
-"""Validation objects needed to tune the segmentation settings at the end of a run.
-
-With fewer the tuned settings fit the few objects' noise: the built-in model fine-tuned
-on one 360 x 360 DSB2018 image (24 nuclei, a fifth held out) scored mean AP 0.684 on the
-10 other images of its kind with settings tuned on the held-out strip, 0.717 with the
-settings it started with."""
 
 
 @dataclass

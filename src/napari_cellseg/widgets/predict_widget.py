@@ -23,8 +23,10 @@ from qtpy.QtWidgets import QFileDialog, QProgressBar, QVBoxLayout, QWidget
 
 from napari_cellseg.config import PredictConfig, TrainConfig, load_yaml
 from napari_cellseg.data.io import Stack
+from napari_cellseg.data.targets import count_objects
 from napari_cellseg.engine.measure import measure_objects
 from napari_cellseg.engine.postprocess_tuning import (
+    MIN_TUNING_OBJECTS,
     save_postprocessing,
     score_postprocessing,
     tune_postprocessing,
@@ -68,18 +70,20 @@ def _instances(maps: _Maps, settings: dict) -> tuple[np.ndarray, int, dict]:
     return labels, count, layer_features(labels, maps.image)
 
 
-def tune_on_labels(maps: _Maps, truth: np.ndarray, current: dict) -> tuple[dict, float]:
-    """The settings that best reproduce ``truth`` from ``maps`` (with their mean AP), and
-    the mean AP of the ``current`` settings."""
-    if not np.any((truth > 0) & (truth != (maps.blob_label or 0))):
+def tune_on_labels(maps: _Maps, truth: np.ndarray, current: dict) -> tuple[dict, float, int]:
+    """The settings that best reproduce ``truth`` from ``maps`` (with their mean AP), the
+    mean AP of the ``current`` settings and the number of objects (per slice) tuned on."""
+    truth = truth.reshape(-1, *truth.shape[-2:])
+    objects = sum(count_objects(page, maps.blob_label) for page in truth)
+    if not objects:
         raise CellsegError(
             "The labels layer holds no objects to tune on: paint the objects of the image "
             "(values 2, 3, …), or correct the predicted instances, then tune again."
         )
-    pages = [Stack(maps.name, maps.image, truth.reshape(-1, *truth.shape[-2:]))]
+    pages = [Stack(maps.name, maps.image, truth)]
     pairs, blob = [(maps.objects, maps.boundaries)], maps.blob_label
     before = score_postprocessing(pairs, pages, ignore_label=blob, **current)
-    return tune_postprocessing(pairs, pages, ignore_label=blob), before
+    return tune_postprocessing(pairs, pages, ignore_label=blob), before, objects
 
 
 def layer_features(labels: np.ndarray, image: np.ndarray) -> dict:
@@ -442,13 +446,22 @@ class PredictWidget(QWidget):
             finished=lambda: setattr(self.tune, "enabled", True),
         )
 
-    def _show_tuning(self, name: str, params: dict, before: float) -> None:
+    def _show_tuning(self, name: str, params: dict, before: float, objects: int) -> None:
         settings = segment_settings(params)
         for key, widget in self.post.items():
             widget.value = settings[key]  # re-segments the maps shown
         self.scored = (self._settings(), params["mean_ap"], name)
-        self.status.value = f"Tuned on '{name}': mean AP {before:.3f} -> {params['mean_ap']:.3f}."
-        show_info(f"{self.status.value} 'Save settings to model' keeps them.")
+        self.status.value = (
+            f"Tuned on '{name}' ({objects} objects): mean AP {before:.3f} -> "
+            f"{params['mean_ap']:.3f}."
+        )
+        advice = "'Save settings to model' keeps them."
+        if objects < MIN_TUNING_OBJECTS:
+            advice = (
+                f"Settings tuned on fewer than {MIN_TUNING_OBJECTS} objects fit their noise: "
+                "check them on another annotated image before you save them."
+            )
+        show_info(f"{self.status.value} {advice}")
 
     def save_settings(self) -> None:
         """Write the dock's settings into the model yaml (the tta ones when its box is ticked)."""
