@@ -49,7 +49,6 @@ from napari_cellseg.config import (
     PredictConfig,
     TrainConfig,
     from_dict,
-    load_yaml,
     read_yaml_dict,
 )
 from napari_cellseg.data.scale import median_diameter, rescale, scale_factor, scaled_shape
@@ -155,8 +154,9 @@ def load_model(
     from napari_cellseg.models.registry import build_model, prepare_model
 
     yaml_path = model_yaml(yaml_path)
-    cfg = load_yaml(yaml_path)
-    record = read_yaml_dict(yaml_path).get(RECORD_KEY) or {}
+    content = read_yaml_dict(yaml_path)
+    cfg = from_dict(TrainConfig, content, source=str(yaml_path))
+    record = content.get(RECORD_KEY) or {}
     weights = weights_path(cfg, yaml_path)
     torch_device = resolve_device(device)
     model = build_model(cfg)
@@ -185,7 +185,7 @@ def load_model(
         tile_batch=tile_batch,
         train_side=record.get(TRAIN_SIDE_KEY),
         tta=tta,
-        tta_settings=tta_settings(yaml_path),
+        tta_settings=_tta_settings(content, yaml_path),
     )
 
 
@@ -201,7 +201,11 @@ def tta_settings(yaml_path: str | Path) -> dict | None:
         When the yaml's ``tta_segmentation`` is not a mapping of those settings.
     """
     yaml_path = model_yaml(yaml_path)
-    content = read_yaml_dict(yaml_path)
+    return _tta_settings(read_yaml_dict(yaml_path), yaml_path)
+
+
+def _tta_settings(content: dict, yaml_path: Path) -> dict | None:
+    """:func:`tta_settings` of the yaml ``content`` read from ``yaml_path``."""
     tuned = content.get(TTA_SEGMENTATION_KEY)
     if tuned is None:
         return None
