@@ -1,11 +1,25 @@
-"""Per-object measurements: areas, centroids and intensities equal the masks' own."""
+"""Per-object measurements: areas, centroids, intensities and shapes equal the masks' own."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from skimage.measure import regionprops_table
 
+from napari_cellseg.data.synthetic import make_nuclei
 from napari_cellseg.engine.measure import measure_objects, table_csv
+
+COLUMNS = [
+    "label", "area", "centroid_y", "centroid_x", "mean_intensity", "integrated_intensity",
+    "equivalent_diameter", "major_axis_length", "minor_axis_length", "eccentricity",
+]
+#: our column -> skimage.measure.regionprops' property of the same definition
+SKIMAGE = {
+    "area": "area", "centroid_y": "centroid-0", "centroid_x": "centroid-1",
+    "mean_intensity": "intensity_mean", "equivalent_diameter": "equivalent_diameter_area",
+    "major_axis_length": "axis_major_length", "minor_axis_length": "axis_minor_length",
+    "eccentricity": "eccentricity",
+}
 
 
 def test_stack_rows_per_object_and_page():
@@ -15,26 +29,59 @@ def test_stack_rows_per_object_and_page():
     labels[1, 0:2, 10:12] = 3
     image = np.arange(labels.size, dtype=np.uint16).reshape(labels.shape)
     table = measure_objects(labels, image)
-    assert list(table) == ["label", "page", "area", "centroid_y", "centroid_x", "mean_intensity"]
+    assert list(table) == ["label", "page", *COLUMNS[1:]]
     rows = list(zip(*(table[k].tolist() for k in ("label", "page", "area")), strict=True))
     assert rows == [(7, 0, 12), (3, 1, 4), (7, 1, 10)]
-    for label, page, centroid_y, centroid_x, mean in zip(
-        table["label"],
-        table["page"],
-        table["centroid_y"],
-        table["centroid_x"],
-        table["mean_intensity"],
-        strict=True,
-    ):
+    for row, (label, page) in enumerate(zip(table["label"], table["page"], strict=True)):
         ys, xs = np.nonzero(labels[page] == label)
-        assert (centroid_y, centroid_x) == pytest.approx((ys.mean(), xs.mean()))
-        assert mean == pytest.approx(image[page][ys, xs].mean())
+        assert (table["centroid_y"][row], table["centroid_x"][row]) == pytest.approx(
+            (ys.mean(), xs.mean())
+        )
+        assert table["mean_intensity"][row] == pytest.approx(image[page][ys, xs].mean())
+        assert table["integrated_intensity"][row] == image[page][ys, xs].sum()
+
+
+def test_sizes_and_shapes_are_those_of_skimage_regionprops():
+    image, labels = make_nuclei((160, 200), seed=3)
+    labels[labels == 1] = 0  # no blob: every object measured as skimage measures it
+    table = measure_objects(labels, image)
+    names = {name.split("-")[0] for name in SKIMAGE.values()}
+    theirs = regionprops_table(labels, image, properties=["label", *sorted(names)])
+    assert len(table["label"]) > 15 and table["label"].tolist() == theirs["label"].tolist()
+    for ours, skimage_name in SKIMAGE.items():
+        np.testing.assert_allclose(table[ours], theirs[skimage_name], rtol=1e-9, atol=1e-9)
+
+
+def test_an_ellipse_of_known_axes():
+    yy, xx = np.mgrid[-40:41, -40:41]
+    labels = ((yy / 30.0) ** 2 + (xx / 10.0) ** 2 <= 1).astype(np.int32) * 2
+    table = measure_objects(labels, np.ones(labels.shape))
+    assert table["major_axis_length"][0] == pytest.approx(60, rel=0.02)
+    assert table["minor_axis_length"][0] == pytest.approx(20, rel=0.03)
+    assert table["eccentricity"][0] == pytest.approx(np.sqrt(1 - (10 / 30) ** 2), rel=0.01)
+
+
+@pytest.mark.parametrize("pixel_size", [(0.5, 0.5), (0.3, 0.65)])
+def test_micrometre_columns_with_a_pixel_size(pixel_size):
+    image, labels = make_nuclei((120, 140), seed=1)
+    labels[labels == 1] = 0
+    table = measure_objects(labels, image, pixel_size=pixel_size)
+    theirs = regionprops_table(
+        labels, spacing=pixel_size,
+        properties=["area", "equivalent_diameter_area", "axis_major_length", "axis_minor_length"],
+    )
+    np.testing.assert_allclose(table["area_um2"], theirs["area"])
+    np.testing.assert_allclose(table["area_um2"], table["area"] * pixel_size[0] * pixel_size[1])
+    np.testing.assert_allclose(table["equivalent_diameter_um"], theirs["equivalent_diameter_area"])
+    np.testing.assert_allclose(table["major_axis_length_um"], theirs["axis_major_length"])
+    np.testing.assert_allclose(table["minor_axis_length_um"], theirs["axis_minor_length"])
+    assert "area_um2" not in measure_objects(labels, image)
 
 
 def test_no_objects_give_an_empty_table_with_a_header():
     table = measure_objects(np.zeros((4, 4), np.int32), np.ones((4, 4)))
     assert all(len(v) == 0 for v in table.values()) and "page" not in table
-    assert table_csv(table) == "label,area,centroid_y,centroid_x,mean_intensity\n"
+    assert table_csv(table) == ",".join(COLUMNS) + "\n"
 
 
 def test_any_label_values():
@@ -48,3 +95,6 @@ def test_shapes_and_values_must_fit():
         measure_objects(np.zeros((4, 4), np.int32), np.zeros((4, 5)))
     with pytest.raises(ValueError, match="non-negative integers"):
         measure_objects(np.full((4, 4), -1), np.zeros((4, 4)))
+    for bad in [(0.0, 0.5), (np.nan, 1.0), (-1.0, 1.0)]:
+        with pytest.raises(ValueError, match="pixel size must be positive"):
+            measure_objects(np.zeros((4, 4), np.int32), np.zeros((4, 4)), pixel_size=bad)
