@@ -280,7 +280,8 @@ def test_measure_writes_one_row_per_object(trained, tmp_path):
     image = read_image(next((trained["png"] / "images").glob("synthetic_000.*")))[0].astype(float)
     labels = tifffile.imread(out / "synthetic_000_labels.tif")
     table = np.genfromtxt(out / "synthetic_000_measurements.csv", delimiter=",", names=True)
-    assert table.dtype.names == ("label", "area", "centroid_y", "centroid_x", "mean_intensity")
+    assert table.dtype.names[:5] == ("label", "area", "centroid_y", "centroid_x", "mean_intensity")
+    assert "area_um2" not in table.dtype.names  # PNGs hold no pixel size
     assert table["label"].tolist() == sorted(set(np.unique(labels)) - {0})
     for row in table:
         mask = labels == row["label"]
@@ -293,6 +294,37 @@ def test_measure_writes_one_row_per_object(trained, tmp_path):
     assert [(page == stack["page"]).sum() for page in range(3)] == [
         len(set(np.unique(p)) - {0}) for p in stack_labels
     ]
+
+
+def test_measurements_in_micrometres_from_the_flag_or_the_tiff_calibration(trained, tmp_path):
+    image = read_image(next((trained["png"] / "images").glob("synthetic_000.*")))[0]
+    folder = tmp_path / "calibrated"
+    folder.mkdir()
+    tifffile.imwrite(  # as Fiji saves a calibrated image: 0.25 x 0.5 micrometre pixels
+        folder / "fiji.tif", image, imagej=True, resolution=(2.0, 4.0), metadata={"unit": "micron"}
+    )
+    argv = ["--config", str(trained["yaml"]), "--test_data", str(folder), "--measure"]
+    tables = {}
+    for name, flags in {"file": [], "flag": ["--pixel_size", "0.4"]}.items():
+        out = tmp_path / name
+        assert predict.main([*argv, "--output", str(out), *flags]) == 0
+        tables[name] = np.genfromtxt(out / "fiji_measurements.csv", delimiter=",", names=True)
+    for name, pixel_area in (("file", 0.25 * 0.5), ("flag", 0.4 * 0.4)):
+        table = tables[name]
+        assert len(table) > 0
+        np.testing.assert_allclose(table["area_um2"], table["area"] * pixel_area, rtol=1e-5)
+        np.testing.assert_allclose(
+            table["equivalent_diameter_um"], np.sqrt(4 * table["area_um2"] / np.pi), rtol=1e-5
+        )
+    assert tables["flag"]["major_axis_length_um"] == pytest.approx(
+        tables["flag"]["major_axis_length"] * 0.4, rel=1e-5
+    )
+
+
+def test_a_negative_pixel_size_is_refused(trained, tmp_path, capsys):
+    argv = ["--config", str(trained["yaml"]), "--test_data", trained["test"]]
+    assert predict.main([*argv, "--output", str(tmp_path), "--pixel_size", "-1"]) == 2
+    assert "Setting 'pixel_size' is -1" in capsys.readouterr().err
 
 
 def test_evaluate_user_errors(trained, tmp_path, capsys):

@@ -274,7 +274,13 @@ class PredictConfig:
     measure: bool = _f(
         False,
         "write <name>_measurements.csv next to the outputs: each object's label, area, "
-        "centroid and mean intensity",
+        "centroid, mean and integrated intensity, equivalent diameter, axis lengths and "
+        "eccentricity",
+    )
+    pixel_size: float = _f(
+        0.0,
+        "side of a pixel in micrometres, for measurements in micrometres too; 0 = the "
+        "calibration a Fiji/ImageJ or OME TIFF holds (none: pixels only)",
     )
     architecture: str = _f("", "ignored: read from the model yaml (kept for seed parity)")
     channels: int = _f(0, "ignored: read from the model yaml (kept for seed parity)")

@@ -18,9 +18,11 @@ each of the input's height x width; a multipage input gives multipage outputs (p
 of each output belongs to page i of the input).  ``--plot`` adds ``<name>.png`` (for a
 stack ``<name>_p000.png``, ... per page): image, ground truth when present, objects,
 boundaries, instances.  ``--measure`` adds ``<name>_measurements.csv``: one row per
-object (and page) with its label, area in pixels, centroid and mean intensity
-(:mod:`napari_cellseg.engine.measure`).  ``--architecture`` and ``--channels`` (the seed
-tool's flags) are accepted and ignored: the model yaml holds them.
+object (and page) with its label, area, centroid, intensities and shape
+(:mod:`napari_cellseg.engine.measure`), sizes also in micrometres where the pixel size is
+known (``--pixel_size``, or the calibration of a Fiji/ImageJ or OME TIFF).
+``--architecture`` and ``--channels`` (the seed tool's flags) are accepted and ignored:
+the model yaml holds them.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class StackPrediction:
     boundaries: np.ndarray
     labels: np.ndarray
     ignore_label: int | None
+    pixel_size: tuple[float, float] | None = None
 
 
 def make_parser(prog: str = "python -m napari_cellseg.predict") -> argparse.ArgumentParser:
@@ -106,6 +109,7 @@ def predict_folder(
     """
     from tqdm import tqdm
 
+    from napari_cellseg.data.calibration import read_pixel_size
     from napari_cellseg.data.io import list_folder
     from napari_cellseg.engine.predict import load_model, tiling_options
 
@@ -134,6 +138,7 @@ def predict_folder(
             boundaries,
             predictor.instances(objects, boundaries, segmentation),
             predictor.config.blob_label,
+            (settings.pixel_size,) * 2 if settings.pixel_size else read_pixel_size(file.image),
         )
         _write(result, settings)
         yield result
@@ -145,6 +150,11 @@ def _check(settings: PredictConfig) -> None:
     if not settings.test_data:
         raise ConfigError(
             "Setting 'test_data' is empty: give a folder holding images/ (--test_data)."
+        )
+    if settings.pixel_size < 0:
+        raise ConfigError(
+            f"Setting 'pixel_size' is {settings.pixel_size}: give the side of a pixel in "
+            "micrometres, or 0 to read it from the images' calibration."
         )
     for flag, what in (("plot", "PNG figures"), ("measure", "CSV tables")):
         if getattr(settings, flag) and not settings.output:
@@ -185,7 +195,7 @@ def _write(result: StackPrediction, settings: PredictConfig) -> None:
         write_tiff(out / f"{stack.name}_{kind}.tif", array[0] if single else array)
     if settings.measure:
         pages = (result.labels[0], stack.image[0]) if single else (result.labels, stack.image)
-        table = measure_objects(*pages)
+        table = measure_objects(*pages, pixel_size=result.pixel_size)
         atomic_write_text(out / f"{stack.name}_measurements.csv", table_csv(table))
     if settings.plot:
         for z, name in enumerate(page_names(stack.name, len(stack.image))):

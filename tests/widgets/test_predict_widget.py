@@ -148,6 +148,34 @@ def test_instances_carry_their_measurements_until_edited_then_measure_again(
     assert any("objects measured" in n for n in notes)
 
 
+@pytest.mark.parametrize(
+    "scale, units, pixel", [((1, 1), None, None), ((0.5, 0.25), None, (0.5, 0.25)),
+                            ((500, 500), ("nm", "nm"), (0.5, 0.5)), ((2, 2), ("s", "um"), None)],
+)  # fmt: skip
+def test_a_layers_pixel_size_in_micrometres(scale, units, pixel):
+    from napari.layers import Image
+
+    from napari_cellseg.widgets._layers import pixel_size
+
+    layer = Image(np.zeros((4, 4)), scale=scale, **({"units": units} if units else {}))
+    assert pixel_size(layer) == (pytest.approx(pixel) if pixel else None)
+
+
+def test_measurements_in_micrometres_on_a_calibrated_image(qtbot, predict_widget, viewer):
+    from napari_cellseg.pretrained import BUILTIN_MODELS
+
+    current_model.set(BUILTIN_MODELS["nuclei"])
+    run(qtbot, predict_widget)
+    assert "area_um2" not in viewer.layers["a instances"].features  # scale 1: pixels only
+    viewer.layers["a"].scale = (0.2, 0.2)  # micrometres, as microscopy readers set it
+    run(qtbot, predict_widget)
+    features = viewer.layers["a instances"].features
+    assert len(features) > 1
+    np.testing.assert_allclose(features["area_um2"], features["area"] * 0.04)
+    axes = features["major_axis_length_um"], features["major_axis_length"] * 0.2
+    np.testing.assert_allclose(*axes)
+
+
 def test_measure_names_what_is_missing(predict_widget, viewer, notes):
     viewer.layers.selection.active = viewer.layers["a"]
     predict_widget.measure_layer()

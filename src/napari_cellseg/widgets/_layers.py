@@ -10,10 +10,18 @@ from magicgui.widgets import ComboBox, Container, PushButton
 from napari.layers import Image, Labels, Layer
 from napari.utils.notifications import show_info
 
+from napari_cellseg.data.calibration import micrometres
 from napari_cellseg.data.io import to_gray
 from napari_cellseg.errors import DataError
 
-__all__ = ["image_array", "LayerPairs", "output_layer", "layer_choices", "layer_combo"]
+__all__ = [
+    "image_array",
+    "pixel_size",
+    "LayerPairs",
+    "output_layer",
+    "layer_choices",
+    "layer_combo",
+]
 
 _NAME_CHARS = 8
 """Characters of a layer name a layer choice box is sized for."""
@@ -36,6 +44,19 @@ def image_array(layer: Image) -> np.ndarray:
         "channel, such as the nuclear stain, right-click the layer > Split RGB and choose it."
     )
     return to_gray(data)
+
+
+def pixel_size(layer: Layer) -> tuple[float, float] | None:
+    """A layer's pixel (height, width) in micrometres, or None when it is not calibrated.
+
+    Its scale in its units; a scale in napari's default unit, pixels, is taken as
+    micrometres (what microscopy readers set it in), and a scale of 1 pixel as none.
+    """
+    scale, units = layer.scale[-2:], [str(unit) for unit in layer.units[-2:]]
+    if units == ["pixel", "pixel"]:
+        return None if tuple(scale) == (1, 1) else (float(scale[0]), float(scale[1]))
+    sizes = [micrometres(float(s), unit) for s, unit in zip(scale, units, strict=True)]
+    return None if None in sizes else (sizes[0], sizes[1])
 
 
 def layer_choices(viewer, kind: type[Layer]):

@@ -35,7 +35,13 @@ from napari_cellseg.engine.predict import tta_settings
 from napari_cellseg.engine.segment import instances, segment_settings
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.pretrained import is_builtin
-from napari_cellseg.widgets._layers import OWNER_KEY, image_array, layer_combo, output_layer
+from napari_cellseg.widgets._layers import (
+    OWNER_KEY,
+    image_array,
+    layer_combo,
+    output_layer,
+    pixel_size,
+)
 from napari_cellseg.widgets._worker import (
     current_model,
     predict_files,
@@ -59,6 +65,7 @@ class _Maps:
     placement: dict
     blob_label: int | None  # of the model: no instance takes it
     image: np.ndarray  # the intensities predicted on, for the measurements
+    pixel_size: tuple[float, float] | None  # of the image, in micrometres: None unknown
 
 
 def _instances(maps: _Maps, settings: dict) -> tuple[np.ndarray, int, dict]:
@@ -67,7 +74,7 @@ def _instances(maps: _Maps, settings: dict) -> tuple[np.ndarray, int, dict]:
     labels = instances(maps.objects, maps.boundaries, **settings, skip_label=maps.blob_label)
     top = int(labels.max(initial=0))  # the values are 1, 2, ..., past the blob value
     count = top - (maps.blob_label is not None and top > maps.blob_label)
-    return labels, count, layer_features(labels, maps.image)
+    return labels, count, layer_features(labels, maps.image, maps.pixel_size)
 
 
 def tune_on_labels(maps: _Maps, truth: np.ndarray, current: dict) -> tuple[dict, float, int]:
@@ -86,9 +93,11 @@ def tune_on_labels(maps: _Maps, truth: np.ndarray, current: dict) -> tuple[dict,
     return tune_postprocessing(pairs, pages, ignore_label=blob), before, objects
 
 
-def layer_features(labels: np.ndarray, image: np.ndarray) -> dict:
+def layer_features(
+    labels: np.ndarray, image: np.ndarray, pixel_size: tuple[float, float] | None = None
+) -> dict:
     """:func:`measure_objects` as a labels layer's features (the label value in ``index``)."""
-    table = measure_objects(labels, image)
+    table = measure_objects(labels, image, pixel_size)
     return {"index": table.pop("label"), **table}
 
 
@@ -305,7 +314,7 @@ class PredictWidget(QWidget):
             show_error(str(exc))
             return
         placement = {"scale": layer.scale, "translate": layer.translate}
-        blob_label = self.blob_label
+        blob_label, size = self.blob_label, pixel_size(layer)
         self.run.text = _CANCEL
         self.status.value = f"Predicting on '{layer.name}'…"
         self.worker = start_worker(
@@ -316,7 +325,7 @@ class PredictWidget(QWidget):
             self.tta.value,
             yielded=self._show_progress,
             returned=lambda maps: self._show_maps(
-                _Maps(layer.name, *maps, placement, blob_label, image)
+                _Maps(layer.name, *maps, placement, blob_label, image, size)
             ),
             errored=lambda _exc: setattr(self.status, "value", "Prediction failed."),
             aborted=lambda: setattr(self.status, "value", "Prediction cancelled."),
@@ -519,6 +528,7 @@ class PredictWidget(QWidget):
             layer_features,
             np.array(labels.data),  # a copy: the user may paint on while it is measured
             intensities,
+            pixel_size(image),
             returned=lambda features: self._show_measured(labels, features),
         )
 
