@@ -78,6 +78,26 @@ def test_micrometre_columns_with_a_pixel_size(pixel_size):
     assert "area_um2" not in measure_objects(labels, image)
 
 
+def test_intensities_in_other_channels():
+    labels = np.zeros((2, 6, 8), np.int32)
+    labels[0, 1:3, 1:4], labels[1, 2:6, 5:8] = 2, 3
+    image = np.ones(labels.shape)
+    reporter = np.arange(labels.size, dtype=np.float32).reshape(labels.shape)
+    table = measure_objects(labels, image, channels={"GFP": reporter, "dark": 0 * reporter})
+    assert list(table)[-4:] == [
+        "mean_intensity_GFP", "integrated_intensity_GFP",
+        "mean_intensity_dark", "integrated_intensity_dark",
+    ]  # fmt: skip
+    for row, (label, page) in enumerate(zip(table["label"], table["page"], strict=True)):
+        inside = reporter[page][labels[page] == label]
+        assert table["mean_intensity_GFP"][row] == pytest.approx(inside.mean())
+        assert table["integrated_intensity_GFP"][row] == pytest.approx(inside.sum())
+        assert table["integrated_intensity_dark"][row] == 0
+    assert table["mean_intensity"].tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match="GFP"):
+        measure_objects(labels, image, channels={"GFP": reporter[0]})
+
+
 def test_no_objects_give_an_empty_table_with_a_header():
     table = measure_objects(np.zeros((4, 4), np.int32), np.ones((4, 4)))
     assert all(len(v) == 0 for v in table.values()) and "page" not in table

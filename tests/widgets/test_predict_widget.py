@@ -176,6 +176,31 @@ def test_measurements_in_micrometres_on_a_calibrated_image(qtbot, predict_widget
     np.testing.assert_allclose(*axes)
 
 
+def test_other_channels_are_measured_too(qtbot, predict_widget, viewer):
+    from napari_cellseg.pretrained import BUILTIN_MODELS
+
+    image = viewer.layers["a"].data
+    reporter = viewer.add_image(np.sqrt(image) + 1, name="GFP (488)")
+    viewer.add_image(np.ones((8, 8)), name="elsewhere")  # another shape: not a channel
+    current_model.set(BUILTIN_MODELS["nuclei"])
+    predict_widget.image.value = viewer.layers["a"]
+    run(qtbot, predict_widget)
+    instances = viewer.layers["a instances"]
+    features = instances.features
+    assert len(features) > 1 and "mean_intensity_elsewhere" not in features
+    assert not any("objects" in key or "boundaries" in key for key in features)  # own maps
+    for value, mean in zip(features["index"], features["mean_intensity_GFP_488"], strict=True):
+        assert mean == pytest.approx(reporter.data[instances.data == value].mean(), rel=1e-5)
+
+    viewer.layers.selection.active = instances  # measured again by the button: the same
+    instances.features = {}
+    predict_widget.measure_layer()
+    qtbot.waitUntil(lambda: len(instances.features) > 0, timeout=TIMEOUT)
+    assert instances.features["integrated_intensity_GFP_488"].tolist() == pytest.approx(
+        features["integrated_intensity_GFP_488"].tolist()
+    )
+
+
 def test_measure_names_what_is_missing(predict_widget, viewer, notes):
     viewer.layers.selection.active = viewer.layers["a"]
     predict_widget.measure_layer()

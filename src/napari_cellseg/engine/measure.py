@@ -22,7 +22,10 @@ __all__ = ["measure_objects", "table_csv"]
 
 
 def measure_objects(
-    labels: np.ndarray, image: np.ndarray, pixel_size: tuple[float, float] | None = None
+    labels: np.ndarray,
+    image: np.ndarray,
+    pixel_size: tuple[float, float] | None = None,
+    channels: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """The measurements of every object: one array per column, one row per object.
 
@@ -31,8 +34,11 @@ def measure_objects(
     ``major_axis_length``, ``minor_axis_length``, ``eccentricity`` (sizes in pixels)
     and, with ``pixel_size`` (a pixel's height and width in micrometres, which may
     differ), ``area_um2``, ``equivalent_diameter_um``, ``major_axis_length_um`` and
-    ``minor_axis_length_um``.  ``labels`` and ``image`` are (H, W) or (Z, H, W) of one
-    shape; 0 is background, and an object of a stack is measured on each page it is on.
+    ``minor_axis_length_um``.  ``channels`` (name -> image) are other images of the
+    objects, such as a reporter's channel beside the nuclear stain: each adds
+    ``mean_intensity_<name>`` and ``integrated_intensity_<name>``.  ``labels``, ``image``
+    and the channels are (H, W) or (Z, H, W) of one shape; 0 is background, and an
+    object of a stack is measured on each page it is on.
 
     >>> labels = np.array([[0, 2, 2], [0, 0, 5]])
     >>> table = measure_objects(labels, np.array([[9.0, 1.0, 3.0], [0.0, 0.0, 4.0]]))
@@ -43,8 +49,10 @@ def measure_objects(
      'equivalent_diameter': [1.6, 1.13], 'major_axis_length': [2.0, 0.0],
      'minor_axis_length': [0.0, 0.0], 'eccentricity': [1.0, 0.0]}
     """
-    if labels.shape != image.shape:
-        raise ValueError(f"labels {labels.shape} and image {image.shape} differ in shape")
+    channels = channels or {}
+    for name, array in {"image": image, **channels}.items():
+        if array.shape != labels.shape:
+            raise ValueError(f"labels {labels.shape} and {name} {array.shape} differ in shape")
     if not np.issubdtype(labels.dtype, np.integer) or (labels.size and labels.min() < 0):
         raise ValueError(
             f"labels must be non-negative integers (these are {labels.dtype}, "
@@ -53,18 +61,28 @@ def measure_objects(
     if pixel_size is not None and not (np.all(np.isfinite(pixel_size)) and min(pixel_size) > 0):
         raise ValueError(f"a pixel size must be positive micrometres, not {pixel_size}")
     stack = labels.ndim == 3
-    pages = zip(labels, image, strict=True) if stack else [(labels, image)]
+    labels, image = _pages(labels), _pages(image)
+    channels = {name: _pages(array) for name, array in channels.items()}
     columns: dict[str, list] = {}
-    for z, (page, values) in enumerate(pages):
-        found, table = _measure_page(page, values, pixel_size)
+    for z in range(len(labels)):
+        others = {name: array[z] for name, array in channels.items()}
+        found, table = _measure_page(labels[z], image[z], pixel_size, others)
         page_column = {"page": np.full(len(found), z)} if stack else {}
         for key, value in {"label": found, **page_column, **table}.items():
             columns.setdefault(key, []).append(value)
     return {key: np.concatenate(parts) for key, parts in columns.items()}
 
 
+def _pages(array: np.ndarray) -> np.ndarray:
+    """An (H, W) image or (Z, H, W) stack as (Z, H, W)."""
+    return array.reshape(-1, *array.shape[-2:])
+
+
 def _measure_page(
-    labels: np.ndarray, image: np.ndarray, pixel_size: tuple[float, float] | None
+    labels: np.ndarray,
+    image: np.ndarray,
+    pixel_size: tuple[float, float] | None,
+    channels: dict[str, np.ndarray],
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The label values of a 2D page and their columns (see :func:`measure_objects`)."""
     index, found = sequential_labels(labels)  # any label values, even huge ones
@@ -97,6 +115,10 @@ def _measure_page(
         table["equivalent_diameter_um"] = np.sqrt(4 * table["area_um2"] / np.pi)
         table["major_axis_length_um"] = ellipse["major_axis_length"]
         table["minor_axis_length_um"] = ellipse["minor_axis_length"]
+    for name, values in channels.items():
+        summed = total(values.ravel()[pixels])
+        table[f"mean_intensity_{name}"] = summed / area
+        table[f"integrated_intensity_{name}"] = summed
     return found, table
 
 

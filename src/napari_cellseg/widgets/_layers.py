@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import partial
 from typing import Any
 
@@ -17,6 +18,7 @@ from napari_cellseg.errors import DataError
 __all__ = [
     "image_array",
     "pixel_size",
+    "other_channels",
     "LayerPairs",
     "output_layer",
     "layer_choices",
@@ -57,6 +59,29 @@ def pixel_size(layer: Layer) -> tuple[float, float] | None:
         return None if tuple(scale) == (1, 1) else (float(scale[0]), float(scale[1]))
     sizes = [micrometres(float(s), unit) for s, unit in zip(scale, units, strict=True)]
     return None if None in sizes else (sizes[0], sizes[1])
+
+
+def other_channels(viewer, image: Image) -> dict[str, np.ndarray]:
+    """The viewer's other grayscale image layers of ``image``'s shape, by a name fit for a
+    table column: other channels of the same field, whose intensities are measured too.
+
+    The plugin's own maps (objects, boundaries) are left out.
+    """
+    shape = image.data.shape[: -1 if image.rgb else None]
+    channels: dict[str, np.ndarray] = {}
+    for layer in viewer.layers:
+        if (
+            isinstance(layer, Image)
+            and layer is not image
+            and not layer.rgb
+            and OWNER_KEY not in layer.metadata
+            and layer.data.shape == shape
+        ):
+            name = re.sub(r"\W+", "_", layer.name).strip("_") or "image"
+            while name in channels:
+                name += "_"
+            channels[name] = image_array(layer)
+    return channels
 
 
 def layer_choices(viewer, kind: type[Layer]):

@@ -39,6 +39,7 @@ from napari_cellseg.widgets._layers import (
     OWNER_KEY,
     image_array,
     layer_combo,
+    other_channels,
     output_layer,
     pixel_size,
 )
@@ -66,6 +67,7 @@ class _Maps:
     blob_label: int | None  # of the model: no instance takes it
     image: np.ndarray  # the intensities predicted on, for the measurements
     pixel_size: tuple[float, float] | None  # of the image, in micrometres: None unknown
+    channels: dict[str, np.ndarray]  # other channels of the image, measured too
 
 
 def _instances(maps: _Maps, settings: dict) -> tuple[np.ndarray, int, dict]:
@@ -74,7 +76,8 @@ def _instances(maps: _Maps, settings: dict) -> tuple[np.ndarray, int, dict]:
     labels = instances(maps.objects, maps.boundaries, **settings, skip_label=maps.blob_label)
     top = int(labels.max(initial=0))  # the values are 1, 2, ..., past the blob value
     count = top - (maps.blob_label is not None and top > maps.blob_label)
-    return labels, count, layer_features(labels, maps.image, maps.pixel_size)
+    features = layer_features(labels, maps.image, maps.pixel_size, maps.channels)
+    return labels, count, features
 
 
 def tune_on_labels(maps: _Maps, truth: np.ndarray, current: dict) -> tuple[dict, float, int]:
@@ -94,10 +97,13 @@ def tune_on_labels(maps: _Maps, truth: np.ndarray, current: dict) -> tuple[dict,
 
 
 def layer_features(
-    labels: np.ndarray, image: np.ndarray, pixel_size: tuple[float, float] | None = None
+    labels: np.ndarray,
+    image: np.ndarray,
+    pixel_size: tuple[float, float] | None = None,
+    channels: dict[str, np.ndarray] | None = None,
 ) -> dict:
     """:func:`measure_objects` as a labels layer's features (the label value in ``index``)."""
-    table = measure_objects(labels, image, pixel_size)
+    table = measure_objects(labels, image, pixel_size, channels)
     return {"index": table.pop("label"), **table}
 
 
@@ -171,10 +177,11 @@ class PredictWidget(QWidget):
         )
         self.measure = _button(
             "Measure objects",
-            "area, centroid and mean intensity (in the image above) of every object of the "
-            "selected labels layer, e.g. after your corrections: shown when the pointer is "
-            "on an object and in Layers > Metadata > Features table widget, which saves them "
-            "as CSV",
+            "size, shape and intensities (in the image above and in every other image layer "
+            "of its shape: the other channels) of every object of the selected labels layer, "
+            "e.g. after your corrections; sizes in µm too when the image has a scale.  Shown "
+            "when the pointer is on an object and in Layers > Metadata > Features table "
+            "widget, which saves them as CSV",
         )
         self.post = post_processing_widgets()
         self.tune = _button(
@@ -315,6 +322,7 @@ class PredictWidget(QWidget):
             return
         placement = {"scale": layer.scale, "translate": layer.translate}
         blob_label, size = self.blob_label, pixel_size(layer)
+        channels = other_channels(self.viewer, layer)
         self.run.text = _CANCEL
         self.status.value = f"Predicting on '{layer.name}'…"
         self.worker = start_worker(
@@ -325,7 +333,7 @@ class PredictWidget(QWidget):
             self.tta.value,
             yielded=self._show_progress,
             returned=lambda maps: self._show_maps(
-                _Maps(layer.name, *maps, placement, blob_label, image, size)
+                _Maps(layer.name, *maps, placement, blob_label, image, size, channels)
             ),
             errored=lambda _exc: setattr(self.status, "value", "Prediction failed."),
             aborted=lambda: setattr(self.status, "value", "Prediction cancelled."),
@@ -529,6 +537,7 @@ class PredictWidget(QWidget):
             np.array(labels.data),  # a copy: the user may paint on while it is measured
             intensities,
             pixel_size(image),
+            other_channels(self.viewer, image),
             returned=lambda features: self._show_measured(labels, features),
         )
 
