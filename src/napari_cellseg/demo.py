@@ -14,15 +14,20 @@ from pathlib import Path
 from napari_cellseg.cli_support import report_errors
 from napari_cellseg.config import CPU_NETWORK, TrainConfig
 
-#: The demo's model: a small U-Net that learns synthetic nuclei on a CPU in a minute.
 DEMO_SETTINGS = {
     **CPU_NETWORK,
     "epochs": 200,
     "batch": 4,
     "augments": 1,
     "lr": 3e-3,
+    "lr_schedule": "cosine",
     "early_stop_patience": 200,
 }
+"""The demo's model: a small U-Net that learns synthetic nuclei on a CPU in a minute.
+
+The cosine schedule planned over the minute ends with a lowered learning rate: on a
+float32 CPU (16 epochs) the held-back image scored AP@0.5 0.63 and 0.67 in two runs,
+0.47 with the constant rate of the ``plateau`` schedule."""
 
 
 @report_errors
