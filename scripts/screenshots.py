@@ -1,6 +1,7 @@
 """Screenshots of the plugin's three widgets docked in napari with the sample data.
 
-Writes ``docs/train_widget.png``, ``docs/predict_widget.png`` and
+Writes ``docs/train_widget.png``, ``docs/predict_widget.png``, ``docs/measurements.png``
+(the predicted objects' measurements in napari's Features table widget) and
 ``docs/blob_inspector.png``.  It first trains a small network for a minute, so the
 training curves and the blob split are real; the Predict dock shows the built-in nuclei
 model on a real DSB2018 validation image (from ``../shared/data``; the synthetic sample
@@ -110,6 +111,10 @@ def main() -> None:
     viewer.layers[f"{image.name} instances"].contour = 2
     viewer.layers[f"{image.name} objects"].visible = False  # the image under the outlines
     settle(viewer, DOCS / "predict_widget.png")
+    close_docks(viewer)
+    viewer.layers.selection.active = viewer.layers[f"{image.name} instances"]
+    viewer.window.add_plugin_dock_widget("napari", "Features table widget")
+    settle(viewer, DOCS / "measurements.png")
     close_docks(viewer)
 
     for suffix in ("objects", "boundaries", "instances"):
