@@ -161,6 +161,23 @@ def test_a_layers_pixel_size_in_micrometres(scale, units, pixel):
     assert pixel_size(layer) == (pytest.approx(pixel) if pixel else None)
 
 
+def test_a_fiji_tiffs_calibration_is_the_pixel_size_of_its_layer(viewer, tmp_path):
+    import tifffile
+
+    from napari_cellseg.widgets._layers import pixel_size
+
+    path = tmp_path / "fiji.tif"
+    tifffile.imwrite(
+        path, np.zeros((20, 30), np.uint16), imagej=True, resolution=(2.0, 4.0),
+        metadata={"unit": "micron"},
+    )  # fmt: skip
+    layer = viewer.open(path)[0]
+    assert tuple(layer.scale) == (1, 1)  # napari's reader leaves the calibration out
+    assert pixel_size(layer) == pytest.approx((0.25, 0.5))
+    layer.scale = (0.1, 0.1)  # a scale the user sets wins
+    assert pixel_size(layer) == pytest.approx((0.1, 0.1))
+
+
 def test_measurements_in_micrometres_on_a_calibrated_image(qtbot, predict_widget, viewer):
     from napari_cellseg.pretrained import BUILTIN_MODELS
 

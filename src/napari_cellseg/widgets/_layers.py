@@ -11,7 +11,7 @@ from magicgui.widgets import ComboBox, Container, PushButton
 from napari.layers import Image, Labels, Layer
 from napari.utils.notifications import show_info
 
-from napari_cellseg.data.calibration import micrometres
+from napari_cellseg.data.calibration import micrometres, read_pixel_size
 from napari_cellseg.data.io import to_gray
 from napari_cellseg.errors import DataError
 
@@ -52,11 +52,15 @@ def pixel_size(layer: Layer) -> tuple[float, float] | None:
     """A layer's pixel (height, width) in micrometres, or None when it is not calibrated.
 
     Its scale in its units; a scale in napari's default unit, pixels, is taken as
-    micrometres (what microscopy readers set it in), and a scale of 1 pixel as none.
+    micrometres (what microscopy readers set it in).  A layer of scale 1 pixel opened
+    from a Fiji/ImageJ or OME TIFF takes the file's calibration, which napari's own
+    reader leaves out.
     """
     scale, units = layer.scale[-2:], [str(unit) for unit in layer.units[-2:]]
     if units == ["pixel", "pixel"]:
-        return None if tuple(scale) == (1, 1) else (float(scale[0]), float(scale[1]))
+        if tuple(scale) == (1, 1):
+            return read_pixel_size(layer.source.path) if layer.source.path else None
+        return float(scale[0]), float(scale[1])
     sizes = [micrometres(float(s), unit) for s, unit in zip(scale, units, strict=True)]
     return None if None in sizes else (sizes[0], sizes[1])
 
