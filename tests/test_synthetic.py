@@ -4,7 +4,7 @@ import numpy as np
 from scipy import ndimage
 
 from napari_cellseg.data.io import read_folder
-from napari_cellseg.data.synthetic import make_nuclei, write_dataset
+from napari_cellseg.data.synthetic import make_nuclei, make_nuclei_stack, write_dataset
 
 
 def test_same_seed_same_image_other_seed_other_image():
@@ -60,3 +60,21 @@ def test_write_dataset_png_and_multipage(tmp_path):
     (stack,) = read_folder(write_dataset(tmp_path / "tif", 3, shape=(40, 50), multipage=True))
     assert stack.image.shape == stack.labels.shape == (3, 40, 50)
     assert stack.labels.dtype == np.uint16
+
+
+def test_a_stack_of_ellipsoidal_nuclei():
+    image, labels = make_nuclei_stack((12, 128, 120), seed=3)
+    assert image.shape == labels.shape == (12, 128, 120)
+    assert image.dtype == np.uint8 and labels.dtype == np.uint16
+    values = np.unique(labels)[1:]
+    assert values.tolist() == list(range(2, len(values) + 2)) and len(values) > 8
+    extents = []
+    for value in values:
+        mask = labels == value
+        assert ndimage.label(mask)[1] == 1  # one connected region in 3D
+        extents.append(np.flatnonzero(mask.any(axis=(1, 2))).size)
+    assert min(extents) >= 1 and np.median(extents) >= 4  # most span several slices
+    inside, outside = image[labels > 0].mean(), image[labels == 0].mean()
+    assert inside > 3 * outside  # bright nuclei on a dark background
+    again = make_nuclei_stack((12, 128, 120), seed=3)
+    assert np.array_equal(again[0], image) and np.array_equal(again[1], labels)
