@@ -7,7 +7,7 @@ import pytest
 import tifffile
 from imageio import v3 as iio
 
-from napari_cellseg.data.calibration import read_pixel_size
+from napari_cellseg.data.calibration import read_pixel_size, read_z_spacing
 
 STACK = np.zeros((3, 20, 30), np.uint16)
 
@@ -42,3 +42,20 @@ def test_files_without_a_calibration(tmp_path):
     (tmp_path / "broken.tif").write_bytes(b"not a tiff")
     for name in ("printer.tif", "ome.ome.tif", "image.png", "broken.tif", "missing.tif"):
         assert read_pixel_size(tmp_path / name) is None, name
+
+
+def test_z_spacing_of_stacks(tmp_path):
+    fiji, ome = tmp_path / "fiji.tif", tmp_path / "stack.ome.tif"
+    metadata = {"axes": "ZYX", "unit": "micron", "spacing": 2.5}
+    tifffile.imwrite(fiji, STACK, imagej=True, resolution=(2.0, 4.0), metadata=metadata)
+    sizes = {"PhysicalSizeX": 0.3, "PhysicalSizeY": 0.3, "PhysicalSizeZ": 800}
+    tifffile.imwrite(
+        ome, STACK, ome=True, metadata={"axes": "ZYX", **sizes, "PhysicalSizeZUnit": "nm"}
+    )
+    assert read_z_spacing(fiji) == pytest.approx(2.5)
+    assert read_z_spacing(ome) == pytest.approx(0.8)
+    assert read_pixel_size(ome) == pytest.approx((0.3, 0.3))
+    tifffile.imwrite(fiji, STACK, imagej=True, metadata={"axes": "ZYX", "unit": "micron"})
+    tifffile.imwrite(ome, STACK, ome=True, metadata={"axes": "ZYX", "PhysicalSizeX": 0.3})
+    assert read_z_spacing(fiji) is None and read_z_spacing(ome) is None
+    assert read_z_spacing(tmp_path / "missing.tif") is None

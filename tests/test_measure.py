@@ -7,17 +7,29 @@ import pytest
 from skimage.measure import regionprops_table
 
 from napari_cellseg.data.synthetic import make_nuclei
-from napari_cellseg.engine.measure import measure_objects, table_csv
+from napari_cellseg.engine.measure import measure_objects, measure_volumes, table_csv
 
 COLUMNS = [
-    "label", "area", "centroid_y", "centroid_x", "mean_intensity", "integrated_intensity",
-    "equivalent_diameter", "major_axis_length", "minor_axis_length", "eccentricity",
+    "label",
+    "area",
+    "centroid_y",
+    "centroid_x",
+    "mean_intensity",
+    "integrated_intensity",
+    "equivalent_diameter",
+    "major_axis_length",
+    "minor_axis_length",
+    "eccentricity",
 ]
 #: our column -> skimage.measure.regionprops' property of the same definition
 SKIMAGE = {
-    "area": "area", "centroid_y": "centroid-0", "centroid_x": "centroid-1",
-    "mean_intensity": "intensity_mean", "equivalent_diameter": "equivalent_diameter_area",
-    "major_axis_length": "axis_major_length", "minor_axis_length": "axis_minor_length",
+    "area": "area",
+    "centroid_y": "centroid-0",
+    "centroid_x": "centroid-1",
+    "mean_intensity": "intensity_mean",
+    "equivalent_diameter": "equivalent_diameter_area",
+    "major_axis_length": "axis_major_length",
+    "minor_axis_length": "axis_minor_length",
     "eccentricity": "eccentricity",
 }
 
@@ -67,7 +79,8 @@ def test_micrometre_columns_with_a_pixel_size(pixel_size):
     labels[labels == 1] = 0
     table = measure_objects(labels, image, pixel_size=pixel_size)
     theirs = regionprops_table(
-        labels, spacing=pixel_size,
+        labels,
+        spacing=pixel_size,
         properties=["area", "equivalent_diameter_area", "axis_major_length", "axis_minor_length"],
     )
     np.testing.assert_allclose(table["area_um2"], theirs["area"])
@@ -118,3 +131,43 @@ def test_shapes_and_values_must_fit():
     for bad in [(0.0, 0.5), (np.nan, 1.0), (-1.0, 1.0)]:
         with pytest.raises(ValueError, match="pixel size must be positive"):
             measure_objects(np.zeros((4, 4), np.int32), np.zeros((4, 4)), pixel_size=bad)
+
+
+def _balls(shape=(14, 60, 70), seed=0) -> np.ndarray:
+    """A stack of labelled balls of radius 3-7 voxels, some touching (later ones win)."""
+    rng = np.random.default_rng(seed)
+    zz, yy, xx = np.indices(shape)
+    labels = np.zeros(shape, np.int32)
+    for value in range(2, 14):
+        centre = rng.uniform((3, 8, 8), np.subtract(shape, (3, 8, 8)))
+        radius = rng.uniform(3, 7)
+        dist = (zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2
+        labels[dist <= radius**2] = value
+    return labels
+
+
+def test_volumes_are_those_of_skimage_regionprops_in_3d():
+    labels = _balls()
+    image = np.random.default_rng(1).uniform(0, 100, labels.shape)
+    reporter = image[::-1] * 2
+    table = measure_volumes(labels, image, (2.0, 0.5, 0.25), {"GFP": reporter})
+    properties = ["label", "area", "centroid", "intensity_mean", "equivalent_diameter_area"]
+    theirs = regionprops_table(labels, image, properties=properties)
+    assert len(table["label"]) >= 10 and table["label"].tolist() == theirs["label"].tolist()
+    for ours, skimage_name in {
+        "volume": "area", "centroid_z": "centroid-0", "centroid_y": "centroid-1",
+        "centroid_x": "centroid-2", "mean_intensity": "intensity_mean",
+        "equivalent_diameter": "equivalent_diameter_area",
+    }.items():  # fmt: skip
+        np.testing.assert_allclose(table[ours], theirs[skimage_name], rtol=1e-9)
+    np.testing.assert_allclose(table["volume_um3"], table["volume"] * 0.25)
+    for row, label in enumerate(table["label"]):
+        pages = np.flatnonzero((labels == label).any(axis=(1, 2)))
+        assert (table["first_page"][row], table["last_page"][row]) == (pages[0], pages[-1])
+        inside = labels == label
+        assert table["integrated_intensity_GFP"][row] == pytest.approx(reporter[inside].sum())
+
+
+def test_volumes_need_a_stack():
+    with pytest.raises(ValueError, match=r"\(Z, H, W\)"):
+        measure_volumes(np.zeros((4, 4), np.int32), np.zeros((4, 4)))

@@ -9,16 +9,19 @@ the definitions of ``skimage.measure.regionprops``).  Given the pixel size, the 
 come in micrometres too.  The CLI writes the table as ``<name>_measurements.csv``; the
 Predict dock puts it on the instances layer as its features (napari shows them when the
 pointer is on an object, and Layers > Metadata > Features table widget lists, sorts and
-saves them).
+saves them).  The objects of a stitched z-stack (:mod:`.stitch`) are measured whole, in
+3D, by :func:`measure_volumes`.
 """
 
 from __future__ import annotations
+
+from itertools import pairwise
 
 import numpy as np
 
 from napari_cellseg.engine.evaluate import sequential_labels
 
-__all__ = ["measure_objects", "table_csv"]
+__all__ = ["measure_objects", "measure_volumes", "measure_table", "table_csv"]
 
 
 def measure_objects(
@@ -50,16 +53,7 @@ def measure_objects(
      'minor_axis_length': [0.0, 0.0], 'eccentricity': [1.0, 0.0]}
     """
     channels = channels or {}
-    for name, array in {"image": image, **channels}.items():
-        if array.shape != labels.shape:
-            raise ValueError(f"labels {labels.shape} and {name} {array.shape} differ in shape")
-    if not np.issubdtype(labels.dtype, np.integer) or (labels.size and labels.min() < 0):
-        raise ValueError(
-            f"labels must be non-negative integers (these are {labels.dtype}, "
-            f"the smallest {labels.min()})"
-        )
-    if pixel_size is not None and not (np.all(np.isfinite(pixel_size)) and min(pixel_size) > 0):
-        raise ValueError(f"a pixel size must be positive micrometres, not {pixel_size}")
+    _check(labels, image, channels, pixel_size)
     stack = labels.ndim == 3
     labels, image = _pages(labels), _pages(image)
     channels = {name: _pages(array) for name, array in channels.items()}
@@ -85,14 +79,8 @@ def _measure_page(
     channels: dict[str, np.ndarray],
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """The label values of a 2D page and their columns (see :func:`measure_objects`)."""
-    index, found = sequential_labels(labels)  # any label values, even huge ones
-    pixels = np.flatnonzero(index)
-    index = index[pixels]
+    found, pixels, index, total = _sums(labels)
     rows, cols = np.divmod(pixels, labels.shape[1])
-
-    def total(weights=None):  # the sum of ``weights`` over each object
-        return np.bincount(index, weights, len(found) + 1)[1:]
-
     area = total()
     centroid_y, centroid_x = total(rows) / area, total(cols) / area
     dy, dx = rows - centroid_y[index - 1], cols - centroid_x[index - 1]
@@ -115,11 +103,119 @@ def _measure_page(
         table["equivalent_diameter_um"] = np.sqrt(4 * table["area_um2"] / np.pi)
         table["major_axis_length_um"] = ellipse["major_axis_length"]
         table["minor_axis_length_um"] = ellipse["minor_axis_length"]
+    table.update(_channel_columns(channels, pixels, total, area))
+    return found, table
+
+
+def measure_volumes(
+    labels: np.ndarray,
+    image: np.ndarray,
+    voxel_size: tuple[float, float, float] | None = None,
+    channels: dict[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """The measurements of every 3D object of a (Z, H, W) stack, one row per object.
+
+    Columns ``label``, ``volume`` (voxels), ``first_page``, ``last_page``,
+    ``centroid_z``, ``centroid_y``, ``centroid_x``, ``mean_intensity``,
+    ``integrated_intensity`` and ``equivalent_diameter`` (of the ball of the same
+    volume); with ``voxel_size`` (depth, height, width in micrometres) ``volume_um3``
+    and ``equivalent_diameter_um``; ``channels`` as in :func:`measure_objects`.
+
+    >>> labels = np.zeros((3, 2, 2), np.int32)
+    >>> labels[:2, 0, :] = 4
+    >>> table = measure_volumes(labels, np.arange(12.0).reshape(3, 2, 2), (2.0, 0.5, 0.5))
+    >>> {key: np.round(values, 2).tolist() for key, values in table.items()}
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'label': [4], 'volume': [4], 'first_page': [0], 'last_page': [1], 'centroid_z': [0.5],
+     'centroid_y': [0.0], 'centroid_x': [0.5], 'mean_intensity': [2.5],
+     'integrated_intensity': [10.0], 'equivalent_diameter': [1.97], 'volume_um3': [2.0],
+     'equivalent_diameter_um': [1.56]}
+    """
+    if labels.ndim != 3:
+        raise ValueError(f"volumes are measured in a (Z, H, W) stack, not {labels.shape}")
+    channels = channels or {}
+    _check(labels, image, channels, voxel_size)
+    found, pixels, index, total = _sums(labels)
+    page_size = labels.shape[1] * labels.shape[2]
+    pages, rest = np.divmod(pixels, page_size)
+    rows, cols = np.divmod(rest, labels.shape[2])
+    # which objects each page holds (pixels are in page order): first and last page
+    starts = np.searchsorted(pixels, np.arange(len(labels) + 1) * page_size)
+    present = np.stack(
+        [np.bincount(index[a:b], minlength=len(found) + 1)[1:] > 0 for a, b in pairwise(starts)]
+    ).reshape(len(labels), len(found))
+    volume = total()
+    intensity = total(image.ravel()[pixels])
+    table = {
+        "volume": volume.astype(np.int64),
+        "first_page": present.argmax(0),
+        "last_page": len(labels) - 1 - present[::-1].argmax(0),
+        "centroid_z": total(pages) / volume,
+        "centroid_y": total(rows) / volume,
+        "centroid_x": total(cols) / volume,
+        "mean_intensity": intensity / volume,
+        "integrated_intensity": intensity,
+        "equivalent_diameter": np.cbrt(6 * volume / np.pi),
+    }
+    if voxel_size is not None:
+        table["volume_um3"] = volume * float(np.prod(voxel_size))
+        table["equivalent_diameter_um"] = np.cbrt(6 * table["volume_um3"] / np.pi)
+    table.update(_channel_columns(channels, pixels, total, volume))
+    return {"label": found, **table}
+
+
+def measure_table(
+    labels: np.ndarray,
+    image: np.ndarray,
+    *,
+    pixel_size: tuple[float, float] | None = None,
+    z_spacing: float | None = None,
+    volumes: bool = False,
+    channels: dict[str, np.ndarray] | None = None,
+) -> dict[str, np.ndarray]:
+    """:func:`measure_volumes` of a stack's 3D objects when ``volumes`` (in micrometres
+    when both ``pixel_size`` and ``z_spacing`` are known), else :func:`measure_objects`."""
+    if volumes and labels.ndim == 3:
+        voxel = (z_spacing, *pixel_size) if z_spacing and pixel_size else None
+        return measure_volumes(labels, image, voxel, channels)
+    return measure_objects(labels, image, pixel_size, channels)
+
+
+def _check(labels: np.ndarray, image: np.ndarray, channels: dict, size) -> None:
+    for name, array in {"image": image, **channels}.items():
+        if array.shape != labels.shape:
+            raise ValueError(f"labels {labels.shape} and {name} {array.shape} differ in shape")
+    if not np.issubdtype(labels.dtype, np.integer) or (labels.size and labels.min() < 0):
+        raise ValueError(
+            f"labels must be non-negative integers (these are {labels.dtype}, "
+            f"the smallest {labels.min()})"
+        )
+    if size is not None and not (np.all(np.isfinite(size)) and min(size) > 0):
+        raise ValueError(f"a pixel size must be positive micrometres, not {size}")
+
+
+def _sums(labels: np.ndarray):
+    """The label values, the flat positions of the object pixels, their object index
+    (1, 2, ...) and ``total(weights)``: the sum of ``weights`` (per object pixel, or 1)
+    over each object."""
+    index, found = sequential_labels(labels)  # any label values, even huge ones
+    pixels = np.flatnonzero(index)
+    index = index[pixels]
+
+    def total(weights=None):
+        return np.bincount(index, weights, len(found) + 1)[1:]
+
+    return found, pixels, index, total
+
+
+def _channel_columns(channels: dict, pixels: np.ndarray, total, size: np.ndarray) -> dict:
+    """``mean_intensity_<name>`` and ``integrated_intensity_<name>`` of every channel."""
+    columns = {}
     for name, values in channels.items():
         summed = total(values.ravel()[pixels])
-        table[f"mean_intensity_{name}"] = summed / area
-        table[f"integrated_intensity_{name}"] = summed
-    return found, table
+        columns[f"mean_intensity_{name}"] = summed / size
+        columns[f"integrated_intensity_{name}"] = summed
+    return columns
 
 
 def _ellipse(yy: np.ndarray, xx: np.ndarray, yx: np.ndarray) -> dict[str, np.ndarray]:
