@@ -13,10 +13,11 @@ import yaml
 from napari_cellseg import evaluate, predict
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.data.io import read_image
-from napari_cellseg.data.synthetic import write_dataset
+from napari_cellseg.data.synthetic import make_nuclei_stack, write_dataset
 from napari_cellseg.engine.evaluate import METRICS, THRESHOLDS
 from napari_cellseg.engine.predict import load_model
 from napari_cellseg.engine.segment import SEGMENT_KEYS, segment_settings
+from napari_cellseg.engine.stitch import stitch_slices
 from napari_cellseg.engine.train import run_training
 
 
@@ -321,10 +322,51 @@ def test_measurements_in_micrometres_from_the_flag_or_the_tiff_calibration(train
     )
 
 
-def test_a_negative_pixel_size_is_refused(trained, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--pixel_size", "-1"], "Setting 'pixel_size' is -1"),
+        (["--z_spacing", "-2"], "Setting 'z_spacing' is -2"),
+        (["--stitch_threshold", "1.5"], "Setting 'stitch_threshold' is 1.5"),
+    ],
+)
+def test_bad_calibration_or_stitching_is_refused(trained, tmp_path, capsys, flags, message):
     argv = ["--config", str(trained["yaml"]), "--test_data", trained["test"]]
-    assert predict.main([*argv, "--output", str(tmp_path), "--pixel_size", "-1"]) == 2
-    assert "Setting 'pixel_size' is -1" in capsys.readouterr().err
+    assert predict.main([*argv, "--output", str(tmp_path), *flags]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_stitched_z_stack_has_3d_objects_measured_in_cubic_micrometres(trained, tmp_path):
+    image, _ = make_nuclei_stack((6, 48, 56), seed=2)
+    folder = tmp_path / "zstack"
+    folder.mkdir()
+    tifffile.imwrite(  # a Fiji z-stack: 0.5 x 0.5 micrometre pixels, slices 2 micrometres apart
+        folder / "cells.tif",
+        image,
+        imagej=True,
+        resolution=(2.0, 2.0),
+        metadata={"axes": "ZYX", "unit": "micron", "spacing": 2.0},
+    )
+    argv = ["--config", str(trained["yaml"]), "--test_data", str(folder), "--measure"]
+    assert predict.main([*argv, "--output", str(tmp_path / "2d")]) == 0
+    assert predict.main([*argv, "--output", str(tmp_path / "3d"), "--stitch_threshold", "0.5"]) == 0
+    pieces = tifffile.imread(tmp_path / "2d" / "cells_labels.tif")
+    stitched = tifffile.imread(tmp_path / "3d" / "cells_labels.tif")
+    blob = load_model(trained["yaml"]).config.blob_label
+    np.testing.assert_array_equal(stitched, stitch_slices(pieces, 0.5, blob))
+    table = np.genfromtxt(tmp_path / "3d" / "cells_measurements.csv", delimiter=",", names=True)
+    values = sorted(set(np.unique(stitched)) - {0})
+    assert len(values) < len(set(np.unique(pieces)) - {0})  # pieces were linked
+    assert np.atleast_1d(table["label"]).tolist() == values
+    for row in np.atleast_1d(table):
+        mask = stitched == row["label"]
+        pages = np.flatnonzero(mask.any(axis=(1, 2)))
+        assert (row["volume"], row["first_page"], row["last_page"]) == (
+            mask.sum(),
+            pages[0],
+            pages[-1],
+        )
+        assert row["volume_um3"] == pytest.approx(row["volume"] * 2.0 * 0.5 * 0.5, rel=1e-5)
 
 
 def test_evaluate_user_errors(trained, tmp_path, capsys):

@@ -282,6 +282,17 @@ class PredictConfig:
         "side of a pixel in micrometres, for measurements in micrometres too; 0 = the "
         "calibration a Fiji/ImageJ or OME TIFF holds (none: pixels only)",
     )
+    stitch_threshold: float = _f(
+        0.0,
+        "z-stacks: objects of neighbouring slices become one 3D object when they overlap by "
+        "this fraction of the smaller one (0.5 is a good start); 0 = every slice on its own "
+        "(time series, pages of separate fields)",
+    )
+    z_spacing: float = _f(
+        0.0,
+        "distance between the slices of a z-stack in micrometres, for volumes in cubic "
+        "micrometres; 0 = the spacing a Fiji/ImageJ or OME TIFF records",
+    )
     architecture: str = _f("", "ignored: read from the model yaml (kept for seed parity)")
     channels: int = _f(0, "ignored: read from the model yaml (kept for seed parity)")
     tile_size: int = _f(

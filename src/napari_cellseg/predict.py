@@ -20,7 +20,11 @@ stack ``<name>_p000.png``, ... per page): image, ground truth when present, obje
 boundaries, instances.  ``--measure`` adds ``<name>_measurements.csv``: one row per
 object (and page) with its label, area, centroid, intensities and shape
 (:mod:`napari_cellseg.engine.measure`), sizes also in micrometres where the pixel size is
-known (``--pixel_size``, or the calibration of a Fiji/ImageJ or OME TIFF).
+known (``--pixel_size``, or the calibration of a Fiji/ImageJ or OME TIFF).  A z-stack
+predicted with ``--stitch_threshold`` (e.g. 0.5) has 3D objects: the objects of
+neighbouring slices that overlap are one (:mod:`napari_cellseg.engine.stitch`), and its
+table has one row per 3D object with its volume (in cubic micrometres too when the
+slice spacing is known: ``--z_spacing`` or the file's calibration).
 ``--architecture`` and ``--channels`` (the seed tool's flags) are accepted and ignored:
 the model yaml holds them.
 """
@@ -56,6 +60,8 @@ class StackPrediction:
     labels: np.ndarray
     ignore_label: int | None
     pixel_size: tuple[float, float] | None = None
+    z_spacing: float | None = None
+    stitched: bool = False  # the labels are 3D objects (one value across slices)
 
 
 def make_parser(prog: str = "python -m napari_cellseg.predict") -> argparse.ArgumentParser:
@@ -109,9 +115,10 @@ def predict_folder(
     """
     from tqdm import tqdm
 
-    from napari_cellseg.data.calibration import read_pixel_size
+    from napari_cellseg.data.calibration import read_pixel_size, read_z_spacing
     from napari_cellseg.data.io import list_folder
     from napari_cellseg.engine.predict import load_model, tiling_options
+    from napari_cellseg.engine.stitch import stitch_slices
 
     _check(settings)
     predictor = load_model(settings.config, settings.device, **tiling_options(settings))
@@ -132,13 +139,19 @@ def predict_folder(
                 bar.update(progress.done - bar.n)
 
             objects, boundaries = predictor.predict(stack.image, advance, settings.diameter)
+        labels = predictor.instances(objects, boundaries, segmentation)
+        stitched = settings.stitch_threshold > 0 and len(labels) > 1
+        if stitched:
+            labels = stitch_slices(labels, settings.stitch_threshold, predictor.config.blob_label)
         result = StackPrediction(
             stack,
             objects,
             boundaries,
-            predictor.instances(objects, boundaries, segmentation),
+            labels,
             predictor.config.blob_label,
             (settings.pixel_size,) * 2 if settings.pixel_size else read_pixel_size(file.image),
+            settings.z_spacing or read_z_spacing(file.image),
+            stitched,
         )
         _write(result, settings)
         yield result
@@ -151,10 +164,17 @@ def _check(settings: PredictConfig) -> None:
         raise ConfigError(
             "Setting 'test_data' is empty: give a folder holding images/ (--test_data)."
         )
-    if settings.pixel_size < 0:
+    for name, what in (("pixel_size", "the side of a pixel"), ("z_spacing", "the slice spacing")):
+        if getattr(settings, name) < 0:
+            raise ConfigError(
+                f"Setting '{name}' is {getattr(settings, name)}: give {what} in micrometres, "
+                "or 0 to read it from the images' calibration."
+            )
+    if not 0 <= settings.stitch_threshold <= 1:
         raise ConfigError(
-            f"Setting 'pixel_size' is {settings.pixel_size}: give the side of a pixel in "
-            "micrometres, or 0 to read it from the images' calibration."
+            f"Setting 'stitch_threshold' is {settings.stitch_threshold}: give the overlap "
+            "(0-1, e.g. 0.5) that links the objects of neighbouring slices, or 0 to keep "
+            "every slice's objects apart."
         )
     for flag, what in (("plot", "PNG figures"), ("measure", "CSV tables")):
         if getattr(settings, flag) and not settings.output:
@@ -182,7 +202,7 @@ def _reads_from(test_data: str, folder: Path) -> bool:
 def _write(result: StackPrediction, settings: PredictConfig) -> None:
     from napari_cellseg.data.io import write_tiff
     from napari_cellseg.engine.evaluate import page_names
-    from napari_cellseg.engine.measure import measure_objects, table_csv
+    from napari_cellseg.engine.measure import measure_table, table_csv
     from napari_cellseg.io_utils import atomic_write_text
     from napari_cellseg.plotting import save_prediction_figure
 
@@ -195,7 +215,12 @@ def _write(result: StackPrediction, settings: PredictConfig) -> None:
         write_tiff(out / f"{stack.name}_{kind}.tif", array[0] if single else array)
     if settings.measure:
         pages = (result.labels[0], stack.image[0]) if single else (result.labels, stack.image)
-        table = measure_objects(*pages, pixel_size=result.pixel_size)
+        table = measure_table(
+            *pages,
+            pixel_size=result.pixel_size,
+            z_spacing=result.z_spacing,
+            volumes=result.stitched,
+        )
         atomic_write_text(out / f"{stack.name}_measurements.csv", table_csv(table))
     if settings.plot:
         for z, name in enumerate(page_names(stack.name, len(stack.image))):
