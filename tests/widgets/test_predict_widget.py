@@ -351,6 +351,37 @@ def test_stacks_are_predicted_slice_by_slice(qtbot, predict_widget, viewer):
     assert [layer.data.shape for layer in outputs(viewer, "stack")] == [(2, 64, 64)] * 3
 
 
+def test_a_z_stack_is_stitched_into_3d_objects_measured_in_cubic_micrometres(
+    qtbot, predict_widget, viewer
+):
+    from napari_cellseg.data.synthetic import make_nuclei_stack
+    from napari_cellseg.engine.evaluate import matching
+    from napari_cellseg.engine.stitch import stitch_slices
+    from napari_cellseg.pretrained import BUILTIN_MODELS
+
+    current_model.set(BUILTIN_MODELS["nuclei"])
+    assert predict_widget.stitch.native.isHidden()  # a 2D image has no slices to stitch
+    image, truth = make_nuclei_stack((8, 96, 112), seed=1)
+    viewer.add_image(image, name="z", scale=(2.0, 0.5, 0.5))  # micrometres
+    predict_widget.image.value = viewer.layers["z"]
+    assert not predict_widget.stitch.native.isHidden()
+    run(qtbot, predict_widget)
+    pieces = viewer.layers["z instances"].data.copy()  # every slice's objects apart
+    assert "volume" not in viewer.layers["z instances"].features
+    predict_widget.stitch.value = 0.5
+    qtbot.waitUntil(lambda: "volume" in viewer.layers["z instances"].features, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: predict_widget._post_worker is None, timeout=TIMEOUT)
+    layer = viewer.layers["z instances"]
+    np.testing.assert_array_equal(layer.data, stitch_slices(pieces, 0.5, skip_label=1))
+    features = layer.features
+    assert features["index"].tolist() == sorted(set(np.unique(layer.data)) - {0})
+    np.testing.assert_allclose(features["volume_um3"], features["volume"] * 0.5)
+    assert predict_widget.status.value == f"'z': {len(features)} objects."
+    scores = {name: matching(truth, labels, ignore_label=None)["thresholds"]["0.5"]["ap"]
+              for name, labels in (("pieces", pieces), ("stitched", layer.data))}  # fmt: skip
+    assert scores["pieces"] < 0.1 < 0.6 < scores["stitched"]  # the nuclei are found in 3D
+
+
 def test_rgb_layers_are_predicted_on_their_luminance(qtbot, predict_widget, viewer, notes):
     gray = viewer.layers["a"].data
     viewer.add_image(np.stack([gray] * 3, axis=-1), name="colour", rgb=True)

@@ -11,13 +11,14 @@ from magicgui.widgets import ComboBox, Container, PushButton
 from napari.layers import Image, Labels, Layer
 from napari.utils.notifications import show_info
 
-from napari_cellseg.data.calibration import micrometres, read_pixel_size
+from napari_cellseg.data.calibration import micrometres, read_pixel_size, read_z_spacing
 from napari_cellseg.data.io import to_gray
 from napari_cellseg.errors import DataError
 
 __all__ = [
     "image_array",
     "pixel_size",
+    "z_spacing",
     "other_channels",
     "LayerPairs",
     "output_layer",
@@ -56,13 +57,27 @@ def pixel_size(layer: Layer) -> tuple[float, float] | None:
     from a Fiji/ImageJ or OME TIFF takes the file's calibration, which napari's own
     reader leaves out.
     """
-    scale, units = layer.scale[-2:], [str(unit) for unit in layer.units[-2:]]
-    if units == ["pixel", "pixel"]:
-        if tuple(scale) == (1, 1):
-            return read_pixel_size(layer.source.path) if layer.source.path else None
-        return float(scale[0]), float(scale[1])
+    return _sizes(layer, slice(-2, None), read_pixel_size)
+
+
+def z_spacing(layer: Layer) -> float | None:
+    """The slice spacing of a stack layer in micrometres (as :func:`pixel_size`), or None."""
+    if layer.ndim < 3:  # napari's ndim and scale leave an RGB layer's colour axis out
+        return None
+    sizes = _sizes(layer, slice(-3, -2), lambda path: (read_z_spacing(path),))
+    return sizes[0] if sizes else None
+
+
+def _sizes(layer: Layer, axes: slice, read) -> tuple | None:
+    """The micrometres per pixel of ``axes`` of the layer (``read(path)`` of its file)."""
+    scale, units = layer.scale[axes], [str(unit) for unit in layer.units[axes]]
+    if set(units) == {"pixel"}:
+        if all(s == 1 for s in scale):
+            sizes = read(layer.source.path) if layer.source.path else None
+            return None if sizes is None or None in sizes else tuple(sizes)
+        return tuple(float(s) for s in scale)
     sizes = [micrometres(float(s), unit) for s, unit in zip(scale, units, strict=True)]
-    return None if None in sizes else (sizes[0], sizes[1])
+    return None if None in sizes else tuple(sizes)
 
 
 def other_channels(viewer, image: Image) -> dict[str, np.ndarray]:

@@ -24,7 +24,7 @@ from qtpy.QtWidgets import QFileDialog, QProgressBar, QVBoxLayout, QWidget
 from napari_cellseg.config import PredictConfig, TrainConfig, load_yaml
 from napari_cellseg.data.io import Stack
 from napari_cellseg.data.targets import count_objects
-from napari_cellseg.engine.measure import measure_objects
+from napari_cellseg.engine.measure import measure_table
 from napari_cellseg.engine.postprocess_tuning import (
     MIN_TUNING_OBJECTS,
     save_postprocessing,
@@ -33,6 +33,7 @@ from napari_cellseg.engine.postprocess_tuning import (
 )
 from napari_cellseg.engine.predict import tta_settings
 from napari_cellseg.engine.segment import instances, segment_settings
+from napari_cellseg.engine.stitch import stitch_slices
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.pretrained import is_builtin
 from napari_cellseg.widgets._layers import (
@@ -42,6 +43,7 @@ from napari_cellseg.widgets._layers import (
     other_channels,
     output_layer,
     pixel_size,
+    z_spacing,
 )
 from napari_cellseg.widgets._worker import (
     current_model,
@@ -67,16 +69,20 @@ class _Maps:
     blob_label: int | None  # of the model: no instance takes it
     image: np.ndarray  # the intensities predicted on, for the measurements
     pixel_size: tuple[float, float] | None  # of the image, in micrometres: None unknown
+    z_spacing: float | None  # of a stack, in micrometres: None unknown
     channels: dict[str, np.ndarray]  # other channels of the image, measured too
 
 
-def _instances(maps: _Maps, settings: dict) -> tuple[np.ndarray, int, dict]:
-    """Instance labels numbered as annotations (objects 2, 3, ... by default), their count
-    and their measurements as layer features."""
+def _instances(maps: _Maps, settings: dict, stitch: float) -> tuple[np.ndarray, int, dict]:
+    """Instance labels numbered as annotations (objects 2, 3, ... by default; a stack's
+    stitched into 3D objects when ``stitch`` > 0), their count and their measurements as
+    layer features."""
     labels = instances(maps.objects, maps.boundaries, **settings, skip_label=maps.blob_label)
+    if stitch and labels.ndim == 3:
+        labels = stitch_slices(labels, stitch, maps.blob_label)
     top = int(labels.max(initial=0))  # the values are 1, 2, ..., past the blob value
     count = top - (maps.blob_label is not None and top > maps.blob_label)
-    features = layer_features(labels, maps.image, maps.pixel_size, maps.channels)
+    features = layer_features(labels, maps.image, maps.pixel_size, maps.channels, maps.z_spacing)
     return labels, count, features
 
 
@@ -101,10 +107,31 @@ def layer_features(
     image: np.ndarray,
     pixel_size: tuple[float, float] | None = None,
     channels: dict[str, np.ndarray] | None = None,
+    z_spacing: float | None = None,
 ) -> dict:
-    """:func:`measure_objects` as a labels layer's features (the label value in ``index``)."""
-    table = measure_objects(labels, image, pixel_size, channels)
+    """The objects' measurements as a labels layer's features (the label value in
+    ``index``, one row per value): a stack whose objects span slices is measured in 3D."""
+    table = measure_table(
+        labels,
+        image,
+        pixel_size=pixel_size,
+        z_spacing=z_spacing,
+        volumes=spans_slices(labels),
+        channels=channels,
+    )
     return {"index": table.pop("label"), **table}
+
+
+def spans_slices(labels: np.ndarray) -> bool:
+    """Whether an object of a (Z, H, W) stack is on more than one slice (3D objects).
+
+    >>> spans_slices(np.array([[[2, 0]], [[3, 3]]])), spans_slices(np.array([[[2]], [[2]]]))
+    (False, True)
+    """
+    if labels.ndim != 3:
+        return False
+    values = np.concatenate([np.unique(page[page > 0]) for page in labels])
+    return len(values) > len(np.unique(values))
 
 
 _PREDICT_FIELDS = {f.name: f for f in dataclasses.fields(PredictConfig)}
@@ -184,6 +211,13 @@ class PredictWidget(QWidget):
             "widget, which saves them as CSV",
         )
         self.post = post_processing_widgets()
+        self.stitch = FloatSlider(
+            min=0.0, max=1.0, step=0.05, value=PredictConfig.stitch_threshold,
+            label="stitch slices", visible=False,
+        )  # fmt: skip
+        self.stitch.tooltip = (
+            "shown for a stack: " + _PREDICT_FIELDS["stitch_threshold"].metadata["help"]
+        )
         self.tune = _button(
             "Tune on labels",
             "set the settings above to those that best reproduce the selected labels layer "
@@ -211,6 +245,7 @@ class PredictWidget(QWidget):
                 self.run,
                 self.run_folder,
                 *self.post.values(),
+                self.stitch,
                 self.tune,
                 self.save,
                 self.measure,
@@ -229,12 +264,14 @@ class PredictWidget(QWidget):
         self.save.changed.connect(self.save_settings)
         self.tta.changed.connect(self._tta_toggled)
         current_model.connect_while_alive(self, self._read_model_defaults)
-        for widget in self.post.values():
+        for widget in (*self.post.values(), self.stitch):
             widget.changed.connect(lambda _v: self._debounce.start())
+        self.image.changed.connect(self._show_stitch)
         for event in ("inserted", "removed", "renamed", "reordered"):
             getattr(napari_viewer.layers.events, event).connect(self._refresh_layers)
         napari_viewer.layers.selection.events.active.connect(self._follow_active)
         self._follow_active()
+        self._show_stitch()
         if current_model.path:
             self._read_model_defaults(current_model.path)
 
@@ -292,6 +329,11 @@ class PredictWidget(QWidget):
                 "shown (Tune on labels, or cellseg tune-postprocess --tta, tunes them)."
             )
 
+    def _show_stitch(self, _value=None) -> None:
+        """The stitching slider is for stacks: shown when the image layer is one."""
+        layer = self.image.value
+        self.stitch.visible = layer is not None and layer.ndim == 3
+
     def _show_progress(self, progress) -> None:
         self._set_progress(progress.done, progress.total)
 
@@ -321,7 +363,7 @@ class PredictWidget(QWidget):
             show_error(str(exc))
             return
         placement = {"scale": layer.scale, "translate": layer.translate}
-        blob_label, size = self.blob_label, pixel_size(layer)
+        blob_label, size, spacing = self.blob_label, pixel_size(layer), z_spacing(layer)
         channels = other_channels(self.viewer, layer)
         self.run.text = _CANCEL
         self.status.value = f"Predicting on '{layer.name}'…"
@@ -333,7 +375,7 @@ class PredictWidget(QWidget):
             self.tta.value,
             yielded=self._show_progress,
             returned=lambda maps: self._show_maps(
-                _Maps(layer.name, *maps, placement, blob_label, image, size, channels)
+                _Maps(layer.name, *maps, placement, blob_label, image, size, spacing, channels)
             ),
             errored=lambda _exc: setattr(self.status, "value", "Prediction failed."),
             aborted=lambda: setattr(self.status, "value", "Prediction cancelled."),
@@ -353,7 +395,12 @@ class PredictWidget(QWidget):
             output = QFileDialog.getExistingDirectory(self, "Folder for the results")
         if not (folder and output):
             return
-        options = {"diameter": self.diameter.value, "tta": self.tta.value, "measure": True}
+        options = {
+            "diameter": self.diameter.value,
+            "tta": self.tta.value,
+            "stitch_threshold": self.stitch.value,
+            "measure": True,
+        }
         segment = self._settings()
         self.run.text, self.run_folder.enabled = _CANCEL, False
         self.progress_bar.setFormat("image %v / %m")
@@ -414,6 +461,7 @@ class PredictWidget(QWidget):
             _instances,
             maps,
             thresholds,
+            self.stitch.value,
             returned=lambda result: self._show_instances(maps, *result),
             finished=self._post_done,
         )
@@ -538,6 +586,7 @@ class PredictWidget(QWidget):
             intensities,
             pixel_size(image),
             other_channels(self.viewer, image),
+            z_spacing(image),
             returned=lambda features: self._show_measured(labels, features),
         )
 
