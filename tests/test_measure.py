@@ -12,6 +12,7 @@ from napari_cellseg.engine.measure import measure_objects, measure_volumes, tabl
 COLUMNS = [
     "label", "area", "centroid_y", "centroid_x", "mean_intensity", "integrated_intensity",
     "equivalent_diameter", "major_axis_length", "minor_axis_length", "eccentricity",
+    "touches_edge",
 ]
 #: our column -> skimage.measure.regionprops' property of the same definition
 SKIMAGE = {
@@ -102,6 +103,24 @@ def test_no_objects_give_an_empty_table_with_a_header():
     table = measure_objects(np.zeros((4, 4), np.int32), np.ones((4, 4)))
     assert all(len(v) == 0 for v in table.values()) and "page" not in table
     assert table_csv(table) == ",".join(COLUMNS) + "\n"
+
+
+def test_objects_cut_by_the_border_are_flagged():
+    labels = np.zeros((2, 6, 7), np.int32)
+    labels[0, 0:2, 2:4] = 2  # on the top edge
+    labels[0, 2:4, 2:4] = 3  # inside
+    labels[1, 2:4, 5:7] = 4  # on the right edge
+    labels[1, 2:4, 1:3] = 3  # inside its page, but on the stack's last slice
+    table = measure_objects(labels, np.ones(labels.shape))
+    assert dict(zip(zip(table["page"], table["label"]), table["touches_edge"])) == {
+        (0, 2): True, (0, 3): False, (1, 3): False, (1, 4): True,
+    }  # fmt: skip
+    assert table_csv(table).splitlines()[1].endswith(",1")
+    volumes = measure_volumes(labels, np.ones(labels.shape))
+    assert volumes["touches_edge"].tolist() == [True, True, True]
+    labels = np.pad(labels, ((1, 1), (0, 0), (0, 0)))  # slices above and below
+    volumes = measure_volumes(labels, np.ones(labels.shape))
+    assert dict(zip(volumes["label"], volumes["touches_edge"])) == {2: True, 3: False, 4: True}
 
 
 def test_any_label_values():

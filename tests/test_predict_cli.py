@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -295,6 +296,20 @@ def test_measure_writes_one_row_per_object(trained, tmp_path):
     assert [(page == stack["page"]).sum() for page in range(3)] == [
         len(set(np.unique(p)) - {0}) for p in stack_labels
     ]
+    with open(out / "summary.csv", newline="") as file:
+        summary = list(csv.DictReader(file))
+    pngs = [f"synthetic_{i:03d}" for i in range(2)]
+    expected = [(name, "", tifffile.imread(out / f"{name}_labels.tif")) for name in pngs]
+    expected += [("synthetic", str(z), page) for z, page in enumerate(stack_labels)]
+    assert [(row["image"], row["page"]) for row in summary] == [e[:2] for e in expected]
+    for row, (_, _, labels) in zip(summary, expected, strict=True):
+        values = set(np.unique(labels)) - {0}
+        areas = [np.sum(labels == v) for v in values]
+        assert int(row["objects"]) == len(values) > 0
+        assert float(row["median_area"]) == pytest.approx(np.median(areas), rel=1e-5)
+        border = np.ones(labels.shape, bool)
+        border[1:-1, 1:-1] = False
+        assert int(row["touching_edge"]) == len(set(np.unique(labels[border])) - {0})
 
 
 def test_measurements_in_micrometres_from_the_flag_or_the_tiff_calibration(trained, tmp_path):
@@ -367,6 +382,12 @@ def test_a_stitched_z_stack_has_3d_objects_measured_in_cubic_micrometres(trained
             pages[-1],
         )
         assert row["volume_um3"] == pytest.approx(row["volume"] * 2.0 * 0.5 * 0.5, rel=1e-5)
+    with open(tmp_path / "3d" / "summary.csv", newline="") as file:
+        summary = list(csv.DictReader(file))
+    assert [(row["image"], int(row["objects"])) for row in summary] == [("cells", len(values))]
+    assert float(summary[0]["median_volume_um3"]) == pytest.approx(
+        np.median(table["volume_um3"]), rel=1e-5
+    )
 
 
 def test_evaluate_user_errors(trained, tmp_path, capsys):

@@ -24,7 +24,10 @@ known (``--pixel_size``, or the calibration of a Fiji/ImageJ or OME TIFF).  A z-
 predicted with ``--stitch_threshold`` (e.g. 0.5) has 3D objects: the objects of
 neighbouring slices that overlap are one (:mod:`napari_cellseg.engine.stitch`), and its
 table has one row per 3D object with its volume (in cubic micrometres too when the
-slice spacing is known: ``--z_spacing`` or the file's calibration).
+slice spacing is known: ``--z_spacing`` or the file's calibration).  ``--measure`` also
+writes ``summary.csv``: one row per image (per page of a stack measured page by page) with
+its number of objects, how many touch the image's edge, their median sizes and mean
+intensity: the counts of a whole folder in one table.
 ``--architecture`` and ``--channels`` (the seed tool's flags) are accepted and ignored:
 the model yaml holds them.
 """
@@ -117,8 +120,10 @@ def predict_folder(
 
     from napari_cellseg.data.calibration import read_pixel_size, read_z_spacing
     from napari_cellseg.data.io import list_folder
+    from napari_cellseg.engine.measure import rows_csv, summary_rows
     from napari_cellseg.engine.predict import load_model, tiling_options
     from napari_cellseg.engine.stitch import stitch_slices
+    from napari_cellseg.io_utils import atomic_write_text
 
     _check(settings)
     predictor = load_model(settings.config, settings.device, **tiling_options(settings))
@@ -130,6 +135,7 @@ def predict_folder(
         )
     segmentation = {**predictor.segmentation(), **(segment or {})}
     files = list_folder(settings.test_data, labels=labels)
+    summary: list[dict] = []
     for file in tqdm(files, unit="image", desc="predict", file=sys.stderr):
         stack = file.read()
         with tqdm(unit="tile", desc=file.name[:24], leave=False, file=sys.stderr) as bar:
@@ -153,7 +159,10 @@ def predict_folder(
             settings.z_spacing or read_z_spacing(file.image),
             stitched,
         )
-        _write(result, settings)
+        table = _write(result, settings)
+        if table is not None:  # the summary so far: complete for the images written
+            summary += summary_rows(stack.name, table, pages=len(labels))
+            atomic_write_text(Path(settings.output) / "summary.csv", rows_csv(summary))
         yield result
 
 
@@ -199,7 +208,8 @@ def _reads_from(test_data: str, folder: Path) -> bool:
     return False
 
 
-def _write(result: StackPrediction, settings: PredictConfig) -> None:
+def _write(result: StackPrediction, settings: PredictConfig) -> dict | None:
+    """Write the files ``settings`` asks for; returns the measurements when measured."""
     from napari_cellseg.data.io import write_tiff
     from napari_cellseg.engine.evaluate import page_names
     from napari_cellseg.engine.measure import measure_table, table_csv
@@ -207,8 +217,8 @@ def _write(result: StackPrediction, settings: PredictConfig) -> None:
     from napari_cellseg.plotting import save_prediction_figure
 
     if not settings.output:
-        return
-    out, stack = Path(settings.output), result.stack
+        return None
+    out, stack, table = Path(settings.output), result.stack, None
     single = len(stack.image) == 1
     for kind in ("objects", "boundaries", "labels"):
         array = getattr(result, kind)
@@ -233,6 +243,7 @@ def _write(result: StackPrediction, settings: PredictConfig) -> None:
                 None if stack.labels is None else stack.labels[z],
                 title=name,
             )
+    return table
 
 
 if __name__ == "__main__":

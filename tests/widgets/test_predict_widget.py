@@ -429,6 +429,9 @@ def test_predict_a_folder_with_the_docks_settings(qtbot, predict_widget, tmp_pat
         assert (tmp_path / "out" / f"{name}_objects.tif").is_file()
         table = (tmp_path / "out" / f"{name}_measurements.csv").read_text().splitlines()
         assert table[0].startswith("label,area") and table[1].startswith(f"2,{48 * 56},")
+    summary = (tmp_path / "out" / "summary.csv").read_text().splitlines()
+    assert summary[0].startswith("image,objects,touching_edge,median_area")
+    assert [line.split(",")[:3] for line in summary[1:]] == [[name, "1", "1"] for name in names]
     assert f"3 images segmented into '{tmp_path / 'out'}'." in notes
     assert predict_widget.progress_bar.value() == 3 and predict_widget.run_folder.enabled
 

@@ -15,13 +15,22 @@ saves them).  The objects of a stitched z-stack (:mod:`.stitch`) are measured wh
 
 from __future__ import annotations
 
+import csv
+import io
 from itertools import pairwise
 
 import numpy as np
 
 from napari_cellseg.engine.evaluate import sequential_labels
 
-__all__ = ["measure_objects", "measure_volumes", "measure_table", "table_csv"]
+__all__ = [
+    "measure_objects",
+    "measure_volumes",
+    "measure_table",
+    "table_csv",
+    "summary_rows",
+    "rows_csv",
+]
 
 
 def measure_objects(
@@ -34,7 +43,8 @@ def measure_objects(
 
     Columns ``label``, ``page`` (stacks only), ``area``, ``centroid_y``, ``centroid_x``,
     ``mean_intensity``, ``integrated_intensity``, ``equivalent_diameter``,
-    ``major_axis_length``, ``minor_axis_length``, ``eccentricity`` (sizes in pixels)
+    ``major_axis_length``, ``minor_axis_length``, ``eccentricity`` (sizes in pixels),
+    ``touches_edge`` (the object is cut by the image border: its size is not its own)
     and, with ``pixel_size`` (a pixel's height and width in micrometres, which may
     differ), ``area_um2``, ``equivalent_diameter_um``, ``major_axis_length_um`` and
     ``minor_axis_length_um``.  ``channels`` (name -> image) are other images of the
@@ -45,6 +55,8 @@ def measure_objects(
 
     >>> labels = np.array([[0, 2, 2], [0, 0, 5]])
     >>> table = measure_objects(labels, np.array([[9.0, 1.0, 3.0], [0.0, 0.0, 4.0]]))
+    >>> table.pop("touches_edge")
+    array([ True,  True])
     >>> {key: np.round(values, 2).tolist() for key, values in table.items()}
     ... # doctest: +NORMALIZE_WHITESPACE
     {'label': [2, 5], 'area': [2, 1], 'centroid_y': [0.0, 1.0], 'centroid_x': [1.5, 2.0],
@@ -94,6 +106,7 @@ def _measure_page(
         "integrated_intensity": intensity,
         "equivalent_diameter": np.sqrt(4 * area / np.pi),
         **_ellipse(*moments),
+        "touches_edge": total(_edge(labels.shape).ravel()[pixels]) > 0,
     }
     if pixel_size is not None:
         sy, sx = map(float, pixel_size)
@@ -117,13 +130,16 @@ def measure_volumes(
 
     Columns ``label``, ``volume`` (voxels), ``first_page``, ``last_page``,
     ``centroid_z``, ``centroid_y``, ``centroid_x``, ``mean_intensity``,
-    ``integrated_intensity`` and ``equivalent_diameter`` (of the ball of the same
-    volume); with ``voxel_size`` (depth, height, width in micrometres) ``volume_um3``
-    and ``equivalent_diameter_um``; ``channels`` as in :func:`measure_objects`.
+    ``integrated_intensity``, ``equivalent_diameter`` (of the ball of the same volume)
+    and ``touches_edge`` (on the border of a slice, or on the first or last slice); with
+    ``voxel_size`` (depth, height, width in micrometres) ``volume_um3`` and
+    ``equivalent_diameter_um``; ``channels`` as in :func:`measure_objects`.
 
     >>> labels = np.zeros((3, 2, 2), np.int32)
     >>> labels[:2, 0, :] = 4
     >>> table = measure_volumes(labels, np.arange(12.0).reshape(3, 2, 2), (2.0, 0.5, 0.5))
+    >>> table.pop("touches_edge")
+    array([ True])
     >>> {key: np.round(values, 2).tolist() for key, values in table.items()}
     ... # doctest: +NORMALIZE_WHITESPACE
     {'label': [4], 'volume': [4], 'first_page': [0], 'last_page': [1], 'centroid_z': [0.5],
@@ -156,6 +172,7 @@ def measure_volumes(
         "mean_intensity": intensity / volume,
         "integrated_intensity": intensity,
         "equivalent_diameter": np.cbrt(6 * volume / np.pi),
+        "touches_edge": total(_edge(labels.shape).ravel()[pixels]) > 0,
     }
     if voxel_size is not None:
         table["volume_um3"] = volume * float(np.prod(voxel_size))
@@ -192,6 +209,13 @@ def _check(labels: np.ndarray, image: np.ndarray, channels: dict, size) -> None:
         )
     if size is not None and not (np.all(np.isfinite(size)) and min(size) > 0):
         raise ValueError(f"a pixel size must be positive micrometres, not {size}")
+
+
+def _edge(shape: tuple[int, ...]) -> np.ndarray:
+    """True on the faces of an array of ``shape``."""
+    edge = np.ones(shape, bool)
+    edge[tuple(slice(1, -1) for _ in shape)] = False
+    return edge
 
 
 def _sums(labels: np.ndarray):
@@ -238,8 +262,63 @@ def table_csv(table: dict[str, np.ndarray]) -> str:
     2,1.5
     3,20.25
     """
-    formats = ["%d" if np.issubdtype(v.dtype, np.integer) else "%.6g" for v in table.values()]
+    formats = [
+        "%d" if np.issubdtype(v.dtype, np.integer) or v.dtype == bool else "%.6g"
+        for v in table.values()
+    ]
     lines = [",".join(table)]
     for row in zip(*table.values(), strict=True):
         lines.append(",".join(f % value for f, value in zip(formats, row, strict=True)))
     return "\n".join(lines) + "\n"
+
+
+_SUMMARY_SIZES = (
+    "area", "area_um2", "volume", "volume_um3", "equivalent_diameter", "equivalent_diameter_um"
+)  # fmt: skip
+
+
+def summary_rows(name: str, table: dict[str, np.ndarray], pages: int = 1) -> list[dict]:
+    """One row per image of ``table`` (per page of a stack measured page by page): its
+    objects' count, how many touch the edge, their median sizes and mean intensity.
+
+    >>> table = measure_objects(np.array([[0, 2, 2], [3, 0, 0]]), np.ones((2, 3)))
+    >>> summary_rows("cells", table)  # doctest: +NORMALIZE_WHITESPACE
+    [{'image': 'cells', 'objects': 2, 'touching_edge': 2, 'median_area': 1.5,
+      'median_equivalent_diameter': 1.36..., 'mean_intensity': 1.0}]
+    """
+    per_page = "page" in table
+    rows = []
+    for page in range(pages if per_page else 1):
+        mine = table["page"] == page if per_page else slice(None)
+        row: dict = {"image": name, **({"page": page} if per_page else {})}
+        row["objects"] = len(table["label"][mine])
+        row["touching_edge"] = int(table["touches_edge"][mine].sum())
+        for size in _SUMMARY_SIZES:
+            if size in table:
+                row[f"median_{size}"] = _statistic(np.median, table[size][mine])
+        row["mean_intensity"] = _statistic(np.mean, table["mean_intensity"][mine])
+        rows.append(row)
+    return rows
+
+
+def _statistic(function, values: np.ndarray) -> float | None:
+    return float(function(values)) if len(values) else None
+
+
+def rows_csv(rows: list[dict]) -> str:
+    """Rows of different keys as CSV text: the union of the keys, blanks where a row has none.
+
+    >>> rows = [{"image": "a, b", "objects": 3}, {"image": "c", "median_area": 2.5}]
+    >>> print(rows_csv(rows), end="")
+    image,objects,median_area
+    "a, b",3,
+    c,,2.5
+    """
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        values = (row.get(column) for column in columns)
+        writer.writerow(f"{v:.6g}" if isinstance(v, float) else v for v in values)
+    return text.getvalue()
