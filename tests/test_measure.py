@@ -112,7 +112,8 @@ def test_objects_cut_by_the_border_are_flagged():
     labels[1, 2:4, 5:7] = 4  # on the right edge
     labels[1, 2:4, 1:3] = 3  # inside its page, but on the stack's last slice
     table = measure_objects(labels, np.ones(labels.shape))
-    assert dict(zip(zip(table["page"], table["label"]), table["touches_edge"])) == {
+    rows = zip(table["page"], table["label"], table["touches_edge"], strict=True)
+    assert {(page, label): edge for page, label, edge in rows} == {
         (0, 2): True, (0, 3): False, (1, 3): False, (1, 4): True,
     }  # fmt: skip
     assert table_csv(table).splitlines()[1].endswith(",1")
@@ -120,7 +121,8 @@ def test_objects_cut_by_the_border_are_flagged():
     assert volumes["touches_edge"].tolist() == [True, True, True]
     labels = np.pad(labels, ((1, 1), (0, 0), (0, 0)))  # slices above and below
     volumes = measure_volumes(labels, np.ones(labels.shape))
-    assert dict(zip(volumes["label"], volumes["touches_edge"])) == {2: True, 3: False, 4: True}
+    edges = dict(zip(volumes["label"], volumes["touches_edge"], strict=True))
+    assert edges == {2: True, 3: False, 4: True}
 
 
 def test_any_label_values():

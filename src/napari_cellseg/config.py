@@ -277,6 +277,11 @@ class PredictConfig:
         "centroid, mean and integrated intensity, equivalent diameter, axis lengths and "
         "eccentricity",
     )
+    rois: bool = _f(
+        False,
+        "write <name>_rois.zip next to the outputs: the objects' outlines as an ImageJ ROI "
+        "set for Fiji's ROI Manager",
+    )
     pixel_size: float = _f(
         0.0,
         "side of a pixel in micrometres, for measurements in micrometres too; 0 = the "

@@ -27,7 +27,10 @@ table has one row per 3D object with its volume (in cubic micrometres too when t
 slice spacing is known: ``--z_spacing`` or the file's calibration).  ``--measure`` also
 writes ``summary.csv``: one row per image (per page of a stack measured page by page) with
 its number of objects, how many touch the image's edge, their median sizes and mean
-intensity: the counts of a whole folder in one table.
+intensity: the counts of a whole folder in one table.  ``--rois`` adds
+``<name>_rois.zip``: every object's outline as an ImageJ ROI (Fiji's ROI Manager opens it;
+a stack's ROIs sit on their slices), traced along the pixel edges so that Fiji measures the
+areas the labels hold.
 ``--architecture`` and ``--channels`` (the seed tool's flags) are accepted and ignored:
 the model yaml holds them.
 """
@@ -185,7 +188,7 @@ def _check(settings: PredictConfig) -> None:
             "(0-1, e.g. 0.5) that links the objects of neighbouring slices, or 0 to keep "
             "every slice's objects apart."
         )
-    for flag, what in (("plot", "PNG figures"), ("measure", "CSV tables")):
+    for flag, what in (("plot", "PNG figures"), ("measure", "CSV tables"), ("rois", "ROI sets")):
         if getattr(settings, flag) and not settings.output:
             raise ConfigError(f"--{flag} writes {what} into the output folder: add --output DIR.")
     if settings.output and _reads_from(settings.test_data, Path(settings.output).resolve()):
@@ -213,6 +216,7 @@ def _write(result: StackPrediction, settings: PredictConfig) -> dict | None:
     from napari_cellseg.data.io import write_tiff
     from napari_cellseg.engine.evaluate import page_names
     from napari_cellseg.engine.measure import measure_table, table_csv
+    from napari_cellseg.engine.rois import write_rois
     from napari_cellseg.io_utils import atomic_write_text
     from napari_cellseg.plotting import save_prediction_figure
 
@@ -232,6 +236,8 @@ def _write(result: StackPrediction, settings: PredictConfig) -> dict | None:
             volumes=result.stitched,
         )
         atomic_write_text(out / f"{stack.name}_measurements.csv", table_csv(table))
+    if settings.rois:
+        write_rois(out / f"{stack.name}_rois.zip", result.labels[0] if single else result.labels)
     if settings.plot:
         for z, name in enumerate(page_names(stack.name, len(stack.image))):
             save_prediction_figure(

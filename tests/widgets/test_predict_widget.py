@@ -229,6 +229,24 @@ def test_measure_names_what_is_missing(predict_widget, viewer, notes):
     assert any("differ in shape" in n and "'small'" in n for n in notes)
 
 
+def test_export_a_labels_layer_as_imagej_rois(qtbot, predict_widget, viewer, tmp_path, notes):
+    from roifile import roiread
+
+    predict_widget.export_rois(str(tmp_path / "x.zip"))
+    assert any("Select the labels layer to export" in n for n in notes)
+    labels = np.zeros((2, 20, 30), np.int32)
+    labels[0, 2:6, 3:9] = 2
+    labels[1, 10:15, 20:22] = 7
+    viewer.add_labels(labels, name="cells")
+    viewer.layers.selection.active = viewer.layers["cells"]
+    predict_widget.export_rois(str(tmp_path / "cells"))  # .zip is added
+    qtbot.waitUntil(lambda: any("saved as ImageJ ROIs" in n for n in notes), timeout=TIMEOUT)
+    rois = roiread(tmp_path / "cells.zip")
+    assert [(roi.name, roi.position, roi.left, roi.top) for roi in rois] == [
+        ("0001-2", 1, 3, 2), ("0002-7", 2, 20, 10),
+    ]  # fmt: skip
+
+
 def test_tta_box_runs_eight_views_and_leaves_the_cached_model_plain(
     qtbot, predict_widget, viewer, model_yaml
 ):
@@ -429,6 +447,7 @@ def test_predict_a_folder_with_the_docks_settings(qtbot, predict_widget, tmp_pat
         assert (tmp_path / "out" / f"{name}_objects.tif").is_file()
         table = (tmp_path / "out" / f"{name}_measurements.csv").read_text().splitlines()
         assert table[0].startswith("label,area") and table[1].startswith(f"2,{48 * 56},")
+    assert all((tmp_path / "out" / f"{name}_rois.zip").is_file() for name in names)
     summary = (tmp_path / "out" / "summary.csv").read_text().splitlines()
     assert summary[0].startswith("image,objects,touching_edge,median_area")
     assert [line.split(",")[:3] for line in summary[1:]] == [[name, "1", "1"] for name in names]

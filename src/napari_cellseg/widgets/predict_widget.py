@@ -32,6 +32,7 @@ from napari_cellseg.engine.postprocess_tuning import (
     tune_postprocessing,
 )
 from napari_cellseg.engine.predict import tta_settings
+from napari_cellseg.engine.rois import write_rois
 from napari_cellseg.engine.segment import instances, segment_settings
 from napari_cellseg.engine.stitch import stitch_slices
 from napari_cellseg.errors import CellsegError
@@ -210,6 +211,12 @@ class PredictWidget(QWidget):
             "when the pointer is on an object and in Layers > Metadata > Features table "
             "widget, which saves them as CSV",
         )
+        self.export = _button(
+            "Export ImageJ ROIs…",
+            "save the objects of the selected labels layer as an ImageJ ROI set (.zip) for "
+            "Fiji's ROI Manager: each object's outline along its pixel edges, a stack's on "
+            "their slices",
+        )
         self.post = post_processing_widgets()
         self.stitch = FloatSlider(
             min=0.0, max=1.0, step=0.05, value=PredictConfig.stitch_threshold,
@@ -249,6 +256,7 @@ class PredictWidget(QWidget):
                 self.tune,
                 self.save,
                 self.measure,
+                self.export,
                 self.status,
             ]
         )
@@ -260,6 +268,7 @@ class PredictWidget(QWidget):
         self.run.changed.connect(self.predict)
         self.run_folder.changed.connect(lambda: self.predict_folder())
         self.measure.changed.connect(self.measure_layer)
+        self.export.changed.connect(lambda: self.export_rois())
         self.tune.changed.connect(self.tune_settings)
         self.save.changed.connect(self.save_settings)
         self.tta.changed.connect(self._tta_toggled)
@@ -400,6 +409,7 @@ class PredictWidget(QWidget):
             "tta": self.tta.value,
             "stitch_threshold": self.stitch.value,
             "measure": True,
+            "rois": True,
         }
         segment = self._settings()
         self.run.text, self.run_folder.enabled = _CANCEL, False
@@ -588,6 +598,30 @@ class PredictWidget(QWidget):
             other_channels(self.viewer, image),
             z_spacing(image),
             returned=lambda features: self._show_measured(labels, features),
+        )
+
+    def export_rois(self, path: str = "") -> None:
+        """Save the selected labels layer's objects as an ImageJ ROI set (asks where when
+        ``path`` is empty), in a worker."""
+        labels = self.viewer.layers.selection.active
+        if not isinstance(labels, Labels):
+            show_error("Select the labels layer to export in the layer list.")
+            return
+        if not path:
+            path, _ = QFileDialog.getSaveFileName(
+                self, "Save ImageJ ROIs", f"{labels.name}_rois.zip", "ImageJ ROI set (*.zip)"
+            )
+        if not path:
+            return
+        path = path if path.lower().endswith(".zip") else f"{path}.zip"
+        start_worker(
+            write_rois,
+            path,
+            np.array(labels.data),  # a copy: the user may paint on while it is written
+            returned=lambda _path: show_info(
+                f"The objects of '{labels.name}' saved as ImageJ ROIs in '{path}': open it "
+                "in Fiji (drag it onto the window) to get them in the ROI Manager."
+            ),
         )
 
     def _show_measured(self, layer: Labels, features: dict) -> None:
