@@ -25,7 +25,9 @@ def manifest() -> PluginManifest:
 def test_manifest_is_valid_and_its_python_names_import(manifest):
     manifest.validate_imports()
     names = {c.id.split(".")[-1] for c in manifest.contributions.commands}
-    assert names == {"train", "predict", "blobs", "sample_nuclei", "read_model"}
+    assert names == {
+        "train", "predict", "blobs", "sample_nuclei", "sample_nuclei_stack", "read_model"
+    }  # fmt: skip
 
 
 def test_importing_every_contribution_does_not_import_torch(manifest):
@@ -82,6 +84,18 @@ def test_sample_data_has_nuclei_and_blobs(make_napari_viewer):
     assert image.data.shape == labels.data.shape == (512, 512)
     values = np.unique(labels.data)
     assert values[0] == 0 and 1 in values and len(values) > 20
+
+
+def test_the_z_stack_sample_is_calibrated_in_micrometres(make_napari_viewer):
+    from napari_cellseg.widgets._layers import pixel_size, z_spacing
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-cellseg", "nuclei_stack")
+    image, labels = viewer.layers["nuclei stack"], viewer.layers["nuclei stack labels"]
+    assert image.data.shape == labels.data.shape == (24, 256, 256)
+    assert pixel_size(image) == (0.5, 0.5) and z_spacing(image) == 1.0
+    pages = [np.flatnonzero((labels.data == v).any(axis=(1, 2))) for v in range(2, 12)]
+    assert all(len(p) > 1 for p in pages)  # 3D nuclei over several slices
 
 
 def test_dropping_a_model_yaml_selects_it_for_prediction(make_napari_viewer, tmp_path):

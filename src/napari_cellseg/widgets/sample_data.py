@@ -1,10 +1,10 @@
-"""Sample data for napari: a synthetic nuclei image and its labels with a blob region."""
+"""Sample data for napari: synthetic nuclei, an image with blob regions and a z-stack."""
 
 from __future__ import annotations
 
-from napari_cellseg.data.synthetic import make_nuclei
+from napari_cellseg.data.synthetic import make_nuclei, make_nuclei_stack
 
-__all__ = ["synthetic_nuclei"]
+__all__ = ["synthetic_nuclei", "synthetic_nuclei_stack"]
 
 
 def synthetic_nuclei() -> list[tuple]:
@@ -13,4 +13,15 @@ def synthetic_nuclei() -> list[tuple]:
     return [
         (image, {"name": "nuclei"}, "image"),
         (labels, {"name": "nuclei labels"}, "labels"),
+    ]
+
+
+def synthetic_nuclei_stack() -> list[tuple]:
+    """A synthetic z-stack of nuclei (24 x 256 x 256; slices 1 µm apart, 0.5 µm pixels) and
+    its 3D labels: try the Predict dock's *stitch slices* on it."""
+    image, labels = make_nuclei_stack((24, 256, 256), seed=4)
+    scale = {"scale": (1.0, 0.5, 0.5), "units": ("µm", "µm", "µm")}
+    return [
+        (image, {"name": "nuclei stack", **scale}, "image"),
+        (labels, {"name": "nuclei stack labels", **scale}, "labels"),
     ]
