@@ -1,17 +1,20 @@
 """Screenshots of the plugin's three widgets docked in napari with the sample data.
 
 Writes ``docs/train_widget.png``, ``docs/predict_widget.png``, ``docs/measurements.png``
-(the predicted objects' measurements in napari's Features table widget) and
-``docs/blob_inspector.png``.  It first trains a small network for a minute, so the
-training curves and the blob split are real; the Predict dock shows the built-in nuclei
-model on a real DSB2018 validation image (from ``../shared/data``; the synthetic sample
-when it is absent).  Run under a display::
+(the predicted objects' measurements in napari's Features table widget),
+``docs/blob_inspector.png`` and ``docs/stitched_3d.png`` (the built-in model's nuclei of
+the synthetic z-stack sample, stitched into 3D objects, in napari's 3D view).  It first
+trains a small network for a minute, so the training curves and the blob split are real;
+the Predict dock shows the built-in nuclei model on a real DSB2018 validation image (from
+``../shared/data``; the synthetic sample when it is absent).  Run under a display::
 
-    xvfb-run -a python scripts/screenshots.py
+    xvfb-run -a python scripts/screenshots.py            # all of them
+    xvfb-run -a python scripts/screenshots.py --only 3d  # the z-stack one alone
 """
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 from pathlib import Path
 
@@ -63,9 +66,45 @@ def close_docks(viewer) -> None:
         viewer.window.remove_dock_widget(viewer.window.dock_widgets[name])
 
 
+def stack_shot(viewer) -> None:
+    """The built-in model's nuclei of the z-stack sample, stitched, in the 3D view."""
+    from napari_cellseg.pretrained import BUILTIN_MODELS
+    from napari_cellseg.widgets._worker import current_model
+
+    current_model.set(BUILTIN_MODELS["nuclei"])
+    viewer.open_sample(PLUGIN, "nuclei_stack")
+    viewer.layers.remove("nuclei stack labels")
+    _dock, predict = viewer.window.add_plugin_dock_widget(PLUGIN, "Predict")
+    predict.image.value = viewer.layers["nuclei stack"]
+    predict.predict()
+    wait_until(lambda: predict.worker is None and predict._post_worker is None)
+    predict.stitch.value = 0.5
+    wait_until(lambda: "volume" in viewer.layers["nuclei stack instances"].features)
+    wait_until(lambda: predict._post_worker is None)
+    for suffix in ("objects", "boundaries"):
+        viewer.layers[f"nuclei stack {suffix}"].visible = False
+    viewer.layers["nuclei stack"].visible = False
+    viewer.layers.selection.active = viewer.layers["nuclei stack instances"]
+    viewer.dims.ndisplay = 3
+    viewer.reset_view()
+    viewer.scene.camera.angles = (-15, 40, 140)
+    viewer.scene.camera.zoom *= 0.9
+    settle(viewer, DOCS / "stitched_3d.png")
+    close_docks(viewer)
+
+
 def main() -> None:
     import napari
     import numpy as np
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=["3d"], help="take only this screenshot")
+    if parser.parse_args().only == "3d":
+        viewer = napari.Viewer()
+        viewer.window.resize(1500, 950)
+        stack_shot(viewer)
+        viewer.close()
+        return
 
     from napari_cellseg.data.synthetic import make_nuclei
     from napari_cellseg.pretrained import BUILTIN_MODELS
@@ -130,6 +169,9 @@ def main() -> None:
     blobs.propose_split()
     wait_until(lambda: blobs.accept.enabled)
     settle(viewer, DOCS / "blob_inspector.png")
+    close_docks(viewer)
+    viewer.layers.clear()
+    stack_shot(viewer)
     viewer.close()
 
 

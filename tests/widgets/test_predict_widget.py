@@ -35,6 +35,7 @@ def outputs(viewer, name: str = "a") -> list:
 
 def test_predict_adds_three_layers_placed_like_the_input(qtbot, predict_widget, viewer):
     viewer.layers["a"].scale, viewer.layers["a"].translate = (2.0, 0.5), (10.0, -4.0)
+    viewer.layers["a"].units = ("µm", "µm")
     assert predict_widget.image.value is viewer.layers["a"]  # the active layer
     run(qtbot, predict_widget)
     objects, boundaries, inst = outputs(viewer)
@@ -47,6 +48,7 @@ def test_predict_adds_three_layers_placed_like_the_input(qtbot, predict_widget, 
     assert inst.selected_label == max(inst.data.max() + 1, 2)  # the brush paints a new object
     for layer in (objects, boundaries, inst):
         assert tuple(layer.scale) == (2.0, 0.5) and tuple(layer.translate) == (10.0, -4.0)
+        assert [str(unit) for unit in layer.units] == ["micrometer", "micrometer"]
 
 
 def test_rerun_replaces_only_its_own_layers(qtbot, predict_widget, viewer):

@@ -17,6 +17,7 @@ from napari_cellseg.errors import DataError
 
 __all__ = [
     "image_array",
+    "placement",
     "pixel_size",
     "z_spacing",
     "other_channels",
@@ -47,6 +48,12 @@ def image_array(layer: Image) -> np.ndarray:
         "channel, such as the nuclear stain, right-click the layer > Split RGB and choose it."
     )
     return to_gray(data)
+
+
+def placement(layer: Layer) -> dict:
+    """Where a layer lies in the world: its scale, translate and units, for the layers
+    computed from it (napari warns about layers of different units)."""
+    return {"scale": layer.scale, "translate": layer.translate, "units": layer.units}
 
 
 def pixel_size(layer: Layer) -> tuple[float, float] | None:
@@ -210,7 +217,7 @@ def output_layer(
     overwritten.  A labels layer the user edits (paint, fill, erase, ...) loses its tag:
     it is theirs from then on, and the next result goes to a new layer.  A labels layer's
     brush is set to a value no object has yet.  ``kwargs`` (scale, translate, colormap,
-    ...) apply on creation; scale and translate are also updated on reuse.
+    ...) apply on creation; scale, translate and units are also updated on reuse.
     """
     layer = next((lay for lay in viewer.layers if lay.metadata.get(OWNER_KEY) == tag), None)
     if layer is None:
@@ -220,7 +227,7 @@ def output_layer(
             layer.events.paint.connect(partial(_hand_over, layer))
     else:
         layer.data = data
-        for key in ("scale", "translate"):
+        for key in ("scale", "translate", "units"):
             if key in kwargs:
                 setattr(layer, key, kwargs[key])
     if kind == "labels":  # the brush paints a new object, never the blob value 1

@@ -15,7 +15,13 @@ from napari_cellseg.config import TrainConfig, load_yaml
 from napari_cellseg.data.scale import median_diameter
 from napari_cellseg.engine.segment import instances, segment_settings
 from napari_cellseg.errors import CellsegError, DataError
-from napari_cellseg.widgets._layers import OWNER_KEY, image_array, layer_combo, output_layer
+from napari_cellseg.widgets._layers import (
+    OWNER_KEY,
+    image_array,
+    layer_combo,
+    output_layer,
+    placement,
+)
 from napari_cellseg.widgets._worker import current_model, predict_maps, start_worker
 from napari_cellseg.widgets.predict_widget import model_picker
 
@@ -148,7 +154,8 @@ class BlobsWidget(QWidget):
         for existing in self.viewer.layers:
             if existing.metadata.get(OWNER_KEY) == _HIGHLIGHT_TAG:
                 existing.data = [corners]
-                existing.scale, existing.translate = layer.scale, layer.translate
+                for key, value in placement(layer).items():
+                    setattr(existing, key, value)
                 return
         self.viewer.add_shapes(
             [corners],
@@ -158,8 +165,7 @@ class BlobsWidget(QWidget):
             edge_width=2,
             name=_HIGHLIGHT_TAG,
             metadata={OWNER_KEY: _HIGHLIGHT_TAG},
-            scale=layer.scale,
-            translate=layer.translate,
+            **placement(layer),
         )
         self.viewer.layers.selection.active = layer
 
@@ -210,8 +216,7 @@ class BlobsWidget(QWidget):
             kind="labels",
             name=f"{labels.name} split proposal",
             tag="proposal",
-            scale=labels.scale,
-            translate=np.asarray(labels.translate) + offset,
+            **{**placement(labels), "translate": np.asarray(labels.translate) + offset},
         )
         layer.contour = 2  # outlines, so the blob stays visible beneath
         self.proposal = (labels, box, proposal)

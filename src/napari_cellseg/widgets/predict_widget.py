@@ -44,6 +44,7 @@ from napari_cellseg.widgets._layers import (
     other_channels,
     output_layer,
     pixel_size,
+    placement,
     z_spacing,
 )
 from napari_cellseg.widgets._worker import (
@@ -371,7 +372,7 @@ class PredictWidget(QWidget):
         except CellsegError as exc:
             show_error(str(exc))
             return
-        placement = {"scale": layer.scale, "translate": layer.translate}
+        where = placement(layer)
         blob_label, size, spacing = self.blob_label, pixel_size(layer), z_spacing(layer)
         channels = other_channels(self.viewer, layer)
         self.run.text = _CANCEL
@@ -384,7 +385,7 @@ class PredictWidget(QWidget):
             self.tta.value,
             yielded=self._show_progress,
             returned=lambda maps: self._show_maps(
-                _Maps(layer.name, *maps, placement, blob_label, image, size, spacing, channels)
+                _Maps(layer.name, *maps, where, blob_label, image, size, spacing, channels)
             ),
             errored=lambda _exc: setattr(self.status, "value", "Prediction failed."),
             aborted=lambda: setattr(self.status, "value", "Prediction cancelled."),
