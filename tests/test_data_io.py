@@ -8,7 +8,9 @@ import pytest
 import tifffile
 
 from napari_cellseg.data.io import (
+    DataFile,
     drop_unlabelled_slices,
+    read_channels,
     read_folder,
     read_image,
     split_stacks,
@@ -147,6 +149,37 @@ def test_unreadable_and_duplicate_files_are_named(tmp_path):
     tifffile.imwrite(root / "images" / "a.tif", _pair()[0])
     with pytest.raises(DataError, match=r"a\.png' and '.*a\.tif' have the same name"):
         read_folder(root)
+
+
+HYPERSTACK = np.arange(3 * 2 * 4 * 5, dtype=np.uint16).reshape(3, 2, 4, 5)  # Z, C, Y, X
+
+
+@pytest.mark.parametrize(
+    "name, options",
+    [("fiji.tif", {"imagej": True}), ("stack.ome.tif", {"ome": True})],
+)
+def test_multichannel_tiffs_are_read_one_channel_at_a_time(tmp_path, name, options):
+    path = tmp_path / name
+    tifffile.imwrite(path, HYPERSTACK, metadata={"axes": "ZCYX"}, **options)
+    np.testing.assert_array_equal(read_channels(path), HYPERSTACK)
+    with pytest.raises(DataError, match=r"has 2 channels .*--channel 1-2.*Split Channels"):
+        read_image(path)
+    file = DataFile("x", path, None)
+    np.testing.assert_array_equal(file.read(channel=2).image, HYPERSTACK[:, 1])
+    with pytest.raises(DataError, match="has 2 channel.*choose --channel from 1 to 2, not 3"):
+        file.read(channel=3)
+
+
+def test_single_channel_images_are_their_one_channel(tmp_path):
+    tifffile.imwrite(tmp_path / "plain.tif", HYPERSTACK[:, 0], photometric="minisblack")
+    iio.imwrite(tmp_path / "gray.png", HYPERSTACK[0, 0].astype(np.uint8))
+    assert read_channels(tmp_path / "plain.tif").shape == (3, 1, 4, 5)
+    assert read_channels(tmp_path / "gray.png").shape == (1, 1, 4, 5)
+    plain = DataFile("plain", tmp_path / "plain.tif", None)
+    np.testing.assert_array_equal(plain.read(channel=1).image, plain.read().image)
+    tifffile.imwrite(tmp_path / "t.tif", np.zeros((2, 3, 2, 4, 5), np.uint8), imagej=True,
+                     metadata={"axes": "TZCYX"})  # fmt: skip
+    assert read_channels(tmp_path / "t.tif").shape == (6, 2, 4, 5)  # time points x slices
 
 
 def test_stacks_from_arrays_2d_and_3d():

@@ -314,6 +314,32 @@ def test_measure_writes_one_row_per_object(trained, tmp_path):
         assert int(row["touching_edge"]) == len(set(np.unique(labels[border])) - {0})
 
 
+def test_a_fiji_hyperstack_is_predicted_on_its_channel_and_measured_in_all(
+    trained, tmp_path, capsys
+):
+    image = read_image(next((trained["png"] / "images").glob("synthetic_000.*")))[0]
+    reporter = (255 - image).astype(np.uint8)
+    folder = tmp_path / "hyper"
+    folder.mkdir()
+    channels = np.stack([reporter, image])[None]  # the nuclei in channel 2
+    tifffile.imwrite(folder / "two.tif", channels, imagej=True, metadata={"axes": "ZCYX"})
+    argv = ["--config", str(trained["yaml"]), "--test_data", str(folder), "--measure"]
+    assert predict.main([*argv, "--output", str(tmp_path / "x")]) == 2
+    assert "has 2 channels" in capsys.readouterr().err
+    assert predict.main([*argv, "--output", str(tmp_path / "c2"), "--channel", "2"]) == 0
+    alone = trained["png"] / "images" / "synthetic_000.png"
+    assert predict.main([*argv[:3], str(alone), "--output", str(tmp_path / "png")]) == 0
+    labels = tifffile.imread(tmp_path / "c2" / "two_labels.tif")
+    alone_labels = tifffile.imread(tmp_path / "png" / "synthetic_000_labels.tif")
+    np.testing.assert_array_equal(labels, alone_labels)  # channel 2 is the image itself
+    table = np.genfromtxt(tmp_path / "c2" / "two_measurements.csv", delimiter=",", names=True)
+    assert "mean_intensity_c2" not in table.dtype.names and len(table) > 0
+    for row in table:
+        mask = labels == row["label"]
+        assert row["mean_intensity"] == pytest.approx(image[mask].mean(), rel=1e-5)
+        assert row["mean_intensity_c1"] == pytest.approx(reporter[mask].mean(), rel=1e-5)
+
+
 def test_rois_outline_every_object_on_its_page(trained, tmp_path):
     from roifile import roiread
 

@@ -270,6 +270,11 @@ class PredictConfig:
         "images or one image file",
     )
     output: str = _f("", "directory for the predicted maps and labels; empty = nothing saved")
+    channel: int = _f(
+        0,
+        "multichannel TIFFs (Fiji hyperstacks, OME-TIFF): the channel that shows the objects, "
+        "from 1 (--measure measures the others too); 0 = the images have one channel",
+    )
     plot: bool = _f(False, "write PNG figures of the predictions next to the outputs")
     measure: bool = _f(
         False,

@@ -30,7 +30,9 @@ its number of objects, how many touch the image's edge, their median sizes and m
 intensity: the counts of a whole folder in one table.  ``--rois`` adds
 ``<name>_rois.zip``: every object's outline as an ImageJ ROI (Fiji's ROI Manager opens it;
 a stack's ROIs sit on their slices), traced along the pixel edges so that Fiji measures the
-areas the labels hold.
+areas the labels hold.  A multichannel TIFF (a Fiji hyperstack, an OME-TIFF) needs
+``--channel N``: the channel that shows the objects; ``--measure`` then adds the mean and
+integrated intensity of every other channel (``mean_intensity_c2``, ...).
 ``--architecture`` and ``--channels`` (the seed tool's flags) are accepted and ignored:
 the model yaml holds them.
 """
@@ -40,7 +42,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +70,7 @@ class StackPrediction:
     pixel_size: tuple[float, float] | None = None
     z_spacing: float | None = None
     stitched: bool = False  # the labels are 3D objects (one value across slices)
+    channels: dict[str, np.ndarray] = field(default_factory=dict)  # the image's others
 
 
 def make_parser(prog: str = "python -m napari_cellseg.predict") -> argparse.ArgumentParser:
@@ -140,7 +143,7 @@ def predict_folder(
     files = list_folder(settings.test_data, labels=labels)
     summary: list[dict] = []
     for file in tqdm(files, unit="image", desc="predict", file=sys.stderr):
-        stack = file.read()
+        stack = file.read(settings.channel)
         with tqdm(unit="tile", desc=file.name[:24], leave=False, file=sys.stderr) as bar:
 
             def advance(progress, bar=bar) -> None:
@@ -161,12 +164,25 @@ def predict_folder(
             (settings.pixel_size,) * 2 if settings.pixel_size else read_pixel_size(file.image),
             settings.z_spacing or read_z_spacing(file.image),
             stitched,
+            _other_channels(file, settings) if settings.measure else {},
         )
         table = _write(result, settings)
         if table is not None:  # the summary so far: complete for the images written
             summary += summary_rows(stack.name, table, pages=len(labels))
             atomic_write_text(Path(settings.output) / "summary.csv", rows_csv(summary))
         yield result
+
+
+def _other_channels(file, settings: PredictConfig) -> dict[str, np.ndarray]:
+    """The channels of a multichannel image besides the one predicted on: c1, c2, ..."""
+    if not settings.channel:
+        return {}
+    from napari_cellseg.data.io import read_channels
+
+    channels = read_channels(file.image)
+    return {
+        f"c{k + 1}": channels[:, k] for k in range(channels.shape[1]) if k != settings.channel - 1
+    }
 
 
 def _check(settings: PredictConfig) -> None:
@@ -182,6 +198,11 @@ def _check(settings: PredictConfig) -> None:
                 f"Setting '{name}' is {getattr(settings, name)}: give {what} in micrometres, "
                 "or 0 to read it from the images' calibration."
             )
+    if settings.channel < 0:
+        raise ConfigError(
+            f"Setting 'channel' is {settings.channel}: give the channel that shows the "
+            "objects (1, 2, ...), or 0 for images of one channel."
+        )
     if not 0 <= settings.stitch_threshold <= 1:
         raise ConfigError(
             f"Setting 'stitch_threshold' is {settings.stitch_threshold}: give the overlap "
@@ -228,12 +249,14 @@ def _write(result: StackPrediction, settings: PredictConfig) -> dict | None:
         array = getattr(result, kind)
         write_tiff(out / f"{stack.name}_{kind}.tif", array[0] if single else array)
     if settings.measure:
-        pages = (result.labels[0], stack.image[0]) if single else (result.labels, stack.image)
+        page = (lambda array: array[0]) if single else (lambda array: array)
         table = measure_table(
-            *pages,
+            page(result.labels),
+            page(stack.image),
             pixel_size=result.pixel_size,
             z_spacing=result.z_spacing,
             volumes=result.stitched,
+            channels={name: page(array) for name, array in result.channels.items()},
         )
         atomic_write_text(out / f"{stack.name}_measurements.csv", table_csv(table))
     if settings.rois:

@@ -3,7 +3,8 @@
 A data set folder holds ``images/`` and ``labels/``; an image and its label image have
 the same file name (the extensions may differ: ``.png``, ``.tif``, ``.tiff``).  Page i
 of a multipage TIFF image pairs with page i of its label file.  Several folders are
-joined with ``+``: ``"dirA+dirB"``.
+joined with ``+``: ``"dirA+dirB"``.  A multichannel TIFF (a Fiji hyperstack or an
+OME-TIFF with a channel axis) is read one channel at a time: :func:`read_channels`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "Stack",
     "DataFile",
     "read_image",
+    "read_channels",
     "read_folder",
     "list_folder",
     "stacks_from_arrays",
@@ -60,6 +62,7 @@ def _read_pages(path: Path) -> np.ndarray:
             import tifffile
 
             with tifffile.TiffFile(path) as tif:
+                _refuse_channels(path, tif.series[0])
                 pages = [page.asarray() for page in tif.pages]
             if len({p.shape for p in pages}) > 1:
                 raise DataError(
@@ -84,6 +87,51 @@ def _read_pages(path: Path) -> np.ndarray:
             "(or a multipage TIFF of 2D pages)."
         )
     return array
+
+
+def _channel_axis(series) -> int | None:
+    """The axis of a tifffile series' channels when it has more than one (not RGB samples)."""
+    axes = series.axes
+    if "C" in axes and series.shape[axes.index("C")] > 1:
+        return axes.index("C")
+    return None
+
+
+def _refuse_channels(path: Path, series) -> None:
+    axis = _channel_axis(series)
+    if axis is not None:
+        n = series.shape[axis]
+        raise DataError(
+            f"'{path}' has {n} channels (a hyperstack, axes {series.axes}): say which one "
+            f"shows the objects with --channel 1-{n} when predicting; to train on it, save "
+            "that channel as its own file (Fiji: Image > Color > Split Channels)."
+        )
+
+
+def read_channels(path: str | Path) -> np.ndarray:
+    """``(Z, C, H, W)``: every channel of a multichannel TIFF (time points and slices
+    together as Z); any other image as its one channel.
+
+    Raises
+    ------
+    DataError
+        When the file cannot be read or is not an image of 2D planes.
+    """
+    path = Path(path)
+    if path.suffix.lower() in (".tif", ".tiff"):
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(path) as tif:
+                series = tif.series[0]
+                axis = _channel_axis(series)
+                array = series.asarray() if axis is not None else None
+        except Exception:  # read_image says what is wrong with the file
+            array = None
+        if array is not None and series.axes.endswith("YX"):
+            array = np.moveaxis(array, axis, -3)
+            return array.reshape(-1, *array.shape[-3:])
+    return read_image(path)[:, np.newaxis]
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -176,14 +224,25 @@ class DataFile:
     image: Path
     labels: Path | None
 
-    def read(self) -> Stack:
-        """Read the image and its labels; a DataError names the file and the fix."""
-        image = read_image(self.image)
+    def read(self, channel: int = 0) -> Stack:
+        """Read the image (its ``channel``, from 1, when given) and its labels; a DataError
+        names the file and the fix."""
+        image = read_image(self.image) if not channel else self.channel(channel)
         if self.labels is None:
             return Stack(self.name, image, None)
         labels = _read_labels(self.labels)
         _check_pair(image, labels, f"'{self.image}' and '{self.labels}'")
         return Stack(self.name, image, labels)
+
+    def channel(self, channel: int) -> np.ndarray:
+        """``(Z, H, W)``: channel ``channel`` (from 1) of the image."""
+        channels = read_channels(self.image)
+        if not 1 <= channel <= channels.shape[1]:
+            raise DataError(
+                f"'{self.image}' has {channels.shape[1]} channel(s): choose --channel from 1 "
+                f"to {channels.shape[1]}, not {channel}."
+            )
+        return channels[:, channel - 1]
 
 
 def _list_one_folder(folder: Path, labels: bool) -> list[DataFile]:
