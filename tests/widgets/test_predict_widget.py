@@ -402,6 +402,23 @@ def test_a_z_stack_is_stitched_into_3d_objects_measured_in_cubic_micrometres(
     assert scores["pieces"] < 0.1 < 0.6 < scores["stitched"]  # the nuclei are found in 3D
 
 
+def test_a_hyperstack_layer_gets_told_how_to_open_its_channels(
+    predict_widget, viewer, notes, tmp_path
+):
+    import tifffile
+
+    path = tmp_path / "fiji.tif"
+    stack = np.stack([viewer.layers["a"].data] * 2)  # 2 channels
+    tifffile.imwrite(path, np.stack([stack] * 3), imagej=True, metadata={"axes": "ZCYX"})
+    (layer,) = viewer.open(path)  # napari's reader: one 4D layer
+    predict_widget.image.value = layer
+    predict_widget.predict()
+    assert predict_widget.worker is None
+    assert any("has 4 dimensions" in n and "channel_axis=1" in n for n in notes), notes
+    channels = viewer.open(path, channel_axis=1)  # as the message says: one layer a channel
+    assert [c.data.shape for c in channels] == [(3, 64, 64)] * 2
+
+
 def test_rgb_layers_are_predicted_on_their_luminance(qtbot, predict_widget, viewer, notes):
     gray = viewer.layers["a"].data
     viewer.add_image(np.stack([gray] * 3, axis=-1), name="colour", rgb=True)

@@ -369,6 +369,14 @@ class PredictWidget(QWidget):
             if not current_model.path:
                 raise CellsegError("No model: pick a model .yaml file or train one first.")
             image = image_array(layer)
+            if image.ndim > 3:
+                raise CellsegError(
+                    f"'{layer.name}' has {image.ndim} dimensions {image.shape}; the dock "
+                    "predicts an image or a stack (Z, H, W).  A multichannel stack (a Fiji "
+                    "hyperstack) opens as one layer: open it as one layer per channel, in "
+                    "napari's console viewer.open(path, channel_axis=1) for axes ZCYX, "
+                    "and choose the channel that shows the objects."
+                )
         except CellsegError as exc:
             show_error(str(exc))
             return
