@@ -8,7 +8,7 @@ linked when their overlap covers at least ``min_overlap`` of the *smaller* one, 
 their intersection over union is high enough.  A nucleus' outline shrinks fast towards
 its top and bottom, so the IoU of its last two slices is low (on the synthetic stacks of
 :func:`~napari_cellseg.data.synthetic.make_nuclei_stack`, linking by IoU >= 0.25 leaves
-~20 % more objects than there are nuclei, all caps cut off; by overlap, none).  The links
+32-40 % more objects than there are nuclei, caps cut off; by overlap, none).  The links
 are one-to-one, taken by decreasing IoU, so a nucleus continues into its own next slice
 rather than into a neighbour that it touches or that lies on it.  A stack of unrelated
 pages (a time series, a multipage TIFF of separate fields) must not be stitched.
