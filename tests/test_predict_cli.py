@@ -15,7 +15,7 @@ from scipy.ndimage import binary_fill_holes
 
 from napari_cellseg import evaluate, predict
 from napari_cellseg.config import TrainConfig
-from napari_cellseg.data.io import read_image
+from napari_cellseg.data.io import read_image, write_tiff
 from napari_cellseg.data.synthetic import make_nuclei_stack, write_dataset
 from napari_cellseg.engine.evaluate import METRICS, THRESHOLDS
 from napari_cellseg.engine.predict import load_model
@@ -152,6 +152,32 @@ def test_evaluate_a_perfect_prediction(trained, tmp_path, capsys):
     )
     table = capsys.readouterr().out
     assert table.splitlines()[-1] == "mean AP (IoU 0.5..0.95): 1.000"
+
+
+def test_evaluate_volumes_scores_a_z_stack_in_3d(trained, tmp_path, capsys):
+    _, truth = make_nuclei_stack((10, 64, 64), seed=3)
+    pieces = np.zeros(truth.shape, np.int32)  # each slice's objects apart, as predicted
+    for z, page in enumerate(truth):
+        pieces[z] = np.where(page > 0, page.astype(np.int32) + 1000 * z, 0)
+    for name, labels in (
+        ("gt", truth),
+        ("pieces", pieces),
+        ("stitched", stitch_slices(pieces, 0.5)),
+    ):
+        write_tiff(tmp_path / name / "cells.tif", labels)
+    flags = ["--blob_label", "none", "--json", str(tmp_path / "s.json")]
+
+    def mean_ap(pred: str, *more: str) -> float:
+        argv = ["--gt", str(tmp_path / "gt"), "--pred", str(tmp_path / pred), *flags, *more]
+        assert evaluate.main(argv) == 0
+        return json.loads((tmp_path / "s.json").read_text())["mean_ap"]
+
+    assert mean_ap("pieces") == mean_ap("stitched") == 1.0  # page by page: all the same
+    assert mean_ap("stitched", "--volumes") == 1.0  # the nuclei in 3D
+    assert mean_ap("pieces", "--volumes") < 0.2  # pieces of nuclei are not nuclei
+    argv = ["--config", str(trained["yaml"]), "--test_data", trained["test"], "--volumes"]
+    assert evaluate.main(argv) == 2
+    assert "add --stitch_threshold" in capsys.readouterr().err
 
 
 def copy_model(trained, folder: Path) -> Path:

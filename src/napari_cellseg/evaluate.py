@@ -9,8 +9,9 @@ The first compares label images by name: each ground-truth file ``<name>`` (in
 ``<gt>/labels`` if that folder exists, else in ``<gt>``) with ``<pred>/<name>_labels.*``
 or ``<pred>/<name>.*``.  The second predicts ``<test_data>/images`` first (the predict
 flags ``--output``/``--plot``/... apply).  Pages of a multipage file are scored as
-images ``<name>_p000``, ...  A table goes to the screen; ``--json FILE`` writes
-``{"thresholds": {"0.5": {tp, fp, fn, precision, recall, ap, f1, pq,
+images ``<name>_p000``, ..., or with ``--volumes`` each file as one 3D image (z-stacks with
+3D ground truth, predicted with ``--stitch_threshold``).  A table goes to the screen;
+``--json FILE`` writes ``{"thresholds": {"0.5": {tp, fp, fn, precision, recall, ap, f1, pq,
 mean_matched_iou}, ...}, "mean_ap": ..., "images": [{"name": ..., "thresholds": ...}]}``.
 
 ``tune_postprocess_main`` is ``cellseg tune-postprocess --config X.yaml --val_data DIR``:
@@ -47,6 +48,12 @@ def make_parser(prog: str = "python -m napari_cellseg.evaluate") -> argparse.Arg
     parser.add_argument("--pred", help="folder of predicted label images (<name>_labels.tif)")
     parser.add_argument("--json", help="write every figure to this JSON file")
     parser.add_argument(
+        "--volumes",
+        action="store_true",
+        help="score each multipage file as one 3D image, not page by page (z-stacks with "
+        "3D ground truth; predict them with --stitch_threshold)",
+    )
+    parser.add_argument(
         "--blob_label",
         "--blob-label",
         help="ground-truth value of blob regions, excluded from the scores; 'none' = no "
@@ -60,16 +67,21 @@ def make_parser(prog: str = "python -m napari_cellseg.evaluate") -> argparse.Arg
 def main(argv: list[str] | None = None) -> int:
     """Parse the flags, score, print the table (write the JSON); return the exit code."""
     from napari_cellseg.config import config_from_args
-    from napari_cellseg.engine.evaluate import MatchingScores, format_table, page_names
+    from napari_cellseg.engine.evaluate import MatchingScores, format_table
     from napari_cellseg.io_utils import atomic_write_text
 
     args = make_parser().parse_args(argv)
     settings = config_from_args(PredictConfig, args)
     if bool(args.gt) != bool(args.pred) or bool(args.gt) == bool(settings.config):
         raise ConfigError("Give --gt and --pred, or --config and --test_data (not both).")
+    if args.volumes and settings.config and not settings.stitch_threshold:
+        raise ConfigError(
+            "--volumes scores 3D objects, but the slices' objects are not linked: add "
+            "--stitch_threshold (e.g. 0.5)."
+        )
     if args.gt:
         ignore = _blob_label(args.blob_label, _BLOB_DEFAULT)
-        result = evaluate_folders(args.gt, args.pred, ignore_label=ignore)
+        result = evaluate_folders(args.gt, args.pred, ignore_label=ignore, volumes=args.volumes)
     else:
         from napari_cellseg.predict import predict_folder
 
@@ -79,9 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                 scores = MatchingScores(
                     ignore_label=_blob_label(args.blob_label, item.ignore_label)
                 )
-            names = page_names(item.stack.name, len(item.labels))
-            for name, gt, pred in zip(names, item.stack.labels, item.labels, strict=True):
-                scores.add(name, gt, pred)
+            _add(scores, item.stack.name, item.stack.labels, item.labels, args.volumes)
         result = scores.result()
     print(format_table(result))
     if args.json:
@@ -102,8 +112,23 @@ def _blob_label(text: str | None, default: int | None) -> int | None:
         raise ConfigError(f"--blob_label is {text!r}; give an integer or 'none'.") from None
 
 
-def evaluate_folders(gt_dir: str | Path, pred_dir: str | Path, *, ignore_label: int | None) -> dict:
-    """Score the label images of ``pred_dir`` against those of ``gt_dir``, paired by name.
+def _add(scores, name: str, gt, pred, volumes: bool) -> None:
+    """Score a file's pages as images ``<name>_p000``, ..., or (``volumes``) the whole
+    stack as one 3D image ``<name>``."""
+    from napari_cellseg.engine.evaluate import page_names
+
+    if volumes:
+        scores.add(name, gt, pred)
+        return
+    for page, g, p in zip(page_names(name, len(gt)), gt, pred, strict=True):
+        scores.add(page, g, p)
+
+
+def evaluate_folders(
+    gt_dir: str | Path, pred_dir: str | Path, *, ignore_label: int | None, volumes: bool = False
+) -> dict:
+    """Score the label images of ``pred_dir`` against those of ``gt_dir``, paired by name
+    (a multipage file page by page, or as one 3D image with ``volumes``).
 
     Raises
     ------
@@ -112,7 +137,7 @@ def evaluate_folders(gt_dir: str | Path, pred_dir: str | Path, *, ignore_label: 
         pair differs in shape.
     """
     from napari_cellseg.data.io import SUFFIXES, read_image
-    from napari_cellseg.engine.evaluate import MatchingScores, page_names
+    from napari_cellseg.engine.evaluate import MatchingScores
 
     gt_dir = Path(gt_dir)
     if (gt_dir / "labels").is_dir():
@@ -132,11 +157,10 @@ def evaluate_folders(gt_dir: str | Path, pred_dir: str | Path, *, ignore_label: 
                 f"'{gt_path}' is {gt.shape} (pages, height, width) but '{pred_path}' is "
                 f"{pred.shape}; compare label images of the same size."
             )
-        for name, g, p in zip(page_names(stem, len(gt)), gt, pred, strict=True):
-            try:
-                scores.add(name, g, p)
-            except DataError as exc:
-                raise DataError(f"'{gt_path}' vs '{pred_path}': {exc}") from None
+        try:
+            _add(scores, stem, gt, pred, volumes)
+        except DataError as exc:
+            raise DataError(f"'{gt_path}' vs '{pred_path}': {exc}") from None
     return scores.result()
 
 
