@@ -75,5 +75,5 @@ def test_a_label_in_two_pieces_gives_two_rois():
 
 
 @pytest.mark.parametrize("shape", [(5, 5), (2, 5, 5)])
-def test_no_objects_no_rois(shape, tmp_path):
+def test_no_objects_no_rois(shape):
     assert label_rois(np.zeros(shape, np.int32)) == []

@@ -42,7 +42,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +70,6 @@ class StackPrediction:
     pixel_size: tuple[float, float] | None = None
     z_spacing: float | None = None
     stitched: bool = False  # the labels are 3D objects (one value across slices)
-    channels: dict[str, np.ndarray] = field(default_factory=dict)  # the image's others
 
 
 def make_parser(prog: str = "python -m napari_cellseg.predict") -> argparse.ArgumentParser:
@@ -164,25 +163,12 @@ def predict_folder(
             (settings.pixel_size,) * 2 if settings.pixel_size else read_pixel_size(file.image),
             settings.z_spacing or read_z_spacing(file.image),
             stitched,
-            _other_channels(file, settings) if settings.measure else {},
         )
         table = _write(result, settings)
         if table is not None:  # the summary so far: complete for the images written
             summary += summary_rows(stack.name, table, pages=len(labels))
             atomic_write_text(Path(settings.output) / "summary.csv", rows_csv(summary))
         yield result
-
-
-def _other_channels(file, settings: PredictConfig) -> dict[str, np.ndarray]:
-    """The channels of a multichannel image besides the one predicted on: c1, c2, ..."""
-    if not settings.channel:
-        return {}
-    from napari_cellseg.data.io import read_channels
-
-    channels = read_channels(file.image)
-    return {
-        f"c{k + 1}": channels[:, k] for k in range(channels.shape[1]) if k != settings.channel - 1
-    }
 
 
 def _check(settings: PredictConfig) -> None:
@@ -256,7 +242,7 @@ def _write(result: StackPrediction, settings: PredictConfig) -> dict | None:
             pixel_size=result.pixel_size,
             z_spacing=result.z_spacing,
             volumes=result.stitched,
-            channels={name: page(array) for name, array in result.channels.items()},
+            channels={name: page(array) for name, array in stack.channels.items()},
         )
         atomic_write_text(out / f"{stack.name}_measurements.csv", table_csv(table))
     if settings.rois:

@@ -10,7 +10,7 @@ OME-TIFF with a channel axis) is read one channel at a time: :func:`read_channel
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,11 +48,15 @@ class Stack:
         ``(Z, H, W)`` in the original dtype; a 2D image has ``Z == 1``.
     labels
         ``(Z, H, W)`` integer labels (0 background, 1 blob, 2.. objects), or None.
+    channels
+        The other channels of a multichannel file read with a ``channel``: ``c1``,
+        ``c2``, ... (the one in ``image`` left out), each ``(Z, H, W)``.
     """
 
     name: str
     image: np.ndarray
     labels: np.ndarray | None
+    channels: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def _read_pages(path: Path) -> np.ndarray:
@@ -225,24 +229,24 @@ class DataFile:
     labels: Path | None
 
     def read(self, channel: int = 0) -> Stack:
-        """Read the image (its ``channel``, from 1, when given) and its labels; a DataError
-        names the file and the fix."""
-        image = read_image(self.image) if not channel else self.channel(channel)
-        if self.labels is None:
-            return Stack(self.name, image, None)
-        labels = _read_labels(self.labels)
-        _check_pair(image, labels, f"'{self.image}' and '{self.labels}'")
-        return Stack(self.name, image, labels)
+        """Read the image (its ``channel``, from 1, when given: the others go to
+        ``Stack.channels``) and its labels; a DataError names the file and the fix."""
+        image, others = (read_image(self.image), {}) if not channel else self._channels(channel)
+        labels = None if self.labels is None else _read_labels(self.labels)
+        if labels is not None:
+            _check_pair(image, labels, f"'{self.image}' and '{self.labels}'")
+        return Stack(self.name, image, labels, others)
 
-    def channel(self, channel: int) -> np.ndarray:
-        """``(Z, H, W)``: channel ``channel`` (from 1) of the image."""
+    def _channels(self, channel: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Channel ``channel`` (from 1) of the image, and the others by name c1, c2, ..."""
         channels = read_channels(self.image)
         if not 1 <= channel <= channels.shape[1]:
             raise DataError(
                 f"'{self.image}' has {channels.shape[1]} channel(s): choose --channel from 1 "
                 f"to {channels.shape[1]}, not {channel}."
             )
-        return channels[:, channel - 1]
+        others = {f"c{k + 1}": channels[:, k] for k in range(channels.shape[1]) if k != channel - 1}
+        return channels[:, channel - 1], others
 
 
 def _list_one_folder(folder: Path, labels: bool) -> list[DataFile]:
