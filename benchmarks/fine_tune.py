@@ -27,14 +27,14 @@ from pathlib import Path
 
 from quality import headline
 
+from napari_cellseg.analysis.matching import MatchingScores, page_names
 from napari_cellseg.config import TrainConfig, from_dict, read_yaml_dict
 from napari_cellseg.data.io import read_folder
 from napari_cellseg.data.synthetic import write_dataset
-from napari_cellseg.engine.evaluate import MatchingScores, page_names
-from napari_cellseg.engine.postprocess_tuning import save_postprocessing, tune_postprocessing
-from napari_cellseg.engine.predict import load_model
-from napari_cellseg.engine.train import run_training
+from napari_cellseg.inference.predictor import load_model
 from napari_cellseg.pretrained import BUILTIN_MODELS
+from napari_cellseg.segmentation.tuning import save_postprocessing, tune_postprocessing
+from napari_cellseg.training.loop import run_training
 
 SHAPE = (256, 256)
 

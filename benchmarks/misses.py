@@ -27,10 +27,10 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
+from napari_cellseg.analysis.matching import sequential_labels
 from napari_cellseg.data.io import read_folder
-from napari_cellseg.engine.evaluate import sequential_labels
-from napari_cellseg.engine.predict import load_model
-from napari_cellseg.engine.segment import instances, segment_settings
+from napari_cellseg.inference.predictor import load_model
+from napari_cellseg.segmentation.instances import instances, segment_settings
 
 MISSED = ("not found", "dropped as small", "merged", "split", "outline")
 FALSE = ("on background", "in an object")

@@ -42,8 +42,8 @@ from quality import CPU_SETTINGS
 
 from napari_cellseg.config import PredictConfig, TrainConfig, add_config_arguments, config_from_args
 from napari_cellseg.data.synthetic import make_nuclei
-from napari_cellseg.engine.device import autocast, precision_name, resolve_device
-from napari_cellseg.engine.predict import Predictor, load_model, tiling_options
+from napari_cellseg.device import autocast, precision_name, resolve_device
+from napari_cellseg.inference.predictor import Predictor, load_model, tiling_options
 from napari_cellseg.models.registry import build_model, prepare_batch, prepare_model
 
 SIDE = 2048

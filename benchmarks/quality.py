@@ -5,7 +5,7 @@
    finishes the batch and saves; the last weights are used).  Its learning rate is
    planned to reach its lowest at ``--minutes`` (``max_minutes``).
 2. Tune the post-processing settings on ``--val``
-   (:func:`napari_cellseg.engine.postprocess_tuning.tune_postprocessing`) and write them
+   (:func:`napari_cellseg.segmentation.tuning.tune_postprocessing`) and write them
    into the model yaml, as training does with ``val_data``.
 3. Load the model again from its yaml, as a user would, predict ``--test`` and score
    the instance labels: AP at IoU 0.5 and 0.75, mean AP over 0.5:0.95, F1 at 0.5
@@ -39,11 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_cellseg.analysis.matching import MatchingScores, page_names
 from napari_cellseg.config import CPU_NETWORK, TrainConfig, add_config_arguments, config_from_args
 from napari_cellseg.data.io import read_folder
-from napari_cellseg.engine.evaluate import MatchingScores, page_names
-from napari_cellseg.engine.events import EpochEnded, TrainFinished
-from napari_cellseg.engine.train import train
+from napari_cellseg.training.events import EpochEnded, TrainFinished
+from napari_cellseg.training.loop import train
 
 CPU_SETTINGS = {
     **CPU_NETWORK,
@@ -110,7 +110,7 @@ def baseline_labels(image: np.ndarray) -> np.ndarray:
     from skimage.filters import gaussian, threshold_otsu
     from skimage.segmentation import watershed
 
-    from napari_cellseg.engine.segment import remove_small
+    from napari_cellseg.segmentation.instances import remove_small
 
     smooth = gaussian(image.astype(np.float32), BASELINE_SIGMA)
     mask = ndi.binary_fill_holes(smooth > threshold_otsu(smooth))
@@ -137,8 +137,8 @@ def headline(result: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from napari_cellseg.engine.postprocess_tuning import save_postprocessing, tune_postprocessing
-    from napari_cellseg.engine.predict import load_model
+    from napari_cellseg.inference.predictor import load_model
+    from napari_cellseg.segmentation.tuning import save_postprocessing, tune_postprocessing
 
     args, cfg = parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:

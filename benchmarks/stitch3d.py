@@ -20,10 +20,10 @@ import time
 
 import numpy as np
 
+from napari_cellseg.analysis.matching import matching_dataset
 from napari_cellseg.data.synthetic import make_nuclei_stack
-from napari_cellseg.engine.evaluate import matching_dataset
-from napari_cellseg.engine.predict import load_model
-from napari_cellseg.engine.stitch import stitch_slices
+from napari_cellseg.inference.predictor import load_model
+from napari_cellseg.segmentation.stitching import stitch_slices
 
 OVERLAPS = (0.25, 0.5, 0.75)
 

@@ -1,6 +1,6 @@
 """Training throughput: the full training step against the bare model step, on the CPU.
 
-- full: the training engine itself (:func:`napari_cellseg.engine.train.train`) on
+- full: the training engine itself (:func:`napari_cellseg.training.loop.train`) on
   synthetic nuclei (:func:`napari_cellseg.data.synthetic.make_nuclei`, 200x200 like the
   seed's data, resized to ``im_dim``) held in memory: SegmentationDataset with
   augmentation, a DataLoader with the worker count the engine chooses
@@ -37,10 +37,10 @@ from pathlib import Path
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.data.io import stacks_from_arrays
 from napari_cellseg.data.synthetic import make_nuclei
-from napari_cellseg.engine.device import autocast, default_num_workers, precision_name
-from napari_cellseg.engine.events import BatchEnded
-from napari_cellseg.engine.train import TrainData, train
+from napari_cellseg.device import autocast, default_num_workers, precision_name
 from napari_cellseg.models import registry
+from napari_cellseg.training.events import BatchEnded
+from napari_cellseg.training.loop import TrainData, train
 
 SEED_IMAGE_SHAPE = (200, 200)
 FORMATS = ("contiguous", "channels_last")
@@ -71,7 +71,7 @@ def make_bare_step(cfg: TrainConfig, channels_last: bool) -> Callable[[], None]:
     """One forward + loss + backward + Adam step of a new network on a fixed CPU batch."""
     import torch
 
-    from napari_cellseg.engine.losses import compute_loss
+    from napari_cellseg.training.losses import compute_loss
 
     torch.manual_seed(cfg.seed)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format

@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from napari_cellseg.config import load_yaml, read_yaml_dict
-from napari_cellseg.engine.predict import weights_path
+from napari_cellseg.inference.predictor import weights_path
 
 FOLDER = Path(__file__).resolve().parents[1] / "src" / "napari_cellseg" / "pretrained"
 

@@ -4,7 +4,7 @@ import numpy as np
 import tifffile
 from imageio.v3 import imread
 
-from napari_cellseg.demo import run_demo
+from napari_cellseg.cli.demo import run_demo
 
 
 def test_demo_writes_maps_labels_and_figure(tmp_path):

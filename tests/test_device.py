@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from napari_cellseg.engine.device import (
+from napari_cellseg.device import (
     autocast,
     default_num_workers,
     mixed_precision_dtype,

@@ -19,13 +19,13 @@ from napari_cellseg.config import TrainConfig
 from napari_cellseg.data.dataset import SegmentationDataset
 from napari_cellseg.data.io import stacks_from_arrays
 from napari_cellseg.data.synthetic import make_nuclei
-from napari_cellseg.engine.distributed import World, join
-from napari_cellseg.engine.events import BatchEnded, EpochEnded, TrainFinished, TrainStarted
-from napari_cellseg.engine.losses import compute_loss
-from napari_cellseg.engine.metrics import MetricAccumulator
-from napari_cellseg.engine.train import TrainData, train
 from napari_cellseg.errors import ConfigError
 from napari_cellseg.models.registry import build_model, probabilities
+from napari_cellseg.training.distributed import World, join
+from napari_cellseg.training.events import BatchEnded, EpochEnded, TrainFinished, TrainStarted
+from napari_cellseg.training.loop import TrainData, train
+from napari_cellseg.training.losses import compute_loss
+from napari_cellseg.training.metrics import MetricAccumulator
 
 WORLD = 2
 TORCHRUN_ENV = ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from napari_cellseg.engine.evaluate import (
+from napari_cellseg.analysis.matching import (
     METRICS,
     THRESHOLDS,
     count_matches,

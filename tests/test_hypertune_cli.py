@@ -12,8 +12,8 @@ import optuna
 import pytest
 import torch
 
+from napari_cellseg.cli.tune import main, make_parser
 from napari_cellseg.config import TrainConfig, TuneConfig, config_from_args
-from napari_cellseg.hypertune import main, make_parser
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from napari_cellseg.config import TrainConfig
-from napari_cellseg.engine.losses import compute_loss
+from napari_cellseg.training.losses import compute_loss
 
 
 def make_batch(objects, boundaries, ignore) -> dict[str, torch.Tensor]:

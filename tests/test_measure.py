@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from skimage.measure import regionprops_table
 
+from napari_cellseg.analysis.measure import measure_objects, measure_volumes, table_csv
 from napari_cellseg.data.synthetic import make_nuclei
-from napari_cellseg.engine.measure import measure_objects, measure_volumes, table_csv
 
 COLUMNS = [
     "label", "area", "centroid_y", "centroid_x", "mean_intensity", "integrated_intensity",

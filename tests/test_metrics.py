@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from napari_cellseg.engine.metrics import MetricAccumulator
+from napari_cellseg.training.metrics import MetricAccumulator
 
 
 def target_batch(objects, boundaries, ignore=None) -> dict[str, torch.Tensor]:

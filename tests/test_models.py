@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from napari_cellseg.config import TrainConfig
-from napari_cellseg.engine.losses import compute_loss
 from napari_cellseg.errors import ConfigError
 from napari_cellseg.models.dcan import DCAN
 from napari_cellseg.models.registry import (
@@ -20,6 +19,7 @@ from napari_cellseg.models.registry import (
     required_multiple,
 )
 from napari_cellseg.models.unet import UNet
+from napari_cellseg.training.losses import compute_loss
 
 
 def tiny(architecture: str, **kw) -> TrainConfig:

@@ -8,15 +8,15 @@ import yaml
 
 from napari_cellseg.config import TrainConfig, save_yaml
 from napari_cellseg.data.io import Stack
-from napari_cellseg.engine.postprocess_tuning import (
+from napari_cellseg.errors import ConfigError, DataError
+from napari_cellseg.inference.predictor import tta_settings
+from napari_cellseg.segmentation.instances import segment_settings
+from napari_cellseg.segmentation.tuning import (
     GRID,
     save_postprocessing,
     score_postprocessing,
     tune_postprocessing,
 )
-from napari_cellseg.engine.predict import tta_settings
-from napari_cellseg.engine.segment import segment_settings
-from napari_cellseg.errors import ConfigError, DataError
 
 YY, XX = np.mgrid[:60, :80]
 LEFT = (YY - 30) ** 2 + (XX - 25) ** 2 < 15**2

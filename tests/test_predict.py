@@ -15,9 +15,9 @@ from scipy.ndimage import gaussian_filter
 from napari_cellseg.config import TrainConfig, save_yaml
 from napari_cellseg.data.normalize import normalize_image
 from napari_cellseg.data.scale import median_diameter
-from napari_cellseg.engine.device import mixed_precision_dtype
-from napari_cellseg.engine.predict import Predictor, PredictProgress, load_model
+from napari_cellseg.device import mixed_precision_dtype
 from napari_cellseg.errors import ConfigError, DataError
+from napari_cellseg.inference.predictor import Predictor, PredictProgress, load_model
 from napari_cellseg.models.registry import build_model, probabilities
 
 

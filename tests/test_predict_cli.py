@@ -13,15 +13,15 @@ import tifffile
 import yaml
 from scipy.ndimage import binary_fill_holes
 
-from napari_cellseg import evaluate, predict
+from napari_cellseg.analysis.matching import METRICS, THRESHOLDS
+from napari_cellseg.cli import evaluate, predict
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.data.io import read_image, write_tiff
 from napari_cellseg.data.synthetic import make_nuclei_stack, write_dataset
-from napari_cellseg.engine.evaluate import METRICS, THRESHOLDS
-from napari_cellseg.engine.predict import load_model
-from napari_cellseg.engine.segment import SEGMENT_KEYS, segment_settings
-from napari_cellseg.engine.stitch import stitch_slices
-from napari_cellseg.engine.train import run_training
+from napari_cellseg.inference.predictor import load_model
+from napari_cellseg.segmentation.instances import SEGMENT_KEYS, segment_settings
+from napari_cellseg.segmentation.stitching import stitch_slices
+from napari_cellseg.training.loop import run_training
 
 
 @pytest.fixture(scope="module")

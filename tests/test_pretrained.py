@@ -9,7 +9,7 @@ import pytest
 import tifffile
 import torch
 
-from napari_cellseg import evaluate, predict, train
+from napari_cellseg.cli import evaluate, predict, train
 from napari_cellseg.data.synthetic import write_dataset
 from napari_cellseg.data.targets import make_targets
 from napari_cellseg.pretrained import BUILTIN_MODELS

@@ -7,8 +7,8 @@ import pytest
 from matplotlib.path import Path as Polygon
 from roifile import ROI_TYPE, roiread
 
+from napari_cellseg.analysis.rois import label_rois, outlines, write_rois
 from napari_cellseg.data.synthetic import make_nuclei
-from napari_cellseg.engine.rois import label_rois, outlines, write_rois
 
 
 def filled(polygon: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

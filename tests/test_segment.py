@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cellseg.engine.segment import instances, merge_shallow
+from napari_cellseg.segmentation.instances import instances, merge_shallow
 
 YY, XX = np.mgrid[:60, :80]
 LEFT = (YY - 30) ** 2 + (XX - 25) ** 2 < 15**2
@@ -297,7 +297,7 @@ def test_same_labels_as_whole_slice_watershed_special_maps(maps):
 
 
 def test_labels_do_not_depend_on_the_watershed_threads_and_groups(monkeypatch):
-    from napari_cellseg.engine import segment
+    from napari_cellseg.segmentation import instances as segment
 
     objects, boundaries = (np.tile(m, (3, 3)) for m in random_maps(1))
     kw = {"obj_threshold": 0.5, "bnd_threshold": 0.3, "min_size": 5, "split_depth": 0.2}
@@ -315,7 +315,7 @@ def test_labels_do_not_depend_on_the_watershed_threads_and_groups(monkeypatch):
 def test_merging_per_component_group_equals_merging_the_whole_slice(depth):
     from scipy import ndimage as ndi
 
-    from napari_cellseg.engine.segment import remove_small, watershed_labels
+    from napari_cellseg.segmentation.instances import remove_small, watershed_labels
 
     objects, boundaries = (np.tile(m, (2, 2)) for m in random_maps(2))
     noise = ndi.gaussian_filter(np.random.default_rng(0).normal(0, 0.5, objects.shape), 1)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_cellseg.analysis.matching import iou_matrix
 from napari_cellseg.data.synthetic import make_nuclei_stack
-from napari_cellseg.engine.evaluate import iou_matrix
-from napari_cellseg.engine.stitch import stitch_slices
+from napari_cellseg.segmentation.stitching import stitch_slices
 
 
 def per_slice(labels: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cellseg.engine.tiling import Blender, blend_ramp, tile_positions
+from napari_cellseg.inference.tiling import Blender, blend_ramp, tile_positions
 
 
 @pytest.mark.parametrize(("shape", "tile", "overlap"), [((100, 75), 32, 8), ((64, 64), 32, 0)])

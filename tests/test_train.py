@@ -12,18 +12,18 @@ import yaml
 from napari_cellseg.config import load_yaml
 from napari_cellseg.data.io import stacks_from_arrays
 from napari_cellseg.data.synthetic import make_nuclei
-from napari_cellseg.engine.device import precision_name
-from napari_cellseg.engine.events import (
+from napari_cellseg.device import precision_name
+from napari_cellseg.errors import CellsegError, DataError, TrainingDiverged
+from napari_cellseg.models.registry import build_model
+from napari_cellseg.segmentation.instances import segment_settings
+from napari_cellseg.training.events import (
     BatchEnded,
     CheckpointSaved,
     EpochEnded,
     TrainFinished,
     TrainStarted,
 )
-from napari_cellseg.engine.segment import segment_settings
-from napari_cellseg.engine.train import EarlyStopping, TrainData, run_training, train
-from napari_cellseg.errors import CellsegError, DataError, TrainingDiverged
-from napari_cellseg.models.registry import build_model
+from napari_cellseg.training.loop import EarlyStopping, TrainData, run_training, train
 
 
 def synthetic_stacks(n, seed=0, shape=(64, 64)):
@@ -276,7 +276,7 @@ def test_diverging_training_names_the_learning_rate(tiny_train_config, data):
 
 
 def test_postprocessing_is_tuned_on_validation_data_at_the_end(tiny_train_config, data):
-    from napari_cellseg.engine.events import PostprocessTuned
+    from napari_cellseg.training.events import PostprocessTuned
 
     cfg = dataclasses.replace(tiny_train_config, tune_postprocess=True)
     val = synthetic_stacks(3, seed=100, shape=(224, 224))  # 119 objects
@@ -291,7 +291,7 @@ def test_postprocessing_is_tuned_on_validation_data_at_the_end(tiny_train_config
 
 
 def test_too_few_validation_objects_keep_the_segmentation_settings(tiny_train_config, data):
-    from napari_cellseg.engine.events import PostprocessTuned
+    from napari_cellseg.training.events import PostprocessTuned
 
     cfg = dataclasses.replace(tiny_train_config, tune_postprocess=True, obj_threshold=0.55)
     events = list(train(cfg, data=data))  # 8 validation objects

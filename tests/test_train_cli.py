@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from napari_cellseg.cli.train import main, make_parser
 from napari_cellseg.config import TrainConfig
-from napari_cellseg.train import main, make_parser
 
 
 def few_images(source: Path, target: Path, count: int) -> Path:

@@ -18,8 +18,8 @@ from optuna.trial import TrialState
 
 from napari_cellseg.config import TrainConfig, TuneConfig, config_from_args, load_yaml
 from napari_cellseg.data.synthetic import write_dataset
-from napari_cellseg.engine.tune import _out_of_memory, batch_sizes, trial_dir, tune
 from napari_cellseg.errors import ConfigError
+from napari_cellseg.training.tuning import _out_of_memory, batch_sizes, trial_dir, tune
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -117,7 +117,7 @@ def test_study_files_csv_plot_best_yaml_and_only_the_best_model(lr_study):
     saved = load_yaml(output / "best.yaml", strict=True)
     expected = dataclasses.replace(cfg, lr=best.settings["lr"], model=str(output / "model.pt"))
     assert saved == expected
-    from napari_cellseg.train import make_parser
+    from napari_cellseg.cli.train import make_parser
 
     parsed = config_from_args(
         TrainConfig, make_parser().parse_args(["--args_load_path", str(output / "best.yaml")])

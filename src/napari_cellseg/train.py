@@ -1,45 +1,14 @@
-"""``python -m napari_cellseg.train``: the seed tool's training command, same flags.
+"""``python -m napari_cellseg.train``: the seed tool's command line, same flags.
 
-Example::
-
-    python -m napari_cellseg.train --architecture unet --epochs 100 --batch 4 \\
-        --augments 2 --trim_method resize --train_data data/train --val_data data/val \\
-        --model models/nuclei.pt
-
-The same flags train one model on several GPUs or machines under torchrun, e.g.
-``torchrun --nproc_per_node 4 -m napari_cellseg.train ...``; only rank 0 prints.
+The command lives in :mod:`napari_cellseg.cli.train`; this module keeps the seed's
+``python -m`` name working.
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
 
-from napari_cellseg.cli_support import build_parser, report_errors
-from napari_cellseg.config import TrainConfig, config_from_args
+from napari_cellseg.cli.train import main
 
-
-def make_parser(prog: str = "python -m napari_cellseg.train") -> argparse.ArgumentParser:
-    return build_parser(
-        prog,
-        TrainConfig,
-        "Train a DCAN or U-Net segmentation network on images/ + labels/ folders. "
-        "Settings not given come from --args_load_path, else the defaults below. "
-        "Under torchrun, --batch is the batch of each process.",
-    )
-
-
-@report_errors
-def main(argv: list[str] | None = None) -> int:
-    """Parse the flags, train, print one line per epoch (rank 0 only); return the exit code."""
-    from napari_cellseg.engine.console import print_training
-    from napari_cellseg.engine.distributed import is_main_process
-    from napari_cellseg.engine.train import run_training, train
-
-    cfg = config_from_args(TrainConfig, make_parser().parse_args(argv))
-    finished = print_training(train(cfg)) if is_main_process() else run_training(cfg)
-    return 0 if finished.reason != "stopped" else 130
-
+__all__ = ["main"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -58,7 +58,7 @@ def model_yaml(tmp_path_factory, tiny_settings) -> str:
     """A tiny model trained for one epoch on synthetic data (its quality does not matter here)."""
     from napari_cellseg.config import TrainConfig, model_yaml_path
     from napari_cellseg.data.synthetic import write_dataset
-    from napari_cellseg.engine.train import run_training
+    from napari_cellseg.training.loop import run_training
 
     folder = tmp_path_factory.mktemp("model")
     data = write_dataset(folder / "data", 4, shape=(64, 64), blobs=1, seed=3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_cellseg.blobs import (
+from napari_cellseg.analysis.blobs import (
     crop_box,
     find_blobs,
     mask_proposal,

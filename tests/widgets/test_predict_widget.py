@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from napari_cellseg.engine.postprocess_tuning import GRID
-from napari_cellseg.engine.segment import instances, segment_settings
+from napari_cellseg.segmentation.instances import instances, segment_settings
+from napari_cellseg.segmentation.tuning import GRID
 from napari_cellseg.widgets._worker import current_model
 
 TIMEOUT = 120_000  # ms
@@ -374,10 +374,10 @@ def test_stacks_are_predicted_slice_by_slice(qtbot, predict_widget, viewer):
 def test_a_z_stack_is_stitched_into_3d_objects_measured_in_cubic_micrometres(
     qtbot, predict_widget, viewer
 ):
+    from napari_cellseg.analysis.matching import matching
     from napari_cellseg.data.synthetic import make_nuclei_stack
-    from napari_cellseg.engine.evaluate import matching
-    from napari_cellseg.engine.stitch import stitch_slices
     from napari_cellseg.pretrained import BUILTIN_MODELS
+    from napari_cellseg.segmentation.stitching import stitch_slices
 
     current_model.set(BUILTIN_MODELS["nuclei"])
     assert predict_widget.stitch.native.isHidden()  # a 2D image has no slices to stitch

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from napari_cellseg.config import MODEL_SETTINGS, TrainConfig, load_yaml, model_yaml_path
-from napari_cellseg.engine.segment import segment_settings
 from napari_cellseg.pretrained import BUILTIN_MODELS
+from napari_cellseg.segmentation.instances import segment_settings
 from napari_cellseg.widgets._worker import current_model
 from napari_cellseg.widgets.train_widget import TrainWidget
 
@@ -104,7 +104,7 @@ def test_stop_ends_cleanly_with_a_usable_checkpoint(qtbot, train_widget, tmp_pat
     assert type(finished).__name__ == "TrainFinished" and finished.reason == "stopped"
     assert finished.epochs_run < 50
     assert "stopped" in train_widget.status.text()
-    from napari_cellseg.engine.predict import load_model
+    from napari_cellseg.inference.predictor import load_model
 
     predictor = load_model(model_yaml_path(finished.model_path))
     objects, boundaries = predictor.predict(np.zeros((40, 40), np.uint8))

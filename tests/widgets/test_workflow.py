@@ -8,8 +8,8 @@ from qtpy.QtWidgets import QPushButton
 from napari_cellseg.config import load_yaml
 from napari_cellseg.data.io import read_image
 from napari_cellseg.data.targets import count_objects
-from napari_cellseg.engine.segment import segment_settings
 from napari_cellseg.pretrained import BUILTIN_MODELS
+from napari_cellseg.segmentation.instances import segment_settings
 from napari_cellseg.widgets._worker import current_model
 
 TIMEOUT = 180_000  # ms

@@ -25,9 +25,9 @@ if TYPE_CHECKING:
     import numpy as np
 
     from napari_cellseg.config import TrainConfig
-    from napari_cellseg.engine.events import Event
-    from napari_cellseg.engine.predict import Predictor, PredictProgress
-    from napari_cellseg.engine.train import TrainData
+    from napari_cellseg.inference.predictor import Predictor, PredictProgress
+    from napari_cellseg.training.events import Event
+    from napari_cellseg.training.loop import TrainData
 
 __all__ = [
     "CurrentModel",
@@ -112,7 +112,7 @@ def training_events(
     cfg: TrainConfig, data: TrainData | None, stop: threading.Event
 ) -> Iterator[Event]:
     """Run the training engine, re-yielding its events (for a napari thread worker)."""
-    from napari_cellseg.engine.train import train
+    from napari_cellseg.training.loop import train
 
     _yield_cpu_to_gui()
     with _reported_errors("Lower 'batch' or 'im_dim' (Advanced), or train on a GPU."):
@@ -141,9 +141,9 @@ def predict_files(
     ``options``: PredictConfig settings (diameter, tta, ...); ``segment``: the
     post-processing settings to use.  Returns the number of images.
     """
+    from napari_cellseg.cli.predict import predict_folder
     from napari_cellseg.config import PredictConfig
     from napari_cellseg.data.io import list_folder
-    from napari_cellseg.predict import predict_folder
 
     _yield_cpu_to_gui()
     settings = PredictConfig(config=yaml_path, test_data=folder, output=output, **options)
@@ -182,7 +182,7 @@ class CurrentModel:
 
     def predictor(self, yaml_path: str) -> Predictor:
         """The loaded model of ``yaml_path``, reloaded when the file changed."""
-        from napari_cellseg.engine.predict import load_model
+        from napari_cellseg.inference.predictor import load_model
 
         if not yaml_path:
             raise CellsegError("No model chosen: pick a model .yaml file or train one first.")

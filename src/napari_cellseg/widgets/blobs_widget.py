@@ -10,11 +10,18 @@ from napari.layers import Image, Labels
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from napari_cellseg.blobs import Blob, crop_box, find_blobs, mask_proposal, split_values, summarize
+from napari_cellseg.analysis.blobs import (
+    Blob,
+    crop_box,
+    find_blobs,
+    mask_proposal,
+    split_values,
+    summarize,
+)
 from napari_cellseg.config import TrainConfig, load_yaml
 from napari_cellseg.data.scale import median_diameter
-from napari_cellseg.engine.segment import instances, segment_settings
 from napari_cellseg.errors import CellsegError, DataError
+from napari_cellseg.segmentation.instances import instances, segment_settings
 from napari_cellseg.widgets._layers import (
     OWNER_KEY,
     image_array,

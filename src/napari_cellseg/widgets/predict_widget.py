@@ -21,22 +21,22 @@ from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QFileDialog, QProgressBar, QVBoxLayout, QWidget
 
+from napari_cellseg.analysis.measure import measure_table
+from napari_cellseg.analysis.rois import write_rois
 from napari_cellseg.config import PredictConfig, TrainConfig, load_yaml
 from napari_cellseg.data.io import Stack
 from napari_cellseg.data.targets import count_objects
-from napari_cellseg.engine.measure import measure_table
-from napari_cellseg.engine.postprocess_tuning import (
+from napari_cellseg.errors import CellsegError
+from napari_cellseg.inference.predictor import tta_settings
+from napari_cellseg.pretrained import is_builtin
+from napari_cellseg.segmentation.instances import instances, segment_settings
+from napari_cellseg.segmentation.stitching import stitch_slices
+from napari_cellseg.segmentation.tuning import (
     MIN_TUNING_OBJECTS,
     save_postprocessing,
     score_postprocessing,
     tune_postprocessing,
 )
-from napari_cellseg.engine.predict import tta_settings
-from napari_cellseg.engine.rois import write_rois
-from napari_cellseg.engine.segment import instances, segment_settings
-from napari_cellseg.engine.stitch import stitch_slices
-from napari_cellseg.errors import CellsegError
-from napari_cellseg.pretrained import is_builtin
 from napari_cellseg.widgets._layers import (
     OWNER_KEY,
     image_array,

@@ -29,10 +29,10 @@ from napari_cellseg.config import (
     model_yaml_path,
     save_yaml,
 )
-from napari_cellseg.engine import events as ev
-from napari_cellseg.engine.segment import SEGMENT_KEYS
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.pretrained import BUILTIN_MODELS, model_yaml
+from napari_cellseg.segmentation.instances import SEGMENT_KEYS
+from napari_cellseg.training import events as ev
 from napari_cellseg.widgets._config_form import ConfigForm
 from napari_cellseg.widgets._layers import LayerPairs
 from napari_cellseg.widgets._plot import LivePlot, Series
@@ -191,7 +191,7 @@ class TrainWidget(QWidget):
 
     def config_and_data(self):
         """The settings and the in-memory data (None when training from folders) of a run."""
-        from napari_cellseg.engine.train import TrainData
+        from napari_cellseg.training.loop import TrainData
 
         from_layers, val_layers = self.source.value == LAYERS, self.val_source.value == LAYERS
         overrides = {}

@@ -1,6 +1,6 @@
 """Pixel metrics of an epoch: IoU, precision and recall of the objects and boundaries maps."""
 
-# ruff: noqa: TID253 - engine internals compute on tensors, so torch is imported at module level
+# ruff: noqa: TID253 - training internals compute on tensors, so torch is imported at module level
 from __future__ import annotations
 
 import torch

@@ -21,7 +21,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from napari_cellseg.engine.evaluate import sequential_labels
+from napari_cellseg.analysis.matching import sequential_labels
 
 __all__ = [
     "measure_objects",

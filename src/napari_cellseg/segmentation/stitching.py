@@ -1,6 +1,6 @@
 """Objects of a z-stack in 3D: the 2D instances of neighbouring slices linked by overlap.
 
-The network segments a stack slice by slice (:func:`napari_cellseg.engine.segment.instances`
+The network segments a stack slice by slice (:func:`napari_cellseg.segmentation.instances.instances`
 gives every object of every slice its own value).  In a z-stack, a nucleus spans several
 slices; :func:`stitch_slices` gives its pieces one value, as Cellpose's
 ``stitch_threshold`` does, with one difference: two objects of neighbouring slices are
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_cellseg.engine.evaluate import sequential_labels
+from napari_cellseg.analysis.matching import sequential_labels
 
 __all__ = ["stitch_slices"]
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from napari_cellseg.cli_support import report_errors
+from napari_cellseg.cli.common import report_errors
 from napari_cellseg.config import CPU_NETWORK, TrainConfig
 
 DEMO_SETTINGS = {
@@ -42,14 +42,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_demo(output: Path, *, minutes: float = 1.0) -> dict[str, Path]:
     """Make data, train for ``minutes``, predict a held-back image; return the written files."""
+    from napari_cellseg.analysis.matching import matching
+    from napari_cellseg.analysis.plotting import save_prediction_figure
     from napari_cellseg.data.io import write_tiff
     from napari_cellseg.data.synthetic import make_nuclei, write_dataset
     from napari_cellseg.data.targets import count_objects
-    from napari_cellseg.engine.console import print_training
-    from napari_cellseg.engine.evaluate import matching
-    from napari_cellseg.engine.predict import load_model
-    from napari_cellseg.engine.train import train
-    from napari_cellseg.plotting import save_prediction_figure
+    from napari_cellseg.inference.predictor import load_model
+    from napari_cellseg.training.console import print_training
+    from napari_cellseg.training.loop import train
 
     train_dir = write_dataset(output / "data" / "train", 16, blobs=1, seed=1)
     val_dir = write_dataset(output / "data" / "val", 4, seed=101)

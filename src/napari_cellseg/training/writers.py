@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_cellseg.engine.events import EpochEnded
+from napari_cellseg.training.events import EpochEnded
 
 
 def epoch_row(event: EpochEnded) -> dict[str, float]:

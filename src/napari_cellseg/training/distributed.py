@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from napari_cellseg.engine.metrics import MetricAccumulator
+    from napari_cellseg.training.metrics import MetricAccumulator
 
 __all__ = ["World", "join", "is_main_process"]
 
@@ -172,7 +172,7 @@ def join(device: str = "auto") -> World:
     """
     import torch.distributed as dist
 
-    from napari_cellseg.engine.device import resolve_device
+    from napari_cellseg.device import resolve_device
 
     if dist.is_available() and dist.is_initialized():
         rank, size = dist.get_rank(), dist.get_world_size()

@@ -11,15 +11,18 @@ import sys
 
 #: command -> (module:function, one-line description)
 COMMANDS = {
-    "train": ("napari_cellseg.train:main", "train a DCAN or U-Net network"),
-    "predict": ("napari_cellseg.predict:main", "probability maps and instance labels"),
-    "evaluate": ("napari_cellseg.evaluate:main", "score instance labels against ground truth"),
+    "train": ("napari_cellseg.cli.train:main", "train a DCAN or U-Net network"),
+    "predict": ("napari_cellseg.cli.predict:main", "probability maps and instance labels"),
+    "evaluate": (
+        "napari_cellseg.cli.evaluate:main",
+        "score instance labels against ground truth",
+    ),
     "tune-postprocess": (
-        "napari_cellseg.evaluate:tune_postprocess_main",
+        "napari_cellseg.cli.evaluate:tune_postprocess_main",
         "tune segmentation thresholds on validation data",
     ),
-    "tune": ("napari_cellseg.hypertune:main", "search learning rate and batch size"),
-    "demo": ("napari_cellseg.demo:main", "train on synthetic nuclei and segment (a minute)"),
+    "tune": ("napari_cellseg.cli.tune:main", "search learning rate and batch size"),
+    "demo": ("napari_cellseg.cli.demo:main", "train on synthetic nuclei and segment (a minute)"),
 }
 
 

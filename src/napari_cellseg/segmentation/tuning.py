@@ -1,7 +1,7 @@
 """Choose the segmentation thresholds that score best on validation data.
 
 The probability maps are predicted once; only the seeded watershed
-(:mod:`napari_cellseg.engine.segment`) runs again for each candidate.  The search: a
+(:mod:`napari_cellseg.segmentation.instances`) runs again for each candidate.  The search: a
 grid over ``obj_threshold`` x ``bnd_threshold``, then the 8 neighbours of the best
 pair at half the grid step; every ``split_depth`` and ``min_size`` of the grid is tried
 for every pair (merging regions and removing small objects is cheap: the watershed
@@ -10,7 +10,7 @@ result is reused).  Pairs that give the same seeds as an earlier pair with the s
 obj_threshold`` does) reuse its scores.  Last, with the best pair and depth, every
 ``min_size`` is tried with every ``small_object_prob`` (which small objects the network
 is sure of stay).  The score is the pooled mean AP over IoU 0.5, 0.55, ..., 0.95
-(:mod:`napari_cellseg.engine.evaluate`); ties keep the earlier candidate.
+(:mod:`napari_cellseg.analysis.matching`); ties keep the earlier candidate.
 """
 
 from __future__ import annotations
@@ -23,26 +23,26 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from napari_cellseg.config import RECORD_KEY, TTA_SEGMENTATION_KEY, read_yaml_dict
-from napari_cellseg.data.io import Stack
-from napari_cellseg.engine.evaluate import (
+from napari_cellseg.analysis.matching import (
     THRESHOLDS,
     count_matches,
     iou_matrix,
     match_counts,
     summarize,
 )
-from napari_cellseg.engine.segment import (
+from napari_cellseg.config import RECORD_KEY, TTA_SEGMENTATION_KEY, read_yaml_dict
+from napari_cellseg.data.io import Stack
+from napari_cellseg.errors import DataError
+from napari_cellseg.segmentation.instances import (
     SEGMENT_KEYS,
     instances,
     merge_shallow,
     object_peaks,
     watershed_labels,
 )
-from napari_cellseg.errors import DataError
 
 if TYPE_CHECKING:
-    from napari_cellseg.engine.predict import Predictor
+    from napari_cellseg.inference.predictor import Predictor
 
 __all__ = [
     "tune_postprocessing",
@@ -90,13 +90,13 @@ def tune_postprocessing(
     Parameters
     ----------
     source
-        A :class:`~napari_cellseg.engine.predict.Predictor` (its maps of ``stacks`` are
+        A :class:`~napari_cellseg.inference.predictor.Predictor` (its maps of ``stacks`` are
         predicted here and its ``config.blob_label`` is the ``ignore_label``), or the
         ``(objects, boundaries)`` maps of each stack, shaped like its image.
     stacks
         Validation images with labels.
     ignore_label
-        Ground-truth blob value (see :func:`~napari_cellseg.engine.evaluate.matching`);
+        Ground-truth blob value (see :func:`~napari_cellseg.analysis.matching.matching`);
         used when ``source`` holds maps.
     progress
         Called with (candidates done, candidates planned) after each watershed setting.

@@ -7,7 +7,7 @@ Geometry, per 2D slice (the model was trained on ``im_dim x im_dim`` inputs):
   exactly as training treated it.
 - A larger slice is covered by overlapping square tiles (``tile_overlap``; tile
   corners on the network's pooling grid), predicted ``tile_batch`` at a time and
-  blended with a smooth window (:mod:`napari_cellseg.engine.tiling`); a side shorter
+  blended with a smooth window (:mod:`napari_cellseg.inference.tiling`); a side shorter
   than the tile is padded first (zeros for ``padding``, the mirrored image otherwise).
   The tiles are ``tile_size`` pixels (at least ``im_dim``; less when the slice fits in
   fewer): the network is fully convolutional, and fewer pixels lie in two tiles (on 2
@@ -53,15 +53,15 @@ from napari_cellseg.config import (
 )
 from napari_cellseg.data.scale import median_diameter, rescale, scale_factor, scaled_shape
 from napari_cellseg.data.trim import resize_to, trim, untrim
-from napari_cellseg.engine import segment
-from napari_cellseg.engine.tiling import (
+from napari_cellseg.errors import ConfigError, DataError
+from napari_cellseg.inference.tiling import (
     Blender,
     pad_to,
     padded_shape,
     tile_positions,
 )
-from napari_cellseg.errors import ConfigError, DataError
 from napari_cellseg.pretrained import model_yaml
+from napari_cellseg.segmentation import instances as segment
 
 __all__ = [
     "PredictProgress",
@@ -150,7 +150,7 @@ def load_model(
     """
     import torch
 
-    from napari_cellseg.engine.device import resolve_device
+    from napari_cellseg.device import resolve_device
     from napari_cellseg.models.registry import build_model, prepare_model
 
     yaml_path = model_yaml(yaml_path)
@@ -455,7 +455,7 @@ class Predictor:
         """One forward pass of (B, C, T, T) tiles: (B, 2, T, T) float32 maps."""
         import torch
 
-        from napari_cellseg.engine.device import autocast
+        from napari_cellseg.device import autocast
         from napari_cellseg.models.registry import prepare_batch, probability_maps
 
         batch = prepare_batch(torch.from_numpy(np.ascontiguousarray(tiles)), self.device)

@@ -1,6 +1,6 @@
 """Hyper-parameter search with Optuna: learning rate, batch size, dropout and loss weights.
 
-A study is a set of trials; each trial trains a network (:func:`napari_cellseg.engine.train.train`)
+A study is a set of trials; each trial trains a network (:func:`napari_cellseg.training.loop.train`)
 with the settings the search proposes and reports its val score after every epoch.
 
 - **Learning rate** (and, in ``tune_all``, dropout and loss weights): Optuna's TPE
@@ -52,9 +52,9 @@ import optuna  # noqa: TID253 - this module is the search; only the tuning entry
 from optuna.trial import FrozenTrial, TrialState  # noqa: TID253
 
 from napari_cellseg.config import TrainConfig, TuneConfig
-from napari_cellseg.engine.events import EpochEnded, TrainFinished
-from napari_cellseg.engine.tune_report import Reports, TrialResult, TuneResult, trial_dir
 from napari_cellseg.errors import ConfigError, TrainingDiverged
+from napari_cellseg.training.events import EpochEnded, TrainFinished
+from napari_cellseg.training.tuning_report import Reports, TrialResult, TuneResult, trial_dir
 
 __all__ = ["TrialResult", "TuneResult", "tune", "open_storage", "batch_sizes"]
 
@@ -121,7 +121,7 @@ def tune(
         are written.
     """
     from napari_cellseg.data.io import read_folder
-    from napari_cellseg.engine.train import TrainData
+    from napari_cellseg.training.loop import TrainData
 
     search = _Search(tune_cfg, cfg)
     output = Path(tune_cfg.output)
@@ -428,7 +428,7 @@ class _Objective:
         self.search, self.cfg, self.data, self.output, self.stop = search, cfg, data, output, stop
 
     def __call__(self, trial: optuna.Trial) -> float:
-        from napari_cellseg.engine.train import train
+        from napari_cellseg.training.loop import train
 
         settings = self.search.suggest(trial)
         if settings is None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from napari_cellseg.engine.events import (
+from napari_cellseg.segmentation.instances import describe_settings
+from napari_cellseg.training.events import (
     BatchEnded,
     EpochEnded,
     EpochStarted,
@@ -13,7 +14,6 @@ from napari_cellseg.engine.events import (
     TrainFinished,
     TrainStarted,
 )
-from napari_cellseg.engine.segment import describe_settings
 
 
 def format_epoch(event: EpochEnded, epochs: int) -> str:

@@ -4,11 +4,11 @@
 ...     print(event)
 
 Setting the ``stop`` event ends the run after the current batch: the weights are
-saved and :class:`~napari_cellseg.engine.events.TrainFinished` (``reason="stopped"``)
+saved and :class:`~napari_cellseg.training.events.TrainFinished` (``reason="stopped"``)
 is the last event.
 
 Under ``torchrun`` every process runs this same loop on its share of each epoch
-(DistributedDataParallel; see :mod:`napari_cellseg.engine.distributed`): the epoch's
+(DistributedDataParallel; see :mod:`napari_cellseg.training.distributed`): the epoch's
 metrics are summed over the processes, so every process takes the same decisions, and
 rank 0 alone writes the weights, the yaml and the logs.
 
@@ -36,9 +36,13 @@ from napari_cellseg import __version__
 from napari_cellseg.config import TrainConfig, model_yaml_path, save_yaml
 from napari_cellseg.data.io import Stack, drop_unlabelled_slices, read_folder, split_stacks
 from napari_cellseg.data.targets import count_objects
-from napari_cellseg.engine.device import autocast, precision_name
-from napari_cellseg.engine.distributed import World, join
-from napari_cellseg.engine.events import (
+from napari_cellseg.device import autocast, precision_name
+from napari_cellseg.errors import ConfigError, DataError, TrainingDiverged
+from napari_cellseg.io_utils import atomic_write
+from napari_cellseg.segmentation.instances import describe_settings
+from napari_cellseg.segmentation.tuning import MIN_TUNING_OBJECTS
+from napari_cellseg.training.distributed import World, join
+from napari_cellseg.training.events import (
     BatchEnded,
     CheckpointSaved,
     EpochEnded,
@@ -48,11 +52,7 @@ from napari_cellseg.engine.events import (
     TrainFinished,
     TrainStarted,
 )
-from napari_cellseg.engine.postprocess_tuning import MIN_TUNING_OBJECTS
-from napari_cellseg.engine.schedule import CosineSchedule
-from napari_cellseg.engine.segment import describe_settings
-from napari_cellseg.errors import ConfigError, DataError, TrainingDiverged
-from napari_cellseg.io_utils import atomic_write
+from napari_cellseg.training.schedule import CosineSchedule
 
 __all__ = ["TrainData", "train", "run_training", "checkpoint_path", "EarlyStopping"]
 
@@ -271,9 +271,9 @@ class _Run:
         """Yield ``BatchEnded`` per batch; return the epoch's metrics, or None when stopped."""
         import torch
 
-        from napari_cellseg.engine.losses import compute_loss
-        from napari_cellseg.engine.metrics import MetricAccumulator
         from napari_cellseg.models.registry import probabilities
+        from napari_cellseg.training.losses import compute_loss
+        from napari_cellseg.training.metrics import MetricAccumulator
 
         self.train_model.train()
         self.train_loader.sampler.set_epoch(epoch)
@@ -305,9 +305,9 @@ class _Run:
     def _validate(self) -> dict[str, float]:
         import torch
 
-        from napari_cellseg.engine.losses import compute_loss
-        from napari_cellseg.engine.metrics import MetricAccumulator
         from napari_cellseg.models.registry import probabilities
+        from napari_cellseg.training.losses import compute_loss
+        from napari_cellseg.training.metrics import MetricAccumulator
 
         self.world.broadcast_buffers(self.model)
         self.model.eval()
@@ -395,11 +395,11 @@ class _Run:
 
     def _tune_postprocess(self, model_path: Path) -> PostprocessTuned:
         """Tune the segmentation thresholds of the final model on the validation data."""
-        from napari_cellseg.engine.postprocess_tuning import (
+        from napari_cellseg.inference.predictor import load_model
+        from napari_cellseg.segmentation.tuning import (
             save_postprocessing,
             tune_postprocessing,
         )
-        from napari_cellseg.engine.predict import load_model
 
         yaml_path = model_yaml_path(model_path)
         predictor = load_model(yaml_path, device=str(self.device))
@@ -433,8 +433,8 @@ class _Run:
         """Predictions on the fixed TensorBoard samples, as side-by-side panels per split."""
         import torch
 
-        from napari_cellseg.engine.logs import sample_panels
         from napari_cellseg.models.registry import probabilities
+        from napari_cellseg.training.writers import sample_panels
 
         self.model.eval()
         panels = {}
@@ -462,7 +462,7 @@ class _Logs:
     """The CSV log and TensorBoard writer of a run (paths from the settings)."""
 
     def __init__(self, cfg: TrainConfig, *, append: bool) -> None:
-        from napari_cellseg.engine.logs import CsvLog, TensorBoardLog
+        from napari_cellseg.training.writers import CsvLog, TensorBoardLog
 
         model = Path(cfg.model)
         csv_path = cfg.csv_log or model.with_name(f"{model.stem}-log.csv")
@@ -520,7 +520,7 @@ def _init_weights(cfg: TrainConfig) -> dict:
     Raises ConfigError when the model cannot be read, when its network settings differ
     from the run's, or when the run would overwrite the files it starts from.
     """
-    from napari_cellseg.engine.predict import load_model, weights_path
+    from napari_cellseg.inference.predictor import load_model, weights_path
     from napari_cellseg.pretrained import model_yaml
 
     yaml_path = model_yaml(cfg.init_model)
@@ -561,7 +561,7 @@ def _init_weights(cfg: TrainConfig) -> dict:
 def _make_scheduler(cfg: TrainConfig, optimizer):
     """``plateau``: lr / 10 after ``lr_patience`` epochs without progress (the seed's);
     ``cosine``: from ``lr`` down to ``lr / 100`` over the epochs or the time budget
-    (:mod:`napari_cellseg.engine.schedule`; suits a fixed budget)."""
+    (:mod:`napari_cellseg.training.schedule`; suits a fixed budget)."""
     from torch.optim import lr_scheduler
 
     if cfg.lr_schedule == "plateau":
@@ -663,7 +663,7 @@ def _make_loaders(
     from torch.utils.data import DataLoader, DistributedSampler
 
     from napari_cellseg.data.dataset import SegmentationDataset
-    from napari_cellseg.engine.device import default_num_workers
+    from napari_cellseg.device import default_num_workers
 
     workers = default_num_workers(cfg.num_workers)
     train_set = SegmentationDataset(train_stacks, cfg, train=True)

@@ -8,7 +8,7 @@ has a gradient.  ``separation`` pixels (near two objects) weigh ``separation_wei
 more (a batch without that key: none).
 """
 
-# ruff: noqa: TID253 - engine internals compute on tensors, so torch is imported at module level
+# ruff: noqa: TID253 - training internals compute on tensors, so torch is imported at module level
 from __future__ import annotations
 
 import torch

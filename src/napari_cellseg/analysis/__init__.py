@@ -1,0 +1,1 @@
+"""Analysis: object matching scores, measurements, ImageJ ROIs, blob regions, figures."""

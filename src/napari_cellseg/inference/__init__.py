@@ -1,0 +1,1 @@
+"""Inference: probability maps of images of any size (tiled predictor, tiling geometry)."""

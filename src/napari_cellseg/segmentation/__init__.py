@@ -1,0 +1,1 @@
+"""Segmentation: instance labels from the maps, z-stacks stitched in 3D, settings tuning."""
