@@ -32,8 +32,8 @@ from napari_cellseg.config import TrainConfig, from_dict, read_yaml_dict
 from napari_cellseg.data.io import read_folder
 from napari_cellseg.data.synthetic import write_dataset
 from napari_cellseg.inference.predictor import load_model
-from napari_cellseg.pretrained import BUILTIN_MODELS
-from napari_cellseg.segmentation.tuning import save_postprocessing, tune_postprocessing
+from napari_cellseg.model_file import BUILTIN_MODELS, save_segmentation
+from napari_cellseg.segmentation.tuning import tune_postprocessing
 from napari_cellseg.training.loop import run_training
 
 SHAPE = (256, 256)
@@ -43,8 +43,8 @@ def score(yaml_path: Path, val: Path, test: Path) -> dict:
     """Tune the post-processing of a model on ``val``, then score it on ``test``."""
     predictor = load_model(yaml_path)
     stacks = read_folder(val)
-    params = tune_postprocessing([predictor.predict(s.image) for s in stacks], stacks)
-    save_postprocessing(yaml_path, params, data=str(val))
+    tuned = tune_postprocessing([predictor.predict(s.image) for s in stacks], stacks)
+    save_segmentation(yaml_path, tuned.settings, mean_ap=tuned.mean_ap, data=str(val))
     predictor = load_model(yaml_path)
     scores = MatchingScores()
     for stack in read_folder(test):

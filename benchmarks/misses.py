@@ -27,10 +27,10 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from napari_cellseg.analysis.matching import sequential_labels
 from napari_cellseg.data.io import read_folder
+from napari_cellseg.data.labels import sequential_labels
 from napari_cellseg.inference.predictor import load_model
-from napari_cellseg.segmentation.instances import instances, segment_settings
+from napari_cellseg.segmentation.instances import instances
 
 MISSED = ("not found", "dropped as small", "merged", "split", "outline")
 FALSE = ("on background", "in an object")
@@ -102,11 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     predictor = load_model(args.config)
     blob_label = predictor.config.blob_label
-    unfiltered = {**segment_settings(predictor.config), "min_size": 0, "small_object_prob": 1.0}
+    unfiltered = predictor.segmentation().replace(min_size=0, small_object_prob=1.0)
     groups: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     for stack in read_folder(args.data):
         maps = predictor.predict(stack.image, diameter=args.diameter)
-        labels, all_kept = predictor.instances(*maps), instances(*maps, **unfiltered)
+        labels, all_kept = predictor.instances(*maps), instances(*maps, **unfiltered.as_dict())
         size = "x".join(map(str, stack.image.shape[-2:]))
         for z in range(len(stack.image)):
             gt, pred = without_blobs(stack.labels[z], labels[z], blob_label)

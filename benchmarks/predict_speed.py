@@ -44,6 +44,7 @@ from napari_cellseg.config import PredictConfig, TrainConfig, add_config_argumen
 from napari_cellseg.data.synthetic import make_nuclei
 from napari_cellseg.device import autocast, precision_name, resolve_device
 from napari_cellseg.inference.predictor import Predictor, load_model, tiling_options
+from napari_cellseg.model_file import ModelFile
 from napari_cellseg.models.registry import build_model, prepare_batch, prepare_model
 
 SIDE = 2048
@@ -70,7 +71,7 @@ def make_predictor(argv: list[str] | None) -> tuple[Predictor, int]:
     device = resolve_device(settings.device)
     torch.manual_seed(0)
     model = prepare_model(build_model(cfg), device).eval()
-    return Predictor(model, cfg, device, **tiling), args.repeat
+    return Predictor(model, ModelFile.unsaved(cfg), device, **tiling), args.repeat
 
 
 def matmul_flops(n: int = 2048, repeat: int = 5) -> float:

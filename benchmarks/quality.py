@@ -138,7 +138,8 @@ def headline(result: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from napari_cellseg.inference.predictor import load_model
-    from napari_cellseg.segmentation.tuning import save_postprocessing, tune_postprocessing
+    from napari_cellseg.model_file import save_segmentation
+    from napari_cellseg.segmentation.tuning import tune_postprocessing
 
     args, cfg = parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
@@ -158,9 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         val = read_folder(args.val)
         started = time.perf_counter()
         val_maps = [predictor.predict(stack.image) for stack in val]
-        params = tune_postprocessing(val_maps, val, ignore_label=cfg.blob_label)
-        save_postprocessing(yaml_path, params, data=args.val, tta=args.tta)
-        print(f"post-processing tuned on val in {time.perf_counter() - started:.0f} s: {params}")
+        tuned = tune_postprocessing(val_maps, val, ignore_label=cfg.blob_label)
+        save_segmentation(
+            yaml_path, tuned.settings, tta=args.tta, mean_ap=tuned.mean_ap, data=args.val
+        )
+        seconds = time.perf_counter() - started
+        print(f"post-processing tuned on val in {seconds:.0f} s: {tuned}")
 
         started = time.perf_counter()
         predictor = load_model(yaml_path, cfg.device, tta=args.tta)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import yaml
 
-from napari_cellseg.config import load_yaml, read_yaml_dict
-from napari_cellseg.inference.predictor import weights_path
+from napari_cellseg.config import read_yaml_dict
+from napari_cellseg.model_file import read_model
 
 FOLDER = Path(__file__).resolve().parents[1] / "src" / "napari_cellseg" / "pretrained"
 
@@ -34,7 +34,7 @@ def main() -> None:
     parser.add_argument("name", help="file name of the built-in model, without suffix")
     args = parser.parse_args()
     data = read_yaml_dict(args.yaml)
-    weights = weights_path(load_yaml(args.yaml), args.yaml)
+    weights = read_model(args.yaml).weights
     data.update(
         model=f"{args.name}.pt",
         tb_dir="",

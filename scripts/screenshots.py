@@ -68,7 +68,7 @@ def close_docks(viewer) -> None:
 
 def stack_shot(viewer) -> None:
     """The built-in model's nuclei of the z-stack sample, stitched, in the 3D view."""
-    from napari_cellseg.pretrained import BUILTIN_MODELS
+    from napari_cellseg.model_file import BUILTIN_MODELS
     from napari_cellseg.widgets._worker import current_model
 
     current_model.set(BUILTIN_MODELS["nuclei"])
@@ -77,10 +77,10 @@ def stack_shot(viewer) -> None:
     _dock, predict = viewer.window.add_plugin_dock_widget(PLUGIN, "Predict")
     predict.image.value = viewer.layers["nuclei stack"]
     predict.predict()
-    wait_until(lambda: predict.worker is None and predict._post_worker is None)
-    predict.stitch.value = 0.5
+    wait_until(lambda: predict.worker is None and predict.segmentation._post_worker is None)
+    predict.segmentation.stitch.value = 0.5
     wait_until(lambda: "volume" in viewer.layers["nuclei stack instances"].features)
-    wait_until(lambda: predict._post_worker is None)
+    wait_until(lambda: predict.segmentation._post_worker is None)
     for suffix in ("objects", "boundaries"):
         viewer.layers[f"nuclei stack {suffix}"].visible = False
     viewer.layers["nuclei stack"].visible = False
@@ -107,7 +107,7 @@ def main() -> None:
         return
 
     from napari_cellseg.data.synthetic import make_nuclei
-    from napari_cellseg.pretrained import BUILTIN_MODELS
+    from napari_cellseg.model_file import BUILTIN_MODELS
     from napari_cellseg.widgets._worker import current_model
 
     viewer = napari.Viewer()
@@ -146,7 +146,7 @@ def main() -> None:
     viewer.layers.selection.active = image
     viewer.reset_view()
     predict.predict()
-    wait_until(lambda: predict.worker is None and predict._post_worker is None)
+    wait_until(lambda: predict.worker is None and predict.segmentation._post_worker is None)
     viewer.layers[f"{image.name} instances"].contour = 2
     viewer.layers[f"{image.name} objects"].visible = False  # the image under the outlines
     settle(viewer, DOCS / "predict_widget.png")

@@ -10,10 +10,10 @@ from napari_cellseg.config import (
     add_config_arguments,
     config_from_args,
     load_yaml,
-    model_yaml_path,
     save_yaml,
 )
 from napari_cellseg.errors import ConfigError
+from napari_cellseg.model_file import yaml_beside
 
 SEED_KEYS = (
     "architecture epochs batch augments trim_method train_data val_data model lr im_dim "
@@ -85,7 +85,7 @@ def test_missing_settings_file_is_named(tmp_path):
 
 
 def test_model_yaml_sits_beside_the_weights():
-    assert str(model_yaml_path("models/run1.pt")) == "models/run1.yaml"
+    assert str(yaml_beside("models/run1.pt")) == "models/run1.yaml"
 
 
 @pytest.mark.parametrize("name", ["split_depth", "separation_weight", "object_diameter"])

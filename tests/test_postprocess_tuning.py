@@ -9,11 +9,10 @@ import yaml
 from napari_cellseg.config import TrainConfig, save_yaml
 from napari_cellseg.data.io import Stack
 from napari_cellseg.errors import ConfigError, DataError
-from napari_cellseg.inference.predictor import tta_settings
-from napari_cellseg.segmentation.instances import segment_settings
+from napari_cellseg.model_file import read_model, save_segmentation
+from napari_cellseg.segmentation.settings import SegmentationSettings
 from napari_cellseg.segmentation.tuning import (
     GRID,
-    save_postprocessing,
     score_postprocessing,
     tune_postprocessing,
 )
@@ -41,25 +40,24 @@ def weak_ridge_maps():
 def test_search_finds_thresholds_that_split_and_clean():
     maps, stack = weak_ridge_maps()
     calls = []
-    params = tune_postprocessing([maps], [stack], progress=lambda *a: calls.append(a))
+    tuned = tune_postprocessing([maps], [stack], progress=lambda *a: calls.append(a))
     # only a boundary threshold under 0.45 splits the nuclei, only min_size > 12 drops the specks
-    assert params["mean_ap"] == 1.0
-    assert params["bnd_threshold"] < 0.45 and params["min_size"] > 12
-    assert params == {
-        "obj_threshold": 0.3,
-        "bnd_threshold": 0.1,
-        "split_depth": 0.0,
-        "min_size": 20,
-        "small_object_prob": 1.0,  # keeping the specks for sure would not score more
-        "mean_ap": 1.0,
-    }
+    assert tuned.mean_ap == 1.0
+    assert tuned.settings.bnd_threshold < 0.45 and tuned.settings.min_size > 12
+    assert tuned.settings == SegmentationSettings(
+        obj_threshold=0.3,
+        bnd_threshold=0.1,
+        split_depth=0.0,
+        min_size=20,
+        small_object_prob=1.0,  # keeping the specks for sure would not score more
+    )
     planned = len(GRID["obj_threshold"]) * len(GRID["bnd_threshold"]) + 8 + 1
     assert calls[-1] == (planned, planned) and len(calls) == planned
     # a boundary threshold above the ridge's 0.45 merges the two nuclei (IoU with the left one
     # 697 / 1383 = 0.504) and min_size 10 keeps the specks: at IoU 0.5 TP 1, FP 2, FN 1, AP 1/4;
     # above 0.5 AP 0; the mean over 10 thresholds 0.025
-    untuned = {"obj_threshold": 0.5, "bnd_threshold": 0.5, "split_depth": 0.0, "min_size": 10}
-    score = score_postprocessing([maps], [stack], **untuned)
+    untuned = SegmentationSettings(0.5, 0.5, 0.0, 10, 1.0)
+    score = score_postprocessing([maps], [stack], untuned)
     assert score == pytest.approx(0.025)
 
 
@@ -70,13 +68,13 @@ def test_search_keeps_small_nuclei_the_network_is_sure_of():
         objects[speck], boundaries[speck] = 0.6, 0.35
     objects[0, 50:53, 5:9] = 0.95  # a 12-pixel nucleus, annotated
     stack.labels[0, 50:53, 5:9] = 4
-    params = tune_postprocessing([(objects, boundaries)], [stack])
+    tuned = tune_postprocessing([(objects, boundaries)], [stack])
     # min_size > 12 drops the specks, a probability between 0.6 and 0.95 keeps the nucleus
-    assert params["mean_ap"] == 1.0
-    assert params["min_size"] > 12 and 0.6 <= params["small_object_prob"] < 0.95
-    unsure = {k: v for k, v in params.items() if k != "mean_ap"} | {"small_object_prob": 1.0}
+    assert tuned.mean_ap == 1.0
+    assert tuned.settings.min_size > 12 and 0.6 <= tuned.settings.small_object_prob < 0.95
+    unsure = tuned.settings.replace(small_object_prob=1.0)
     # without the exception the nucleus is a false negative: TP 2, FN 1, AP 2/3 throughout
-    assert score_postprocessing([(objects, boundaries)], [stack], **unsure) == pytest.approx(2 / 3)
+    assert score_postprocessing([(objects, boundaries)], [stack], unsure) == pytest.approx(2 / 3)
 
 
 def broken_nucleus_maps():
@@ -102,31 +100,19 @@ def broken_nucleus_maps():
 
 def test_search_finds_the_split_depth_that_rejoins_a_broken_nucleus():
     maps, stack = broken_nucleus_maps()
-    params = tune_postprocessing([maps], [stack])
-    assert params["split_depth"] == 0.75 and params["mean_ap"] == 1.0
-    without = {**params, "split_depth": 0.0}
-    del without["mean_ap"]
-    assert score_postprocessing([maps], [stack], **without) < 0.8
+    tuned = tune_postprocessing([maps], [stack])
+    assert tuned.settings.split_depth == 0.75 and tuned.mean_ap == 1.0
+    without = tuned.settings.replace(split_depth=0.0)
+    assert score_postprocessing([maps], [stack], without) < 0.8
 
 
 def test_save_keeps_every_other_entry(tmp_path):
     path = save_yaml(
         TrainConfig(epochs=7, model="m.pt"), tmp_path / "m.yaml", {"epochs_trained": 7}
     )
-    save_postprocessing(
-        path,
-        {
-            "obj_threshold": 0.4,
-            "bnd_threshold": 0.25,
-            "split_depth": 0.75,
-            "min_size": 20,
-            "small_object_prob": 0.9,
-            "mean_ap": 0.7,
-        },
-        data="v",
-    )
+    save_segmentation(path, SegmentationSettings(0.4, 0.25, 0.75, 20, 0.9), mean_ap=0.7, data="v")
     content = yaml.safe_load(path.read_text())
-    assert segment_settings(content) == {
+    assert SegmentationSettings.of(content).as_dict() == {
         "obj_threshold": 0.4,
         "bnd_threshold": 0.25,
         "split_depth": 0.75,
@@ -150,11 +136,14 @@ TTA_TUNED = {
 def test_tta_settings_go_beside_the_others(tmp_path):
     cfg = TrainConfig(model="m.pt")
     path = save_yaml(cfg, tmp_path / "m.yaml", {"epochs_trained": 7})
-    assert tta_settings(path) is None
-    save_postprocessing(path, {**TTA_TUNED, "mean_ap": 0.6}, data="v", tta=True)
+    assert read_model(path).tta_segmentation is None
+    tuned = SegmentationSettings.of(TTA_TUNED)
+    save_segmentation(path, tuned, tta=True, mean_ap=0.6, data="v")
     content = yaml.safe_load(path.read_text())
-    assert segment_settings(content) == segment_settings(cfg)  # the others are kept
-    assert content["tta_segmentation"] == TTA_TUNED == tta_settings(path)
+    assert SegmentationSettings.of(content) == SegmentationSettings.of(cfg)  # the others are kept
+    assert content["tta_segmentation"] == TTA_TUNED
+    assert read_model(path).tta_segmentation == tuned == read_model(path).segmentation(tta=True)
+    assert read_model(path).segmentation() == SegmentationSettings.of(cfg)
     assert content["record"]["postprocess_tta"] == {"mean_ap": 0.6, "data": "v"}
     assert list(content)[-1] == "record"
 
@@ -163,13 +152,14 @@ def test_tta_settings_left_out_are_the_others_and_typos_are_named(tmp_path):
     path = save_yaml(TrainConfig(min_size=12), tmp_path / "m.yaml")
     content = yaml.safe_load(path.read_text())
     path.write_text(yaml.safe_dump({**content, "tta_segmentation": {"split_depth": 0.25}}))
-    assert tta_settings(path) == {**segment_settings(content), "split_depth": 0.25}
+    left_out = SegmentationSettings.of(content).replace(split_depth=0.25)
+    assert read_model(path).tta_segmentation == left_out
     path.write_text(yaml.safe_dump({**content, "tta_segmentation": {"min_sise": 3}}))
     with pytest.raises(ConfigError, match="'tta_segmentation' in .*m.yaml' must map"):
-        tta_settings(path)
+        read_model(path)
     path.write_text(yaml.safe_dump({**content, "tta_segmentation": {"min_size": "big"}}))
     with pytest.raises(ConfigError, match="min_size"):
-        tta_settings(path)
+        read_model(path)
 
 
 def test_stacks_need_labels():

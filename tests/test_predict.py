@@ -13,12 +13,19 @@ from scipy import ndimage
 from scipy.ndimage import gaussian_filter
 
 from napari_cellseg.config import TrainConfig, save_yaml
+from napari_cellseg.data.labels import median_diameter
 from napari_cellseg.data.normalize import normalize_image
-from napari_cellseg.data.scale import median_diameter
 from napari_cellseg.device import mixed_precision_dtype
 from napari_cellseg.errors import ConfigError, DataError
 from napari_cellseg.inference.predictor import Predictor, PredictProgress, load_model
+from napari_cellseg.model_file import TRAIN_SIDE_KEY, ModelFile
 from napari_cellseg.models.registry import build_model, probabilities
+
+
+def _predictor(network, cfg, device, *, train_side=None, **options) -> Predictor:
+    """A predictor of a network built in memory (``train_side``: the record's)."""
+    record = {TRAIN_SIDE_KEY: train_side} if train_side else {}
+    return Predictor(network, ModelFile.unsaved(cfg, record), device, **options)
 
 
 def smooth_image(shape, seed=0, sigma=2):
@@ -59,7 +66,7 @@ def tiny_cfg(**kw):
 @pytest.mark.parametrize("shape", [(32, 32), (21, 27), (45, 19), (77, 101), (96, 64)])
 def test_geometry_is_exact_for_every_trim_method(method, shape):
     image = smooth_image(shape)
-    predictor = Predictor(
+    predictor = _predictor(
         Pointwise(), tiny_cfg(trim_method=method), "cpu", tile_size=32, tile_overlap=8
     )
     objects, boundaries = predictor.predict(image)
@@ -76,7 +83,8 @@ def test_geometry_is_exact_for_every_trim_method(method, shape):
 def test_resize_model_scales_large_images_to_the_training_scale():
     # trained on images of median side 64 resized to 32: a 96 x 128 image is predicted at 48 x 64
     model = Pointwise()
-    predictor = Predictor(model, tiny_cfg(trim_method="resize"), "cpu", train_side=64, tile_size=32)
+    cfg = tiny_cfg(trim_method="resize")
+    predictor = _predictor(model, cfg, "cpu", train_side=64, tile_size=32)
     assert predictor.scale == 0.5
     assert predictor.count_tiles((60, 64)) == 1  # 30 x 32 at the training scale: resized to 32
     assert predictor.count_tiles((96, 128)) == len(model.calls) + 6  # 2 x 3 tiles of 32 at 48 x 64
@@ -91,7 +99,7 @@ def test_stack_uses_neighbouring_slices_as_channels():
     # channels 3: channel c of slice z is slice clip(z - 1 + c); Pointwise(0) reads slice z - 1
     stack = np.stack([smooth_image((40, 50), seed) for seed in range(4)])
     cfg = tiny_cfg(channels=3, trim_method="reflect")
-    objects, boundaries = Predictor(Pointwise(source=0), cfg, "cpu").predict(stack)
+    objects, boundaries = _predictor(Pointwise(source=0), cfg, "cpu").predict(stack)
     assert objects.shape == boundaries.shape == (4, 40, 50)
     normalized = normalize_image(stack)
     for z, source in enumerate([0, 0, 1, 2]):
@@ -100,7 +108,7 @@ def test_stack_uses_neighbouring_slices_as_channels():
 
 def test_progress_per_tile_batch_and_memory_bounded_by_it():
     model = Pointwise()
-    predictor = Predictor(
+    predictor = _predictor(
         model, tiny_cfg(trim_method="reflect"), "cpu", tile_size=32, tile_overlap=8, tile_batch=3
     )
     stack = np.stack([smooth_image((64, 80), seed) for seed in range(2)])
@@ -130,7 +138,7 @@ def test_tiled_prediction_matches_whole_image_without_seams():
     with torch.inference_mode():
         whole = probabilities(cfg, model(torch.from_numpy(normalize_image(image))[None, None]))
     whole = np.stack([m[0].numpy() for m in whole])
-    predictor = Predictor(model, cfg, "cpu", tile_size=64, tile_overlap=32)
+    predictor = _predictor(model, cfg, "cpu", tile_size=64, tile_overlap=32)
     assert predictor.count_tiles(image.shape) > 20
     tiled = np.stack(predictor.predict(image))
     difference = tiled - whole
@@ -150,7 +158,7 @@ def test_tile_size_sets_the_tiles_of_large_images():
     # pixels is one tile of its own (aligned) size; the maps do not depend on the tiling
     model = Pointwise()
     cfg = tiny_cfg(trim_method="reflect")
-    predictor = Predictor(model, cfg, "cpu", tile_size=50, tile_overlap=8)
+    predictor = _predictor(model, cfg, "cpu", tile_size=50, tile_overlap=8)
     assert predictor.tile == 52
     assert predictor.tile_side((40, 45)) == 48
     assert predictor.count_tiles((40, 45)) == 1
@@ -159,7 +167,7 @@ def test_tile_size_sets_the_tiles_of_large_images():
     objects, _ = predictor.predict(image)
     assert sum(model.calls) == 3
     np.testing.assert_allclose(objects, pointwise_objects(normalize_image(image)), atol=1e-5)
-    assert Predictor(model, cfg, "cpu", tile_size=1).tile == 32  # at least im_dim
+    assert _predictor(model, cfg, "cpu", tile_size=1).tile == 32  # at least im_dim
 
 
 SYMMETRIES = [(turns, mirror) for turns in range(4) for mirror in (False, True)]
@@ -180,8 +188,8 @@ def test_tta_is_the_mean_of_the_eight_turned_predictions():
     cfg = tiny_cfg(im_dim=64, trim_method="reflect", mixed_precision=False)
     model = build_model(cfg).eval()
     image = smooth_image((64, 64))  # one tile: turning the image turns the tile
-    plain = Predictor(model, cfg, "cpu")
-    tta = np.stack(Predictor(model, cfg, "cpu", tta=True).predict(image))
+    plain = _predictor(model, cfg, "cpu")
+    tta = np.stack(_predictor(model, cfg, "cpu", tta=True).predict(image))
     views = [unturn(np.stack(plain.predict(turn(image, *s))), *s) for s in SYMMETRIES]
     np.testing.assert_allclose(tta, np.mean(views, axis=0), atol=1e-5)
     assert np.abs(tta - views[0]).max() > 1e-3  # the untrained network is not symmetric
@@ -191,8 +199,8 @@ def test_tta_is_the_mean_of_the_eight_turned_predictions():
 def test_tta_turns_every_tile_back(shape):
     # a per-pixel network gives the same maps for every view: TTA must change nothing
     image = smooth_image(shape)
-    plain = Predictor(Pointwise(), tiny_cfg(trim_method="reflect"), "cpu", tile_overlap=8)
-    tta = Predictor(Pointwise(), tiny_cfg(trim_method="reflect"), "cpu", tile_overlap=8, tta=True)
+    plain = _predictor(Pointwise(), tiny_cfg(trim_method="reflect"), "cpu", tile_overlap=8)
+    tta = _predictor(Pointwise(), tiny_cfg(trim_method="reflect"), "cpu", tile_overlap=8, tta=True)
     assert plain.count_tiles(shape) == tta.count_tiles(shape)
     np.testing.assert_allclose(
         np.stack(tta.predict(image)), np.stack(plain.predict(image)), atol=1e-6
@@ -205,9 +213,9 @@ def test_mixed_precision_prediction_is_close_to_float32():
     cfg = tiny_cfg(im_dim=64, trim_method="reflect")
     model = build_model(cfg).eval()
     image = smooth_image((100, 140))
-    fast = np.stack(Predictor(model, cfg, "cpu").predict(image))
+    fast = np.stack(_predictor(model, cfg, "cpu").predict(image))
     exact = np.stack(
-        Predictor(model, dataclasses.replace(cfg, mixed_precision=False), "cpu").predict(image)
+        _predictor(model, dataclasses.replace(cfg, mixed_precision=False), "cpu").predict(image)
     )
     assert fast.dtype == np.float32
     assert 0 < np.abs(fast - exact).max() < 0.02
@@ -217,7 +225,7 @@ def test_mixed_precision_prediction_is_close_to_float32():
 def test_probabilities_in_unit_range(arch, act):
     torch.manual_seed(1)
     cfg = tiny_cfg(architecture=arch, dcan_final_act=act, trim_method="reflect")
-    predictor = Predictor(build_model(cfg), cfg, "cpu")
+    predictor = _predictor(build_model(cfg), cfg, "cpu")
     image = smooth_image((50, 70)).astype(np.float64) - 500  # negative values are fine
     for maps in predictor.predict(image):
         assert maps.dtype == np.float32 and maps.shape == (50, 70)
@@ -228,7 +236,7 @@ def test_probabilities_in_unit_range(arch, act):
 
 
 def test_bad_images():
-    predictor = Predictor(Pointwise(), tiny_cfg(), "cpu")
+    predictor = _predictor(Pointwise(), tiny_cfg(), "cpu")
     with pytest.raises(DataError, match="shape"):
         predictor.predict(np.zeros((2, 3, 4, 5)))
     with pytest.raises(DataError, match="dtype"):
@@ -258,7 +266,7 @@ def test_load_model_predicts_like_the_saved_network(tmp_path):
     assert not predictor.model.training
     assert (predictor.overlap, predictor.tile_batch, predictor.scale) == (8, 2, 1.0)
     torch.manual_seed(0)
-    reference = Predictor(build_model(cfg), cfg, "cpu", tile_overlap=8)
+    reference = _predictor(build_model(cfg), cfg, "cpu", tile_overlap=8)
     image = smooth_image((40, 70))
     for got, want in zip(predictor.predict(image), reference.predict(image), strict=True):
         np.testing.assert_allclose(got, want, atol=1e-6)
@@ -303,12 +311,12 @@ def test_diameter_models_predict_at_the_trained_object_size():
     # the pointwise model finds the disks (diameter ~8) at any scale; trained at 16
     cfg = tiny_cfg(trim_method="reflect", object_diameter=16.0, obj_threshold=0.7, min_size=1)
     image = disks_image()
-    given = Predictor(model := Pointwise(), cfg, "cpu")
+    given = _predictor(model := Pointwise(), cfg, "cpu")
     objects, _ = given.predict(image, diameter=8.0)
     assert objects.shape == image.shape
     assert sum(model.calls) == given.count_tiles(image.shape, 8.0) == given._count_at((128, 160), 1)
 
-    estimated = Predictor(model := Pointwise(), cfg, "cpu")
+    estimated = _predictor(model := Pointwise(), cfg, "cpu")
     records = []
     objects_auto, _ = estimated.predict(image, records.append)
     factor = 16.0 / median_diameter(ndimage.label(image)[0], ignore_label=None)  # ~2.1
@@ -320,11 +328,12 @@ def test_diameter_models_predict_at_the_trained_object_size():
     # the estimate does not depend on the model's own post-processing settings
     retuned = dataclasses.replace(cfg, obj_threshold=0.3, bnd_threshold=0.9, min_size=60)
     np.testing.assert_array_equal(
-        Predictor(Pointwise(), retuned, "cpu").predict(image)[0], objects_auto
+        _predictor(Pointwise(), retuned, "cpu").predict(image)[0], objects_auto
     )
 
 
 def test_negative_diameter_is_refused():
-    predictor = Predictor(Pointwise(), tiny_cfg(trim_method="reflect", object_diameter=16.0), "cpu")
+    cfg = tiny_cfg(trim_method="reflect", object_diameter=16.0)
+    predictor = _predictor(Pointwise(), cfg, "cpu")
     with pytest.raises(ConfigError, match="diameter"):
         predictor.predict(np.zeros((8, 8)), diameter=-3)

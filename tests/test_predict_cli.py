@@ -19,7 +19,8 @@ from napari_cellseg.config import TrainConfig
 from napari_cellseg.data.io import read_image, write_tiff
 from napari_cellseg.data.synthetic import make_nuclei_stack, write_dataset
 from napari_cellseg.inference.predictor import load_model
-from napari_cellseg.segmentation.instances import SEGMENT_KEYS, segment_settings
+from napari_cellseg.pipeline import ImageStarted, predict_folder
+from napari_cellseg.segmentation.settings import SEGMENT_KEYS, SegmentationSettings
 from napari_cellseg.segmentation.stitching import stitch_slices
 from napari_cellseg.training.loop import run_training
 
@@ -196,9 +197,8 @@ def test_tune_postprocess_updates_only_the_thresholds(trained, tmp_path, capsys)
     )
     assert code == 0
     after = yaml.safe_load(yaml_path.read_text())
-    tuned = segment_settings(after)
-    assert {k: v for k, v in after.items() if k not in (*tuned, "record")} == {
-        k: v for k, v in before.items() if k not in (*tuned, "record")
+    assert {k: v for k, v in after.items() if k not in (*SEGMENT_KEYS, "record")} == {
+        k: v for k, v in before.items() if k not in (*SEGMENT_KEYS, "record")
     }
     record = after["record"]
     assert {k: v for k, v in record.items() if k != "postprocess"} == before["record"]
@@ -215,14 +215,14 @@ def test_tune_postprocess_tta_tunes_the_settings_tta_predictions_use(trained, tm
     argv = ["--config", str(yaml_path), "--val_data", str(trained["png"]), "--tta"]
     assert evaluate.tune_postprocess_main(argv) == 0
     after = yaml.safe_load(yaml_path.read_text())
-    assert segment_settings(after) == segment_settings(before)
+    assert SegmentationSettings.of(after) == SegmentationSettings.of(before)
     tuned = after["tta_segmentation"]
     assert list(tuned) == list(SEGMENT_KEYS)
     assert after["record"]["postprocess_tta"]["data"] == str(trained["png"])
     assert "postprocess" not in after["record"]
     assert "mean AP(0.5:0.95) of test-time augmented maps" in capsys.readouterr().out
-    assert load_model(yaml_path, tta=True).segmentation() == tuned
-    assert load_model(yaml_path).segmentation() == segment_settings(before)
+    assert load_model(yaml_path, tta=True).segmentation() == SegmentationSettings.of(tuned)
+    assert load_model(yaml_path).segmentation() == SegmentationSettings.of(before)
 
 
 def test_predict_with_tta_segments_with_the_settings_tuned_for_it(trained, tmp_path, capsys):
@@ -266,12 +266,47 @@ def test_predict_reads_one_file_at_a_time(trained, tmp_path):
     shutil.copytree(trained["png"] / "images", folder)
     last = sorted(folder.iterdir())[-1]
     last.write_bytes(b"not an image")  # read only when its turn comes
-    results = predict.predict_folder(
-        PredictConfig(config=str(trained["yaml"]), test_data=str(folder))
-    )
+    results = predict_folder(PredictConfig(config=str(trained["yaml"]), test_data=str(folder)))
     assert next(results).labels.shape == (1, 75, 101)
     with pytest.raises(DataError, match=f"Cannot read '.*{last.name}'"):
         next(results)
+
+
+def test_pipeline_reports_files_and_tiles_and_stops_when_cancelled(trained):
+    import threading
+
+    from napari_cellseg.config import PredictConfig
+    from napari_cellseg.inference.predictor import PredictProgress
+
+    settings = PredictConfig(config=str(trained["yaml"]), test_data=str(trained["png"]))
+    records = []
+    results = list(predict_folder(settings, progress=records.append))
+    started = [r for r in records if isinstance(r, ImageStarted)]
+    assert [(r.index, r.total) for r in started] == [(0, 2), (1, 2)]
+    assert [r.name for r in started] == [r.stack.name for r in results]
+    tiles = [r for r in records if isinstance(r, PredictProgress)]
+    assert tiles and all(r.done <= r.total for r in tiles)
+
+    cancel = threading.Event()
+
+    def cancel_at_first_tile(record) -> None:
+        if isinstance(record, PredictProgress):
+            cancel.set()
+
+    stopped = predict_folder(settings, progress=cancel_at_first_tile, cancel=cancel)
+    assert list(stopped) == []  # stopped inside the first image: nothing half-done comes out
+
+
+def test_pipeline_segments_with_the_settings_it_is_given(trained):
+    from napari_cellseg.config import PredictConfig
+    from napari_cellseg.model_file import read_model
+
+    settings = PredictConfig(config=str(trained["yaml"]), test_data=str(trained["png"]))
+    model_settings = read_model(trained["yaml"]).segmentation()
+    plain = list(predict_folder(settings))
+    nothing = model_settings.replace(min_size=10**6)  # every object is too small
+    assert all(r.labels.max() > 0 for r in plain)
+    assert all(r.labels.max() == 0 for r in predict_folder(settings, segmentation=nothing))
 
 
 def test_predict_refuses_to_write_among_its_images(trained, capsys):

@@ -12,7 +12,7 @@ import torch
 from napari_cellseg.cli import evaluate, predict, train
 from napari_cellseg.data.synthetic import write_dataset
 from napari_cellseg.data.targets import make_targets
-from napari_cellseg.pretrained import BUILTIN_MODELS
+from napari_cellseg.model_file import BUILTIN_MODELS
 from napari_cellseg.widgets._worker import CurrentModel
 
 #: The first validation images by name (188 nuclei) and the model's AP@0.5 on them: 0.791

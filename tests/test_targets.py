@@ -3,13 +3,8 @@
 import numpy as np
 import pytest
 
-from napari_cellseg.data.targets import (
-    count_objects,
-    make_targets,
-    remove_blobs,
-    separation_mask,
-    unet_classes,
-)
+from napari_cellseg.data.labels import count_objects
+from napari_cellseg.data.targets import make_targets, remove_blobs, separation_mask, unet_classes
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from napari_cellseg.data.synthetic import make_nuclei
 from napari_cellseg.device import precision_name
 from napari_cellseg.errors import CellsegError, DataError, TrainingDiverged
 from napari_cellseg.models.registry import build_model
-from napari_cellseg.segmentation.instances import segment_settings
+from napari_cellseg.segmentation.settings import SegmentationSettings
 from napari_cellseg.training.events import (
     BatchEnded,
     CheckpointSaved,
@@ -286,8 +286,8 @@ def test_postprocessing_is_tuned_on_validation_data_at_the_end(tiny_train_config
     assert not any("fewer than" in note for note in events[0].notes)
     saved = load_yaml(tuned.path)
     assert tuned.path == events[-1].model_path.replace(".pt", ".yaml")
-    assert segment_settings(saved) == segment_settings(tuned.params)
-    assert 0.0 <= tuned.params["mean_ap"] <= 1.0
+    assert SegmentationSettings.of(saved) == tuned.tuned.settings
+    assert 0.0 <= tuned.tuned.mean_ap <= 1.0
 
 
 def test_too_few_validation_objects_keep_the_segmentation_settings(tiny_train_config, data):

@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +22,7 @@ import yaml
 
 from napari_cellseg.errors import ConfigError
 from napari_cellseg.io_utils import atomic_write_text
+from napari_cellseg.segmentation.settings import SegmentationSettings
 
 __all__ = [
     "CPU_NETWORK",
@@ -31,7 +33,6 @@ __all__ = [
     "config_from_args",
     "load_yaml",
     "save_yaml",
-    "model_yaml_path",
 ]
 
 C = TypeVar("C")
@@ -213,11 +214,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _validate(self)
-        if self.split_depth < 0:
-            raise ConfigError(
-                f"Setting 'split_depth' is {self.split_depth}; give 0 or more (0: never "
-                "merge seeds)."
-            )
+        SegmentationSettings.of(self)  # checks the segmentation settings' ranges
         if self.separation_weight < 0:
             raise ConfigError(
                 f"Setting 'separation_weight' is {self.separation_weight}; give 0 (no extra "
@@ -330,6 +327,29 @@ class PredictConfig:
     )
     device: str = _f("auto", "auto (CUDA, then MPS, else CPU), cpu, cuda, mps", advanced=True)
 
+    def __post_init__(self) -> None:
+        _validate(self)
+        for name, what in (
+            ("pixel_size", "the side of a pixel"),
+            ("z_spacing", "the slice spacing"),
+        ):
+            if getattr(self, name) < 0:
+                raise ConfigError(
+                    f"Setting '{name}' is {getattr(self, name)}: give {what} in micrometres, "
+                    "or 0 to read it from the images' calibration."
+                )
+        if self.channel < 0:
+            raise ConfigError(
+                f"Setting 'channel' is {self.channel}: give the channel that shows the "
+                "objects (1, 2, ...), or 0 for images of one channel."
+            )
+        if not 0 <= self.stitch_threshold <= 1:
+            raise ConfigError(
+                f"Setting 'stitch_threshold' is {self.stitch_threshold}: give the overlap "
+                "(0-1, e.g. 0.5) that links the objects of neighbouring slices, or 0 to keep "
+                "every slice's objects apart."
+            )
+
 
 @dataclass
 class TuneConfig:
@@ -381,6 +401,18 @@ class TuneConfig:
         2, "epochs every trial runs before it may be pruned", advanced=True
     )
 
+    def __post_init__(self) -> None:
+        _validate(self)
+        if self.trials < 1:
+            raise ConfigError(f"Setting 'trials' is {self.trials}; it must be at least 1.")
+        if not 0 < self.lr_min < self.lr_max:
+            raise ConfigError(
+                f"Settings lr_min ({self.lr_min:g}) and lr_max ({self.lr_max:g}) must "
+                "satisfy 0 < lr_min < lr_max."
+            )
+        if self.batch_min < 1:
+            raise ConfigError(f"Setting 'batch_min' is {self.batch_min}; it must be at least 1.")
+
 
 def _validate(cfg: Any) -> None:
     for f in dataclasses.fields(cfg):
@@ -395,25 +427,14 @@ def _validate(cfg: Any) -> None:
 # --- YAML ----------------------------------------------------------------------------------
 
 
-def model_yaml_path(model_path: str | Path) -> Path:
-    """The settings file that belongs to a weights file: ``x.pt`` -> ``x.yaml``."""
-    return Path(model_path).with_suffix(".yaml")
-
-
-RECORD_KEY = "record"
-"""Key of a mapping in a model yaml with facts about the run (epochs trained, scores)."""
-
-TTA_SEGMENTATION_KEY = "tta_segmentation"
-"""Key of a mapping in a model yaml with the segmentation settings tuned on test-time
-augmented maps (``tune-postprocess --tta``): averaging 8 predictions flattens the maps,
-so they want other thresholds than single predictions."""
-
-
 def save_yaml(cfg: Any, path: str | Path, record: dict | None = None) -> Path:
-    """Write every field of ``cfg`` (and a ``record`` mapping of run facts) atomically."""
+    """Write every field of ``cfg`` atomically, then a ``record`` mapping of run facts.
+
+    A settings file; a model's yaml is written by :func:`napari_cellseg.model_file.write_model`.
+    """
     data = dataclasses.asdict(cfg)
     if record:
-        data[RECORD_KEY] = record
+        data["record"] = record
     atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
     return Path(path)
 
@@ -435,22 +456,36 @@ def read_yaml_dict(path: str | Path) -> dict:
 
 
 def load_yaml(path: str | Path, cls: type[C] = TrainConfig, *, strict: bool = False) -> C:
-    """Read a settings file into ``cls``.
+    """Read a settings file (or a model's yaml) into ``cls``.
 
-    Keys ``cls`` does not know are errors when ``strict`` (a hand-written settings
-    file, where a typo must not pass silently) and are skipped otherwise (a model
-    yaml holding extra records such as ``world_size``).
+    Keys ``cls`` does not know are errors when ``strict`` (a hand-written settings file,
+    where a typo must not pass silently; a model's record blocks are allowed) and are
+    skipped otherwise.
     """
+    from napari_cellseg.model_file import MODEL_BLOCKS
+
     data = read_yaml_dict(path)
-    return from_dict(cls, data, source=str(path), strict=strict)
+    return from_dict(cls, data, source=str(path), strict=strict, ignore=MODEL_BLOCKS)
 
 
-def from_dict(cls: type[C], data: dict, *, source: str = "settings", strict: bool = False) -> C:
-    """Build ``cls`` from a mapping, converting and checking each value."""
+def from_dict(
+    cls: type[C],
+    data: dict,
+    *,
+    source: str = "settings",
+    strict: bool = False,
+    ignore: Collection[str] = (),
+) -> C:
+    """Build ``cls`` from a mapping, converting and checking each value.
+
+    Keys ``cls`` does not know (except those in ``ignore``) are errors when ``strict``
+    (a hand-written settings file, where a typo must not pass silently) and are skipped
+    otherwise.
+    """
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in data.items():
-        if key in (RECORD_KEY, TTA_SEGMENTATION_KEY):
+        if key in ignore:
             continue
         if key not in fields:
             if strict:
@@ -538,10 +573,12 @@ def config_from_args(cls: type[C], args: argparse.Namespace, *, base: dict | Non
     given = {k: v for k, v in vars(args).items() if k in names}
     data = dict(base or {})
     load_path = given.get("args_load_path")
-    if load_path:
-        from napari_cellseg.pretrained import model_yaml
+    ignore: tuple[str, ...] = ()
+    if load_path:  # a settings file or a model's yaml, whose record blocks are no settings
+        from napari_cellseg.model_file import MODEL_BLOCKS, model_yaml
 
         data.update(read_yaml_dict(model_yaml(load_path)))
+        ignore = MODEL_BLOCKS
     data.update(given)
     source = f"'{load_path}' or the command line" if load_path else "the command line"
-    return from_dict(cls, data, source=source, strict=bool(load_path))
+    return from_dict(cls, data, source=source, strict=bool(load_path), ignore=ignore)

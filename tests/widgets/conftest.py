@@ -10,7 +10,7 @@ from napari_cellseg.data.synthetic import make_nuclei
 @pytest.fixture(autouse=True)
 def built_in_model_first():
     """Every test starts as napari does: the widgets' shared model is the built-in one."""
-    from napari_cellseg.pretrained import BUILTIN_MODELS
+    from napari_cellseg.model_file import BUILTIN_MODELS
     from napari_cellseg.widgets._worker import current_model
 
     current_model.set(BUILTIN_MODELS["nuclei"])
@@ -56,8 +56,9 @@ def open_widget(viewer):
 @pytest.fixture(scope="session")
 def model_yaml(tmp_path_factory, tiny_settings) -> str:
     """A tiny model trained for one epoch on synthetic data (its quality does not matter here)."""
-    from napari_cellseg.config import TrainConfig, model_yaml_path
+    from napari_cellseg.config import TrainConfig
     from napari_cellseg.data.synthetic import write_dataset
+    from napari_cellseg.model_file import yaml_beside
     from napari_cellseg.training.loop import run_training
 
     folder = tmp_path_factory.mktemp("model")
@@ -70,4 +71,4 @@ def model_yaml(tmp_path_factory, tiny_settings) -> str:
         augments=0,
         tb_samples=0,
     )
-    return str(model_yaml_path(run_training(cfg).model_path))
+    return str(yaml_beside(run_training(cfg).model_path))

@@ -9,10 +9,10 @@ from napari_cellseg.analysis.blobs import (
     crop_box,
     find_blobs,
     mask_proposal,
-    median_object_area,
     split_values,
     summarize,
 )
+from napari_cellseg.data.labels import median_object_area
 from napari_cellseg.errors import DataError
 
 

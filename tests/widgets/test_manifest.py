@@ -105,7 +105,7 @@ def test_dropping_a_model_yaml_selects_it_for_prediction(make_napari_viewer, tmp
     assert len(viewer.layers) == 0
     assert current_model.path == str(path)
     widget = viewer.window.dock_widgets["Predict (napari-cellseg)"]
-    assert widget.model.line_edit.value == str(path)
+    assert widget.model_panel.picker.line_edit.value == str(path)
 
 
 def test_reader_leaves_other_yaml_files_alone(tmp_path):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import yaml
 
-from napari_cellseg.segmentation.instances import instances, segment_settings
+from napari_cellseg.segmentation.instances import instances
+from napari_cellseg.segmentation.settings import SegmentationSettings
 from napari_cellseg.segmentation.tuning import GRID
 from napari_cellseg.widgets._worker import current_model
 
@@ -26,7 +27,7 @@ def predict_widget(open_widget, model_yaml, viewer):
 def run(qtbot, widget) -> None:
     widget.predict()
     qtbot.waitUntil(lambda: widget.worker is None, timeout=TIMEOUT)
-    qtbot.waitUntil(lambda: widget._post_worker is None, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: widget.segmentation._post_worker is None, timeout=TIMEOUT)
 
 
 def outputs(viewer, name: str = "a") -> list:
@@ -71,8 +72,8 @@ def test_another_model_does_not_resegment_the_last_maps(qtbot, predict_widget, v
     other.obj_threshold, other.small_object_prob = 0.2, 0.9
     save_yaml(other, tmp_path / "other.yaml")
     current_model.set(tmp_path / "other.yaml")
-    assert predict_widget.post["obj_threshold"].value == 0.2
-    assert predict_widget.post["small_object_prob"].value == 0.9
+    assert predict_widget.segmentation.post["obj_threshold"].value == 0.2
+    assert predict_widget.segmentation.post["small_object_prob"].value == 0.9
     qtbot.wait(500)  # past the threshold sliders' debounce
     assert "a instances" not in viewer.layers
 
@@ -86,10 +87,10 @@ def test_threshold_change_reruns_post_processing_only(qtbot, predict_widget, vie
         run(qtbot, predict_widget)
         network_calls = len(calls)
         assert network_calls > 0
-        predict_widget.post["obj_threshold"].value = 0.0  # every pixel is foreground
+        predict_widget.segmentation.post["obj_threshold"].value = 0.0  # every pixel is foreground
         qtbot.waitUntil(lambda: viewer.layers["a instances"].data.min() > 0, timeout=TIMEOUT)
         assert viewer.layers["a instances"].data.min() == 2  # objects from 2: 1 marks blobs
-        predict_widget.post["obj_threshold"].value = 1.0  # nothing is
+        predict_widget.segmentation.post["obj_threshold"].value = 1.0  # nothing is
         qtbot.waitUntil(lambda: viewer.layers["a instances"].data.max() == 0, timeout=TIMEOUT)
         assert len(calls) == network_calls
     finally:
@@ -102,9 +103,9 @@ def test_edited_instances_are_never_overwritten(qtbot, predict_widget, viewer, n
     edited.paint((5, 5), 7)  # a correction, as with the brush
     corrected = edited.data.copy()
     assert any("holds your edits" in n for n in notes)
-    predict_widget.post["obj_threshold"].value = 1.0  # nothing is foreground
+    predict_widget.segmentation.post["obj_threshold"].value = 1.0  # nothing is foreground
     qtbot.waitUntil(lambda: "a instances [1]" in viewer.layers, timeout=TIMEOUT)
-    qtbot.waitUntil(lambda: predict_widget._post_worker is None, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: predict_widget.segmentation._post_worker is None, timeout=TIMEOUT)
     assert np.array_equal(edited.data, corrected) and edited.data.max() > 0
     assert viewer.layers["a instances [1]"].data.max() == 0
     run(qtbot, predict_widget)  # a new prediction reuses the new layer, not the edited one
@@ -126,7 +127,7 @@ def features_of(layer) -> dict:
 def test_instances_carry_their_measurements_until_edited_then_measure_again(
     qtbot, predict_widget, viewer, notes
 ):
-    from napari_cellseg.pretrained import BUILTIN_MODELS
+    from napari_cellseg.model_file import BUILTIN_MODELS
 
     current_model.set(BUILTIN_MODELS["nuclei"])  # finds the nuclei, the tiny model does not
     run(qtbot, predict_widget)
@@ -141,7 +142,7 @@ def test_instances_carry_their_measurements_until_edited_then_measure_again(
     instances.paint((5, 5), 99)  # a correction: the measurements no longer hold
     assert len(instances.features) == 0
     assert any("Press Measure objects" in n for n in notes)
-    predict_widget.measure_layer()
+    predict_widget.measurements.measure_layer()
     qtbot.waitUntil(lambda: len(instances.features) > 0, timeout=TIMEOUT)
     expected = measured(instances, image)
     assert 99 in features_of(instances) and list(features_of(instances)) == list(expected)
@@ -181,7 +182,7 @@ def test_a_fiji_tiffs_calibration_is_the_pixel_size_of_its_layer(viewer, tmp_pat
 
 
 def test_measurements_in_micrometres_on_a_calibrated_image(qtbot, predict_widget, viewer):
-    from napari_cellseg.pretrained import BUILTIN_MODELS
+    from napari_cellseg.model_file import BUILTIN_MODELS
 
     current_model.set(BUILTIN_MODELS["nuclei"])
     run(qtbot, predict_widget)
@@ -196,7 +197,7 @@ def test_measurements_in_micrometres_on_a_calibrated_image(qtbot, predict_widget
 
 
 def test_other_channels_are_measured_too(qtbot, predict_widget, viewer):
-    from napari_cellseg.pretrained import BUILTIN_MODELS
+    from napari_cellseg.model_file import BUILTIN_MODELS
 
     image = viewer.layers["a"].data
     reporter = viewer.add_image(np.sqrt(image) + 1, name="GFP (488)")
@@ -213,7 +214,7 @@ def test_other_channels_are_measured_too(qtbot, predict_widget, viewer):
 
     viewer.layers.selection.active = instances  # measured again by the button: the same
     instances.features = {}
-    predict_widget.measure_layer()
+    predict_widget.measurements.measure_layer()
     qtbot.waitUntil(lambda: len(instances.features) > 0, timeout=TIMEOUT)
     assert instances.features["integrated_intensity_GFP_488"].tolist() == pytest.approx(
         features["integrated_intensity_GFP_488"].tolist()
@@ -222,26 +223,26 @@ def test_other_channels_are_measured_too(qtbot, predict_widget, viewer):
 
 def test_measure_names_what_is_missing(predict_widget, viewer, notes):
     viewer.layers.selection.active = viewer.layers["a"]
-    predict_widget.measure_layer()
+    predict_widget.measurements.measure_layer()
     assert any("Select the labels layer" in n for n in notes)
     viewer.add_labels(np.zeros((8, 8), np.int32), name="small")
     viewer.layers.selection.active = viewer.layers["small"]
     predict_widget.image.value = viewer.layers["a"]
-    predict_widget.measure_layer()
+    predict_widget.measurements.measure_layer()
     assert any("differ in shape" in n and "'small'" in n for n in notes)
 
 
 def test_export_a_labels_layer_as_imagej_rois(qtbot, predict_widget, viewer, tmp_path, notes):
     from roifile import roiread
 
-    predict_widget.export_rois(str(tmp_path / "x.zip"))
+    predict_widget.measurements.export_rois(str(tmp_path / "x.zip"))
     assert any("Select the labels layer to export" in n for n in notes)
     labels = np.zeros((2, 20, 30), np.int32)
     labels[0, 2:6, 3:9] = 2
     labels[1, 10:15, 20:22] = 7
     viewer.add_labels(labels, name="cells")
     viewer.layers.selection.active = viewer.layers["cells"]
-    predict_widget.export_rois(str(tmp_path / "cells"))  # .zip is added
+    predict_widget.measurements.export_rois(str(tmp_path / "cells"))  # .zip is added
     qtbot.waitUntil(lambda: any("saved as ImageJ ROIs" in n for n in notes), timeout=TIMEOUT)
     rois = roiread(tmp_path / "cells.zip")
     assert [(roi.name, roi.position, roi.left, roi.top) for roi in rois] == [
@@ -258,7 +259,7 @@ def test_tta_box_runs_eight_views_and_leaves_the_cached_model_plain(
     try:
         run(qtbot, predict_widget)
         plain = len(calls)
-        predict_widget.tta.value = True
+        predict_widget.model_panel.tta.value = True
         run(qtbot, predict_widget)
         assert len(calls) == 9 * plain
     finally:
@@ -268,21 +269,22 @@ def test_tta_box_runs_eight_views_and_leaves_the_cached_model_plain(
 
 def test_tta_box_shows_the_settings_tuned_for_it(qtbot, predict_widget, model_yaml, tmp_path):
     def shown() -> dict:
-        return {name: pytest.approx(w.value) for name, w in predict_widget.post.items()}
+        post = predict_widget.segmentation.post
+        return {name: pytest.approx(widget.value) for name, widget in post.items()}
 
     content = yaml.safe_load(Path(model_yaml).read_text())
     run(qtbot, predict_widget)
-    predict_widget.tta.value = True
-    assert predict_widget.maps is None  # single-prediction maps: not re-segmented
+    predict_widget.model_panel.tta.value = True
+    assert predict_widget.state.maps is None  # single-prediction maps: not re-segmented
     assert "no settings tuned for test-time augmentation" in predict_widget.status.value
-    assert shown() == segment_settings(content)
+    assert shown() == SegmentationSettings.of(content).as_dict()
     tuned = {"split_depth": 0.3, "min_size": 7}
     tuned_yaml = tmp_path / "tuned.yaml"
     tuned_yaml.write_text(yaml.safe_dump({**content, "tta_segmentation": tuned}))
     current_model.set(str(tuned_yaml))
-    assert shown() == {**segment_settings(content), **tuned}
-    predict_widget.tta.value = False
-    assert shown() == segment_settings(content)
+    assert shown() == {**SegmentationSettings.of(content).as_dict(), **tuned}
+    predict_widget.model_panel.tta.value = False
+    assert shown() == SegmentationSettings.of(content).as_dict()
 
 
 REACHABLE = {"bnd_threshold": 0.8, "split_depth": 0.0, "min_size": 0, "small_object_prob": 1.0}
@@ -296,7 +298,7 @@ def test_tuning_on_labels_finds_settings_that_reproduce_them_and_saving_keeps_th
     mine.write_text(Path(model_yaml).read_text())  # names the weights by their full path
     current_model.set(str(mine))
     run(qtbot, predict_widget)
-    maps = predict_widget.maps
+    maps = predict_widget.state.maps
     truth = max(
         (
             instances(maps.objects, maps.boundaries, **REACHABLE, obj_threshold=t, skip_label=1)
@@ -306,47 +308,48 @@ def test_tuning_on_labels_finds_settings_that_reproduce_them_and_saving_keeps_th
     )
     assert len(np.unique(truth)) > 2  # objects 2, 3, ...
     viewer.add_labels(truth, name="truth")  # the selected layer
-    predict_widget.tune_settings()
-    qtbot.waitUntil(lambda: predict_widget.tune.enabled, timeout=TIMEOUT)
-    qtbot.waitUntil(lambda: predict_widget.scored is not None, timeout=TIMEOUT)
-    settings, mean_ap, name = predict_widget.scored
+    predict_widget.segmentation.tune_settings()
+    qtbot.waitUntil(lambda: predict_widget.segmentation.tune.enabled, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: predict_widget.segmentation.scored is not None, timeout=TIMEOUT)
+    scored = predict_widget.segmentation.scored
+    settings = scored.settings.as_dict()
     objects = len(np.unique(truth)) - 1
-    assert mean_ap == 1.0 and name == "truth"
+    assert scored.mean_ap == 1.0 and scored.layer == "truth"
     assert f"'truth' ({objects} objects): mean AP 0.000 -> 1.000" in predict_widget.status.value
     assert any("fewer than 100 objects fit their noise" in n for n in notes)
     qtbot.waitUntil(  # the instances shown are segmented again: the same objects
         lambda: len(np.unique(viewer.layers["a instances"].data)) == objects + 1,
         timeout=TIMEOUT,
     )
-    predict_widget.save_settings()
+    predict_widget.segmentation.save_settings()
     content = yaml.safe_load(mine.read_text())
-    assert segment_settings(content) == pytest.approx(settings)
+    assert SegmentationSettings.of(content).as_dict() == pytest.approx(settings)
     assert content["record"]["postprocess"] == {"mean_ap": 1.0, "data": "napari layer 'truth'"}
-    predict_widget.tta.value = True
-    predict_widget.post["min_size"].value = 3  # by hand: no score
-    predict_widget.save_settings()
+    predict_widget.model_panel.tta.value = True
+    predict_widget.segmentation.post["min_size"].value = 3  # by hand: no score
+    predict_widget.segmentation.save_settings()
     content = yaml.safe_load(mine.read_text())
     assert content["tta_segmentation"] == pytest.approx({**settings, "min_size": 3})
     assert content["record"]["postprocess_tta"] == {"data": "set in the Predict dock"}
-    assert segment_settings(content) == pytest.approx(settings)  # the others stay
+    assert SegmentationSettings.of(content).as_dict() == pytest.approx(settings)  # the others
 
 
 def test_tuning_and_saving_name_what_is_missing(qtbot, predict_widget, viewer, notes):
     viewer.layers.selection.active = viewer.layers["a labels"]
-    predict_widget.tune_settings()
+    predict_widget.segmentation.tune_settings()
     assert any("Predict on the image first" in n for n in notes)
     run(qtbot, predict_widget)
     viewer.layers.selection.active = viewer.layers["a"]
-    predict_widget.tune_settings()
+    predict_widget.segmentation.tune_settings()
     assert any("Select the labels layer to tune on" in n for n in notes)
     viewer.add_labels(np.zeros((8, 8), np.int32), name="small")
-    predict_widget.tune_settings()
+    predict_widget.segmentation.tune_settings()
     assert any("differ in shape" in n and "'small'" in n for n in notes)
     viewer.add_labels(np.ones_like(viewer.layers["a labels"].data), name="blob only")
-    predict_widget.tune_settings()
+    predict_widget.segmentation.tune_settings()
     qtbot.waitUntil(lambda: any("holds no objects" in n for n in notes), timeout=TIMEOUT)
     current_model.set("nuclei")
-    predict_widget.save_settings()
+    predict_widget.segmentation.save_settings()
     assert any("built-in model is shared" in n for n in notes)
 
 
@@ -356,8 +359,8 @@ def test_saving_into_a_folder_that_refuses_writes_says_what_to_do(
     def refuse(path, *args, **kwargs):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr("napari_cellseg.widgets.predict_widget.save_postprocessing", refuse)
-    predict_widget.save_settings()
+    monkeypatch.setattr("napari_cellseg.widgets._segmentation_panel.save_segmentation", refuse)
+    predict_widget.segmentation.save_settings()
     assert any(
         f"Cannot write the settings into '{model_yaml}' (Permission denied)" in n for n in notes
     )
@@ -376,21 +379,21 @@ def test_a_z_stack_is_stitched_into_3d_objects_measured_in_cubic_micrometres(
 ):
     from napari_cellseg.analysis.matching import matching
     from napari_cellseg.data.synthetic import make_nuclei_stack
-    from napari_cellseg.pretrained import BUILTIN_MODELS
+    from napari_cellseg.model_file import BUILTIN_MODELS
     from napari_cellseg.segmentation.stitching import stitch_slices
 
     current_model.set(BUILTIN_MODELS["nuclei"])
-    assert predict_widget.stitch.native.isHidden()  # a 2D image has no slices to stitch
+    assert predict_widget.segmentation.stitch.native.isHidden()  # a 2D image: no slices
     image, truth = make_nuclei_stack((8, 96, 112), seed=1)
     viewer.add_image(image, name="z", scale=(2.0, 0.5, 0.5))  # micrometres
     predict_widget.image.value = viewer.layers["z"]
-    assert not predict_widget.stitch.native.isHidden()
+    assert not predict_widget.segmentation.stitch.native.isHidden()
     run(qtbot, predict_widget)
     pieces = viewer.layers["z instances"].data.copy()  # every slice's objects apart
     assert "volume" not in viewer.layers["z instances"].features
-    predict_widget.stitch.value = 0.5
+    predict_widget.segmentation.stitch.value = 0.5
     qtbot.waitUntil(lambda: "volume" in viewer.layers["z instances"].features, timeout=TIMEOUT)
-    qtbot.waitUntil(lambda: predict_widget._post_worker is None, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: predict_widget.segmentation._post_worker is None, timeout=TIMEOUT)
     layer = viewer.layers["z instances"]
     np.testing.assert_array_equal(layer.data, stitch_slices(pieces, 0.5, skip_label=1))
     features = layer.features
@@ -454,8 +457,8 @@ def test_predict_a_folder_with_the_docks_settings(qtbot, predict_widget, tmp_pat
     from napari_cellseg.data.synthetic import write_dataset
 
     data = write_dataset(tmp_path / "data", 3, shape=(48, 56), seed=4)
-    predict_widget.post["obj_threshold"].value = 0.0  # every pixel is foreground
-    predict_widget.post["min_size"].value = 0
+    predict_widget.segmentation.post["obj_threshold"].value = 0.0  # every pixel is foreground
+    predict_widget.segmentation.post["min_size"].value = 0
     predict_widget.predict_folder(str(data), str(tmp_path / "out"))
     assert predict_widget.run.text == "Cancel prediction" and not predict_widget.run_folder.enabled
     qtbot.waitUntil(lambda: predict_widget.worker is None, timeout=TIMEOUT)
@@ -494,10 +497,10 @@ def test_diameter_field_serves_models_trained_with_object_diameter(predict_widge
 
     import yaml
 
-    assert not predict_widget.diameter.enabled  # the test model sees images as they are
+    assert not predict_widget.model_panel.diameter.enabled  # the test model sees images as they are
     settings = yaml.safe_load(Path(model_yaml).read_text())
     settings.update(object_diameter=20.0, trim_method="reflect")
     sized = Path(model_yaml).with_name("sized.yaml")
     sized.write_text(yaml.safe_dump(settings))
     current_model.set(sized)
-    assert predict_widget.diameter.enabled
+    assert predict_widget.model_panel.diameter.enabled

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_cellseg.config import MODEL_SETTINGS, TrainConfig, load_yaml, model_yaml_path
-from napari_cellseg.pretrained import BUILTIN_MODELS
-from napari_cellseg.segmentation.instances import segment_settings
+from napari_cellseg.config import MODEL_SETTINGS, TrainConfig, load_yaml
+from napari_cellseg.model_file import BUILTIN_MODELS, yaml_beside
+from napari_cellseg.segmentation.settings import SegmentationSettings
 from napari_cellseg.widgets._worker import current_model
 from napari_cellseg.widgets.train_widget import TrainWidget
 
@@ -81,10 +81,10 @@ def test_trains_two_epochs_from_layers(qtbot, train_widget, tmp_path, viewer, op
     assert train_widget.start.enabled and not train_widget.stop.enabled
     finished = events[-1]
     assert type(finished).__name__ == "TrainFinished" and finished.reason == "completed"
-    assert current_model.path == str(model_yaml_path(finished.model_path))
+    assert current_model.path == str(yaml_beside(finished.model_path))
     assert "Best on validation: loss" in train_widget.status.text()
     assert load_yaml(current_model.path).im_dim == 32
-    assert open_widget("Predict").model.line_edit.value == current_model.path
+    assert open_widget("Predict").model_panel.picker.line_edit.value == current_model.path
 
 
 def test_stop_ends_cleanly_with_a_usable_checkpoint(qtbot, train_widget, tmp_path, viewer):
@@ -106,7 +106,7 @@ def test_stop_ends_cleanly_with_a_usable_checkpoint(qtbot, train_widget, tmp_pat
     assert "stopped" in train_widget.status.text()
     from napari_cellseg.inference.predictor import load_model
 
-    predictor = load_model(model_yaml_path(finished.model_path))
+    predictor = load_model(yaml_beside(finished.model_path))
     objects, boundaries = predictor.predict(np.zeros((40, 40), np.uint8))
     assert objects.shape == boundaries.shape == (40, 40)
 
@@ -261,6 +261,7 @@ def test_picking_a_model_to_fine_tune_takes_its_network_and_segmentation_setting
     cfg = train_widget.form.config()
     built_in = load_yaml(BUILTIN_MODELS["nuclei"])
     assert all(getattr(cfg, key) == getattr(built_in, key) for key in MODEL_SETTINGS)
-    assert segment_settings(cfg) == segment_settings(built_in) != segment_settings(TrainConfig())
+    settings = SegmentationSettings.of(cfg)
+    assert settings == SegmentationSettings.of(built_in) != SegmentationSettings.of(TrainConfig())
     assert (cfg.start_filters, cfg.object_diameter, cfg.lr) == (16, 24.0, 2e-4)
     assert "nuclei-dsb2018-fluo.yaml" in train_widget.status.text()

@@ -7,9 +7,9 @@ from qtpy.QtWidgets import QPushButton
 
 from napari_cellseg.config import load_yaml
 from napari_cellseg.data.io import read_image
-from napari_cellseg.data.targets import count_objects
-from napari_cellseg.pretrained import BUILTIN_MODELS
-from napari_cellseg.segmentation.instances import segment_settings
+from napari_cellseg.data.labels import count_objects
+from napari_cellseg.model_file import BUILTIN_MODELS
+from napari_cellseg.segmentation.settings import SegmentationSettings
 from napari_cellseg.widgets._worker import current_model
 
 TIMEOUT = 180_000  # ms
@@ -25,7 +25,7 @@ def test_predict_correct_fine_tune_and_predict_again(
     _dock, predict = viewer.window.add_plugin_dock_widget("napari-cellseg", "Predict")
     predict.predict()
     qtbot.waitUntil(lambda: predict.worker is None, timeout=TIMEOUT)
-    qtbot.waitUntil(lambda: predict._post_worker is None, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: predict.segmentation._post_worker is None, timeout=TIMEOUT)
     found = viewer.layers["cells instances"]
     assert abs(count_objects(found.data) - 24) <= 3
     assert predict.status.value == f"'cells': {count_objects(found.data)} objects."
@@ -50,12 +50,13 @@ def test_predict_correct_fine_tune_and_predict_again(
     assert current_model.path.startswith(str(tmp_path))
     assert any("fewer than 100 objects" in n for n in notes)  # a few nuclei held out
     built_in = load_yaml(BUILTIN_MODELS["nuclei"])
-    assert segment_settings(load_yaml(current_model.path)) == segment_settings(built_in)
-    assert predict.model.line_edit.value == current_model.path
+    saved = load_yaml(current_model.path)
+    assert SegmentationSettings.of(saved) == SegmentationSettings.of(built_in)
+    assert predict.model_panel.picker.line_edit.value == current_model.path
 
     predict.image.value = image
     predict.predict()
     qtbot.waitUntil(lambda: predict.worker is None, timeout=TIMEOUT)
-    qtbot.waitUntil(lambda: predict._post_worker is None, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: predict.segmentation._post_worker is None, timeout=TIMEOUT)
     assert np.array_equal(found.data, corrected)  # the corrections are kept
     assert abs(count_objects(viewer.layers["cells instances [1]"].data) - 24) <= 6

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from napari_cellseg.data.labels import median_object_area
 from napari_cellseg.errors import DataError
 
 __all__ = [
     "Blob",
     "BlobSummary",
     "find_blobs",
-    "median_object_area",
     "summarize",
     "crop_box",
     "mask_proposal",
@@ -77,30 +77,6 @@ def _slice_structure(ndim: int) -> np.ndarray:
     structure = np.zeros((3,) * ndim, bool)
     structure[(1,) * (ndim - 2)] = True
     return structure
-
-
-def median_object_area(labels: np.ndarray, blob_label: int | None = 1) -> float:
-    """Median pixel count of the objects (values other than 0 and ``blob_label``), per 2D slice.
-
-    A value that occurs in several slices of a stack counts once per slice.  NaN when
-    the image holds no objects.
-
-    Examples
-    --------
-    >>> median_object_area(np.array([[0, 1, 2, 2], [3, 3, 3, 4]]))
-    2.0
-    """
-    labels = np.asarray(labels)
-    pages = labels.reshape(-1, *labels.shape[-2:])
-    areas = []
-    for page in pages:
-        counts = np.bincount(page.ravel().astype(np.int64))
-        counts[0] = 0
-        if blob_label is not None and blob_label < counts.size:
-            counts[blob_label] = 0
-        areas.append(counts[counts > 0])
-    areas = np.concatenate(areas) if areas else np.empty(0)
-    return float(np.median(areas)) if areas.size else float("nan")
 
 
 def find_blobs(labels: np.ndarray, blob_label: int = 1) -> tuple[np.ndarray, list[Blob]]:

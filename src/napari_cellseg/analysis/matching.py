@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from napari_cellseg.data.labels import sequential_labels
 from napari_cellseg.errors import DataError
 
 __all__ = [
@@ -39,7 +40,6 @@ __all__ = [
     "match_counts",
     "count_matches",
     "iou_matrix",
-    "sequential_labels",
     "summarize",
     "format_table",
 ]
@@ -235,25 +235,6 @@ def iou_matrix(
     true_area = overlap.sum(1)[1:, None]
     inter = overlap[1:, 1:][:, keep]
     return inter / (true_area + pred_area[keep] - inter), pred_area[keep], pred_values[keep]
-
-
-def sequential_labels(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Labels renumbered 1, 2, ... in the order of their values (flat, int64), and those values.
-
-    >>> sequential_labels(np.array([[0, 7], [3, 7]]))
-    (array([0, 2, 1, 2]), array([3, 7]))
-    """
-    flat = labels.ravel()
-    if flat.size and int(flat.max()) < 4 * flat.size + 1024:  # a lookup table of the values
-        present = np.zeros(int(flat.max()) + 1, bool)
-        present[flat] = True
-        present[0] = False
-        table = np.cumsum(present) * present
-        return table[flat], np.flatnonzero(present)
-    values, inverse = np.unique(flat, return_inverse=True)
-    if values.size and values[0] == 0:
-        return inverse.astype(np.int64), values[1:]
-    return inverse.astype(np.int64) + 1, values
 
 
 def summarize(counts: np.ndarray, thresholds: Sequence[float]) -> dict:

@@ -21,7 +21,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from napari_cellseg.analysis.matching import sequential_labels
+from napari_cellseg.data.labels import sequential_labels, spans_slices
 
 __all__ = [
     "measure_objects",
@@ -196,6 +196,26 @@ def measure_table(
         voxel = (z_spacing, *pixel_size) if z_spacing and pixel_size else None
         return measure_volumes(labels, image, voxel, channels)
     return measure_objects(labels, image, pixel_size, channels)
+
+
+def features_table(
+    labels: np.ndarray,
+    image: np.ndarray,
+    pixel_size: tuple[float, float] | None = None,
+    channels: dict[str, np.ndarray] | None = None,
+    z_spacing: float | None = None,
+) -> dict[str, np.ndarray]:
+    """The objects' measurements as a napari labels layer's features: the label value in
+    ``index``, one row per value; a stack whose objects span slices is measured in 3D."""
+    table = measure_table(
+        labels,
+        image,
+        pixel_size=pixel_size,
+        z_spacing=z_spacing,
+        volumes=spans_slices(labels),
+        channels=channels,
+    )
+    return {"index": table.pop("label"), **table}
 
 
 def _check(labels: np.ndarray, image: np.ndarray, channels: dict, size) -> None:

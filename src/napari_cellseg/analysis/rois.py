@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from napari_cellseg.analysis.matching import sequential_labels
+from napari_cellseg.data.labels import sequential_labels
 from napari_cellseg.io_utils import atomic_write
 
 __all__ = ["outlines", "label_rois", "write_rois"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import sys
 from collections.abc import Callable
 
@@ -25,6 +26,7 @@ def report_errors(main: Callable[..., int]) -> Callable[..., int]:
 
     @functools.wraps(main)
     def wrapper(*args, **kwargs) -> int:
+        _show_notes()
         try:
             return main(*args, **kwargs)
         except CellsegError as exc:
@@ -35,3 +37,56 @@ def report_errors(main: Callable[..., int]) -> Callable[..., int]:
             return 130
 
     return wrapper
+
+
+class _Stderr(logging.Handler):
+    """Writes each record to the ``sys.stderr`` of the moment (pytest swaps it per test)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=sys.stderr)
+
+
+def _show_notes() -> None:
+    """Print the package's warnings (and worse) as ``note: ...`` lines on stderr, once."""
+    logger = logging.getLogger("napari_cellseg")
+    if not any(isinstance(h, _Stderr) for h in logger.handlers):
+        handler = _Stderr(logging.WARNING)
+        handler.setFormatter(logging.Formatter("note: %(message)s"))
+        logger.addHandler(handler)
+
+
+class ProgressBars:
+    """tqdm bars on stderr for the pipeline's progress records: files, and tiles of each file.
+
+    Pass :meth:`update` as the ``progress`` callback of
+    :func:`napari_cellseg.pipeline.predict_folder`; use as a context manager.
+    """
+
+    def __init__(self, desc: str) -> None:
+        self.desc, self.files, self.tiles = desc, None, None
+
+    def __enter__(self) -> ProgressBars:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for bar in (self.tiles, self.files):
+            if bar is not None:
+                bar.close()
+
+    def update(self, record) -> None:
+        """Advance the bars by one record (ImageStarted or PredictProgress)."""
+        from tqdm import tqdm
+
+        from napari_cellseg.pipeline import ImageStarted
+
+        if isinstance(record, ImageStarted):
+            if self.files is None:
+                self.files = tqdm(total=record.total, unit="image", desc=self.desc, file=sys.stderr)
+            else:
+                self.files.update()
+            if self.tiles is not None:
+                self.tiles.close()
+            self.tiles = tqdm(unit="tile", desc=record.name[:24], leave=False, file=sys.stderr)
+        else:
+            self.tiles.total = record.total  # the diameter estimate may add passes
+            self.tiles.update(record.done - self.tiles.n)

@@ -45,8 +45,8 @@ def run_demo(output: Path, *, minutes: float = 1.0) -> dict[str, Path]:
     from napari_cellseg.analysis.matching import matching
     from napari_cellseg.analysis.plotting import save_prediction_figure
     from napari_cellseg.data.io import write_tiff
+    from napari_cellseg.data.labels import count_objects
     from napari_cellseg.data.synthetic import make_nuclei, write_dataset
-    from napari_cellseg.data.targets import count_objects
     from napari_cellseg.inference.predictor import load_model
     from napari_cellseg.training.console import print_training
     from napari_cellseg.training.loop import train

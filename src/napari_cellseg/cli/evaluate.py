@@ -24,14 +24,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from napari_cellseg.cli.common import report_errors
 from napari_cellseg.config import PredictConfig, TrainConfig, add_config_arguments
-from napari_cellseg.errors import ConfigError, DataError
-from napari_cellseg.pretrained import is_builtin, model_yaml
+from napari_cellseg.errors import ConfigError
+from napari_cellseg.model_file import is_builtin, model_yaml, save_segmentation
 
-__all__ = ["main", "tune_postprocess_main", "evaluate_folders"]
+__all__ = ["main", "tune_postprocess_main"]
 
 _BLOB_DEFAULT = TrainConfig().blob_label
 
@@ -66,6 +65,7 @@ def make_parser(prog: str = "python -m napari_cellseg.evaluate") -> argparse.Arg
 @report_errors
 def main(argv: list[str] | None = None) -> int:
     """Parse the flags, score, print the table (write the JSON); return the exit code."""
+    from napari_cellseg.analysis.evaluation import add_stack, evaluate_folders
     from napari_cellseg.analysis.matching import MatchingScores, format_table
     from napari_cellseg.config import config_from_args
     from napari_cellseg.io_utils import atomic_write_text
@@ -83,15 +83,17 @@ def main(argv: list[str] | None = None) -> int:
         ignore = _blob_label(args.blob_label, _BLOB_DEFAULT)
         result = evaluate_folders(args.gt, args.pred, ignore_label=ignore, volumes=args.volumes)
     else:
-        from napari_cellseg.cli.predict import predict_folder
+        from napari_cellseg.cli.common import ProgressBars
+        from napari_cellseg.pipeline import predict_folder
 
         scores = None
-        for item in predict_folder(settings, labels=True):
-            if scores is None:
-                scores = MatchingScores(
-                    ignore_label=_blob_label(args.blob_label, item.ignore_label)
-                )
-            _add(scores, item.stack.name, item.stack.labels, item.labels, args.volumes)
+        with ProgressBars("predict") as bars:
+            for item in predict_folder(settings, labels=True, progress=bars.update):
+                if scores is None:
+                    scores = MatchingScores(
+                        ignore_label=_blob_label(args.blob_label, item.ignore_label)
+                    )
+                add_stack(scores, item.stack.name, item.stack.labels, item.labels, args.volumes)
         result = scores.result()
     print(format_table(result))
     if args.json:
@@ -110,71 +112,6 @@ def _blob_label(text: str | None, default: int | None) -> int | None:
         return int(text)
     except ValueError:
         raise ConfigError(f"--blob_label is {text!r}; give an integer or 'none'.") from None
-
-
-def _add(scores, name: str, gt, pred, volumes: bool) -> None:
-    """Score a file's pages as images ``<name>_p000``, ..., or (``volumes``) the whole
-    stack as one 3D image ``<name>``."""
-    from napari_cellseg.analysis.matching import page_names
-
-    if volumes:
-        scores.add(name, gt, pred)
-        return
-    for page, g, p in zip(page_names(name, len(gt)), gt, pred, strict=True):
-        scores.add(page, g, p)
-
-
-def evaluate_folders(
-    gt_dir: str | Path, pred_dir: str | Path, *, ignore_label: int | None, volumes: bool = False
-) -> dict:
-    """Score the label images of ``pred_dir`` against those of ``gt_dir``, paired by name
-    (a multipage file page by page, or as one 3D image with ``volumes``).
-
-    Raises
-    ------
-    DataError
-        When a folder is missing or empty, a ground-truth file has no prediction, or a
-        pair differs in shape.
-    """
-    from napari_cellseg.analysis.matching import MatchingScores
-    from napari_cellseg.data.io import SUFFIXES, read_image
-
-    gt_dir = Path(gt_dir)
-    if (gt_dir / "labels").is_dir():
-        gt_dir = gt_dir / "labels"
-    gt_files, pred_files = _label_files(gt_dir, SUFFIXES), _label_files(Path(pred_dir), SUFFIXES)
-    scores = MatchingScores(ignore_label=ignore_label)
-    for stem, gt_path in gt_files.items():
-        pred_path = pred_files.get(f"{stem}_labels") or pred_files.get(stem)
-        if pred_path is None:
-            raise DataError(
-                f"No prediction for '{gt_path}': expected '{Path(pred_dir) / stem}_labels.tif' "
-                f"(or '{stem}' with extension {', '.join(SUFFIXES)})."
-            )
-        gt, pred = read_image(gt_path), read_image(pred_path)
-        if gt.shape != pred.shape:
-            raise DataError(
-                f"'{gt_path}' is {gt.shape} (pages, height, width) but '{pred_path}' is "
-                f"{pred.shape}; compare label images of the same size."
-            )
-        try:
-            _add(scores, stem, gt, pred, volumes)
-        except DataError as exc:
-            raise DataError(f"'{gt_path}' vs '{pred_path}': {exc}") from None
-    return scores.result()
-
-
-def _label_files(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
-    if not folder.is_dir():
-        raise DataError(f"Folder '{folder}' does not exist; check the path.")
-    files = {
-        p.stem: p
-        for p in sorted(folder.iterdir())
-        if p.suffix.lower() in suffixes and not p.name.startswith(".")
-    }
-    if not files:
-        raise DataError(f"'{folder}' holds no label images ({', '.join(suffixes)}).")
-    return files
 
 
 # --- cellseg tune-postprocess ------------------------------------------------------------------
@@ -209,12 +146,7 @@ def tune_postprocess_main(argv: list[str] | None = None) -> int:
     from napari_cellseg.config import config_from_args
     from napari_cellseg.data.io import read_folder
     from napari_cellseg.inference.predictor import load_model, tiling_options
-    from napari_cellseg.segmentation.instances import describe_settings
-    from napari_cellseg.segmentation.tuning import (
-        save_postprocessing,
-        score_postprocessing,
-        tune_postprocessing,
-    )
+    from napari_cellseg.segmentation.tuning import score_postprocessing, tune_postprocessing
 
     args = make_tune_parser().parse_args(argv)
     settings = config_from_args(PredictConfig, args)
@@ -233,20 +165,22 @@ def tune_postprocess_main(argv: list[str] | None = None) -> int:
         for s in tqdm(stacks, desc="predict", file=sys.stderr)
     ]
     current = predictor.segmentation()
-    before = score_postprocessing(maps, stacks, ignore_label=cfg.blob_label, **current)
+    before = score_postprocessing(maps, stacks, current, ignore_label=cfg.blob_label)
     with tqdm(desc="tune", file=sys.stderr) as bar:
 
         def progress(done: int, planned: int) -> None:
             bar.total = planned
             bar.update(done - bar.n)
 
-        params = tune_postprocessing(maps, stacks, ignore_label=cfg.blob_label, progress=progress)
-    save_postprocessing(yaml_path, params, data=args.val_data, tta=settings.tta)
+        tuned = tune_postprocessing(maps, stacks, ignore_label=cfg.blob_label, progress=progress)
+    save_segmentation(
+        yaml_path, tuned.settings, tta=settings.tta, mean_ap=tuned.mean_ap, data=args.val_data
+    )
     kind = " of test-time augmented maps" if settings.tta else ""
     print(
         f"mean AP(0.5:0.95){kind} on {args.val_data}: {before:.3f} with "
-        f"{describe_settings(current)}\n"
-        f"tuned: {params['mean_ap']:.3f} with {describe_settings(params)} "
+        f"{current.describe()}\n"
+        f"tuned: {tuned.mean_ap:.3f} with {tuned.settings.describe()} "
         f"(written to {yaml_path})"
     )
     return 0

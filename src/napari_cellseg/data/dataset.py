@@ -32,8 +32,9 @@ import torch  # noqa: TID253 - this module is the Dataset, it must import torch
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.data.augment import augment_pair
 from napari_cellseg.data.io import Stack
+from napari_cellseg.data.labels import median_diameter
 from napari_cellseg.data.normalize import normalize_image
-from napari_cellseg.data.scale import median_diameter, rescale, scale_factor
+from napari_cellseg.data.scale import rescale, scale_factor
 from napari_cellseg.data.targets import (
     make_targets,
     remove_blobs,

@@ -25,6 +25,7 @@ __all__ = [
     "read_channels",
     "read_folder",
     "list_folder",
+    "images_by_stem",
     "stacks_from_arrays",
     "split_stacks",
     "drop_unlabelled_slices",
@@ -205,7 +206,7 @@ def _check_pair(image: np.ndarray, labels: np.ndarray, where: str) -> None:
         )
 
 
-def _list_images(folder: Path) -> dict[str, Path]:
+def images_by_stem(folder: Path) -> dict[str, Path]:
     """Map file stem -> path of the PNG/TIFF files in ``folder``."""
     found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
@@ -269,13 +270,13 @@ def _list_one_folder(folder: Path, labels: bool) -> list[DataFile]:
             f"Data folder '{folder}' has no 'labels' folder; put the label images "
             f"(same file names as the images) in '{label_dir}'."
         )
-    images = _list_images(image_dir)
+    images = images_by_stem(image_dir)
     if not images:
         raise DataError(
             f"'{image_dir}' holds no PNG or TIFF images ({', '.join(SUFFIXES)}); add images "
             "or correct the path."
         )
-    label_files = _list_images(label_dir) if label_dir.is_dir() else {}
+    label_files = images_by_stem(label_dir) if label_dir.is_dir() else {}
     files = []
     for stem, image_path in images.items():
         label_path = label_files.get(stem)
@@ -290,7 +291,7 @@ def _list_one_folder(folder: Path, labels: bool) -> list[DataFile]:
 
 def _list_images_only(path: Path) -> list[DataFile]:
     """One image file, or the image files right inside a folder, without labels."""
-    files = {path.stem: path} if path.is_file() else _list_images(path)
+    files = {path.stem: path} if path.is_file() else images_by_stem(path)
     if not files:
         raise DataError(
             f"'{path}' holds no 'images' folder and no PNG or TIFF images "

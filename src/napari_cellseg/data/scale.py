@@ -17,7 +17,6 @@ from napari_cellseg.data.trim import resize_to
 
 __all__ = [
     "FACTOR_LIMITS",
-    "median_diameter",
     "scale_factor",
     "scaled_shape",
     "rescale",
@@ -25,33 +24,6 @@ __all__ = [
 
 FACTOR_LIMITS = (0.2, 4.0)
 """Smallest and largest rescaling factor (a mis-estimate cannot blow an image up further)."""
-
-
-def median_diameter(labels: np.ndarray, ignore_label: int | None = 1) -> float | None:
-    """Median equivalent diameter in pixels of the objects of ``labels`` (None: no objects).
-
-    Every non-zero value other than ``ignore_label`` is one object, counted once per
-    slice of a stack ``(Z, H, W)``.
-
-    Examples
-    --------
-    >>> labels = np.zeros((20, 20), int); labels[2:12, 2:12] = 2
-    >>> round(median_diameter(labels), 1)
-    11.3
-    """
-    labels = np.asarray(labels)
-    pages = labels.reshape(-1, *labels.shape[-2:])
-    areas = []
-    for page in pages:
-        counts = np.bincount(page.ravel())
-        counts[0] = 0
-        if ignore_label is not None and ignore_label < len(counts):
-            counts[ignore_label] = 0
-        areas.append(counts[counts > 0])
-    areas = np.concatenate(areas)
-    if not len(areas):
-        return None
-    return float(2 * np.sqrt(np.median(areas) / np.pi))
 
 
 def scale_factor(target: float, diameter: float | None) -> float:

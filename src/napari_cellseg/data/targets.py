@@ -16,7 +16,6 @@ __all__ = [
     "separation_mask",
     "unet_classes",
     "remove_blobs",
-    "count_objects",
 ]
 
 _CROSS = ndimage.generate_binary_structure(2, 1)
@@ -122,12 +121,3 @@ def remove_blobs(
     """Blank blob regions to 0 in copies of ``image`` and ``labels`` (the seed's behaviour)."""
     blob = labels == blob_label
     return np.where(blob, 0, image).astype(image.dtype), np.where(blob, 0, labels)
-
-
-def count_objects(labels: np.ndarray, blob_label: int | None = None) -> int:
-    """Distinct non-zero values of ``labels`` other than ``blob_label``."""
-    values = np.unique(labels)
-    objects = values != 0
-    if blob_label is not None:
-        objects &= values != blob_label
-    return int(np.count_nonzero(objects))

@@ -43,15 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_cellseg.config import (
-    RECORD_KEY,
-    TTA_SEGMENTATION_KEY,
-    PredictConfig,
-    TrainConfig,
-    from_dict,
-    read_yaml_dict,
-)
-from napari_cellseg.data.scale import median_diameter, rescale, scale_factor, scaled_shape
+from napari_cellseg.config import PredictConfig, TrainConfig
+from napari_cellseg.data.labels import median_diameter
+from napari_cellseg.data.scale import rescale, scale_factor, scaled_shape
 from napari_cellseg.data.trim import resize_to, trim, untrim
 from napari_cellseg.errors import ConfigError, DataError
 from napari_cellseg.inference.tiling import (
@@ -60,23 +54,18 @@ from napari_cellseg.inference.tiling import (
     padded_shape,
     tile_positions,
 )
-from napari_cellseg.pretrained import model_yaml
-from napari_cellseg.segmentation import instances as segment
+from napari_cellseg.model_file import ModelFile, load_network, read_model
+from napari_cellseg.segmentation.instances import instances
+from napari_cellseg.segmentation.settings import SegmentationSettings
 
 __all__ = [
     "PredictProgress",
     "Predictor",
     "load_model",
-    "tta_settings",
-    "weights_path",
     "tiling_options",
-    "TRAIN_SIDE_KEY",
     "MAX_PASSES",
     "DIAMETER_SETTINGS",
 ]
-
-TRAIN_SIDE_KEY = "train_image_side"
-"""Key in the model yaml's ``record``: median side of the training images in pixels."""
 
 _DEFAULTS = PredictConfig()
 
@@ -86,7 +75,7 @@ MAX_PASSES = 3
 SCALE_TOLERANCE = 1.2
 """A new diameter estimate within this factor of the last one ends the estimation."""
 
-DIAMETER_SETTINGS = segment.segment_settings(TrainConfig())
+DIAMETER_SETTINGS = SegmentationSettings.of(TrainConfig())
 """Post-processing of the instances whose median diameter sets the prediction scale."""
 
 
@@ -113,7 +102,7 @@ def tiling_options(settings: PredictConfig) -> dict:
 
 
 def load_model(
-    yaml_path: str | Path,
+    path: str | Path,
     device: str = "auto",
     *,
     tile_size: int = _DEFAULTS.tile_size,
@@ -121,16 +110,12 @@ def load_model(
     tile_batch: int = _DEFAULTS.tile_batch,
     tta: bool = _DEFAULTS.tta,
 ) -> Predictor:
-    """Load the model a training run saved (its ``.yaml`` names the ``.pt`` weights).
-
-    A relative weights path that does not exist as given is looked up next to the
-    yaml, so a moved model folder keeps working.
+    """A predictor of the model a training run saved (:mod:`napari_cellseg.model_file`).
 
     Parameters
     ----------
-    yaml_path
-        The model's settings file, or the name of a built-in model
-        (:mod:`napari_cellseg.pretrained`).
+    path
+        The model's yaml (or .pt), or the name of a built-in model.
     device
         ``auto`` (CUDA, then MPS, else CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
     tile_size, tile_overlap, tile_batch
@@ -139,8 +124,8 @@ def load_model(
         tiles per forward pass.
     tta
         Test-time augmentation: average the maps of the 8 flips and rotations of
-        every tile (segmented with the settings the yaml holds for such maps, when
-        tuned: :func:`tta_settings`).
+        every tile (segmented with the settings the model holds for such maps, when
+        tuned).
 
     Raises
     ------
@@ -148,99 +133,34 @@ def load_model(
         When the yaml or the weights are missing or unreadable, or the weights do not
         fit the architecture the yaml describes.
     """
-    import torch
-
     from napari_cellseg.device import resolve_device
-    from napari_cellseg.models.registry import build_model, prepare_model
 
-    yaml_path = model_yaml(yaml_path)
-    content = read_yaml_dict(yaml_path)
-    cfg = from_dict(TrainConfig, content, source=str(yaml_path))
-    record = content.get(RECORD_KEY) or {}
-    weights = weights_path(cfg, yaml_path)
+    model = read_model(path)
     torch_device = resolve_device(device)
-    model = build_model(cfg)
-    try:
-        state = torch.load(weights, map_location=torch_device, weights_only=True)
-    except Exception as exc:
-        raise ConfigError(
-            f"Cannot read the weights '{weights}' named by '{yaml_path}' ({exc}); "
-            "re-copy the file or train the model again."
-        ) from None
-    try:
-        model.load_state_dict(state)
-    except (RuntimeError, TypeError, AttributeError) as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ConfigError(
-            f"The weights '{weights}' do not fit the {cfg.architecture} network that "
-            f"'{yaml_path}' describes ({first}). Use the yaml written with these weights."
-        ) from None
-    model = prepare_model(model, torch_device).eval()
     return Predictor(
+        load_network(model, torch_device),
         model,
-        cfg,
         torch_device,
         tile_size=tile_size,
         tile_overlap=tile_overlap,
         tile_batch=tile_batch,
-        train_side=record.get(TRAIN_SIDE_KEY),
         tta=tta,
-        tta_settings=_tta_settings(content, yaml_path),
-    )
-
-
-def tta_settings(yaml_path: str | Path) -> dict | None:
-    """The segmentation settings a model yaml holds for test-time augmented maps.
-
-    Returns the :data:`~.segment.SEGMENT_KEYS` (a key left out keeps the model's other
-    setting), or None when the model has none (``tune-postprocess --tta`` tunes them).
-
-    Raises
-    ------
-    ConfigError
-        When the yaml's ``tta_segmentation`` is not a mapping of those settings.
-    """
-    yaml_path = model_yaml(yaml_path)
-    return _tta_settings(read_yaml_dict(yaml_path), yaml_path)
-
-
-def _tta_settings(content: dict, yaml_path: Path) -> dict | None:
-    """:func:`tta_settings` of the yaml ``content`` read from ``yaml_path``."""
-    tuned = content.get(TTA_SEGMENTATION_KEY)
-    if tuned is None:
-        return None
-    if not isinstance(tuned, dict) or not set(tuned) <= set(segment.SEGMENT_KEYS):
-        raise ConfigError(
-            f"'{TTA_SEGMENTATION_KEY}' in '{yaml_path}' must map settings of "
-            f"{', '.join(segment.SEGMENT_KEYS)} to values; fix it, or delete it to segment "
-            "test-time augmented maps with the model's other settings."
-        )
-    merged = {**content, **tuned}
-    source = f"'{yaml_path}' ({TTA_SEGMENTATION_KEY})"
-    return segment.segment_settings(from_dict(TrainConfig, merged, source=source))
-
-
-def weights_path(cfg: TrainConfig, yaml_path: Path) -> Path:
-    """The weights file of the model yaml ``yaml_path`` (settings ``cfg``).
-
-    A relative path that does not exist as given is looked up next to the yaml.
-    """
-    if not cfg.model:
-        raise ConfigError(f"'{yaml_path}' names no weights file (setting 'model' is empty).")
-    given = Path(cfg.model)
-    candidates = [given] if given.is_absolute() else [given, yaml_path.parent / given]
-    candidates.append(yaml_path.parent / given.name)
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise ConfigError(
-        f"The weights file '{cfg.model}' named by '{yaml_path}' does not exist (looked in "
-        f"{', '.join(repr(str(p)) for p in candidates)}); put the .pt file next to the yaml."
     )
 
 
 class Predictor:
     """A trained network ready to predict images of any size.
+
+    Parameters
+    ----------
+    network
+        The torch module (eval mode is set).
+    model : ModelFile
+        The model it belongs to: settings, record, segmentation settings.
+    device
+        The torch device the network is on.
+    tile_size, tile_overlap, tile_batch, tta
+        As :func:`load_model`.
 
     Attributes
     ----------
@@ -250,16 +170,14 @@ class Predictor:
 
     def __init__(
         self,
-        model,
-        config: TrainConfig,
+        network,
+        model: ModelFile,
         device,
         *,
         tile_size: int = _DEFAULTS.tile_size,
         tile_overlap: int = _DEFAULTS.tile_overlap,
         tile_batch: int = _DEFAULTS.tile_batch,
-        train_side: float | None = None,
         tta: bool = _DEFAULTS.tta,
-        tta_settings: dict | None = None,
     ) -> None:
         if tile_batch < 1 or tile_size < 1 or tile_overlap < -1:
             raise ConfigError(
@@ -267,7 +185,9 @@ class Predictor:
                 f"at least 1 and 'tile_overlap' ({tile_overlap}) at least 0 (or -1 for a "
                 "quarter of the model's im_dim)."
             )
-        self.model, self.config, self.device = model.eval(), config, device
+        config = model.config
+        self.model, self.model_file, self.config = network.eval(), model, config
+        self.device = device
         from napari_cellseg.models.registry import required_multiple
 
         self.align = required_multiple(config)
@@ -275,10 +195,9 @@ class Predictor:
         half = config.im_dim // 2
         self.overlap = config.im_dim // 4 if tile_overlap == -1 else min(tile_overlap, half)
         self.tile_batch = tile_batch
-        self.tta, self.tta_settings = tta, tta_settings
-        self.scale = (
-            config.im_dim / train_side if config.trim_method == "resize" and train_side else 1.0
-        )
+        self.tta = tta
+        side = model.train_side
+        self.scale = config.im_dim / side if config.trim_method == "resize" and side else 1.0
 
     # --- public API -------------------------------------------------------------------------
 
@@ -336,29 +255,26 @@ class Predictor:
         """Run :meth:`iter_predict` to the end; ``progress`` is called with each progress record."""
         return _run(self.iter_predict(image, diameter), progress)
 
-    def segmentation(self) -> dict:
-        """The post-processing settings for this predictor's maps (see :mod:`.segment`).
-
-        With ``tta`` those the model holds for test-time augmented maps, when tuned;
-        else (and otherwise) those of ``config``.
-        """
-        if self.tta and self.tta_settings:
-            return dict(self.tta_settings)
-        return segment.segment_settings(self.config)
+    def segmentation(self) -> SegmentationSettings:
+        """The segmentation settings of this predictor's maps (plain or test-time augmented),
+        as the model resolves them (:meth:`ModelFile.segmentation
+        <napari_cellseg.model_file.ModelFile.segmentation>`)."""
+        return self.model_file.segmentation(self.tta)
 
     def instances(
-        self, objects: np.ndarray, boundaries: np.ndarray, settings: dict | None = None
+        self,
+        objects: np.ndarray,
+        boundaries: np.ndarray,
+        settings: SegmentationSettings | None = None,
     ) -> np.ndarray:
         """Instance labels with ``settings``, by default :meth:`segmentation`.
 
         Numbered as annotations: no object takes the model's ``blob_label``, so the
         labels can be corrected and trained on as they are.
         """
-        return segment.instances(
-            objects,
-            boundaries,
-            **(settings or self.segmentation()),
-            skip_label=self.config.blob_label,
+        settings = settings or self.segmentation()
+        return instances(
+            objects, boundaries, **settings.as_dict(), skip_label=self.config.blob_label
         )
 
     def count_tiles(self, shape: tuple[int, int], diameter: float = 0.0) -> int:
@@ -398,7 +314,7 @@ class Predictor:
                 count.total += self._count_at(image.shape[-2:], scale)
             maps = yield from self._predict_at(image, scale, count)
             measured = median_diameter(
-                segment.instances(*maps, **DIAMETER_SETTINGS), ignore_label=None
+                instances(*maps, **DIAMETER_SETTINGS.as_dict()), ignore_label=None
             )
             estimate = scale_factor(self.config.object_diameter, measured)
             if abs(np.log(estimate / scale)) <= np.log(SCALE_TOLERANCE):

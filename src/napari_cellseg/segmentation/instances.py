@@ -35,13 +35,7 @@ __all__ = [
     "merge_shallow",
     "remove_small",
     "object_peaks",
-    "SEGMENT_KEYS",
-    "segment_settings",
-    "describe_settings",
 ]
-
-SEGMENT_KEYS = ("obj_threshold", "bnd_threshold", "split_depth", "min_size", "small_object_prob")
-"""The post-processing settings of a model (in its yaml and its TrainConfig)."""
 
 WATERSHED_THREADS = min(4, os.cpu_count() or 1)
 """Threads of one slice's watershed: the seeds are labelled beside the foreground, then
@@ -54,17 +48,6 @@ WATERSHED_GROUP = 16
 """Components flooded by one watershed call, their boxes side by side: skimage's
 ``watershed`` spends ~0.1 ms per call on preparing its arrays, more than the flood of a
 nucleus-sized box takes."""
-
-
-def segment_settings(source) -> dict:
-    """The :data:`SEGMENT_KEYS` of a config object (or of a dict) as keyword arguments."""
-    get = source.get if isinstance(source, dict) else lambda key: getattr(source, key)
-    return {key: get(key) for key in SEGMENT_KEYS}
-
-
-def describe_settings(source) -> str:
-    """The settings as text, e.g. ``obj_threshold 0.7, bnd_threshold 0.3, ...``."""
-    return ", ".join(f"{key} {value:g}" for key, value in segment_settings(source).items())
 
 
 def instances(

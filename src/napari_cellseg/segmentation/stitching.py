@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from napari_cellseg.analysis.matching import sequential_labels
+from napari_cellseg.data.labels import sequential_labels
 
 __all__ = ["stitch_slices"]
 

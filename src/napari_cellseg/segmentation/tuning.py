@@ -18,8 +18,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -30,23 +29,21 @@ from napari_cellseg.analysis.matching import (
     match_counts,
     summarize,
 )
-from napari_cellseg.config import RECORD_KEY, TTA_SEGMENTATION_KEY, read_yaml_dict
 from napari_cellseg.data.io import Stack
+from napari_cellseg.data.labels import count_objects
 from napari_cellseg.errors import DataError
 from napari_cellseg.segmentation.instances import (
-    SEGMENT_KEYS,
     instances,
     merge_shallow,
     object_peaks,
     watershed_labels,
 )
-
-if TYPE_CHECKING:
-    from napari_cellseg.inference.predictor import Predictor
+from napari_cellseg.segmentation.settings import SegmentationSettings
 
 __all__ = [
+    "TunedSettings",
     "tune_postprocessing",
-    "save_postprocessing",
+    "tune_on_annotation",
     "score_postprocessing",
     "GRID",
     "REFINE_STEP",
@@ -78,45 +75,55 @@ REFINE_STEP = 0.05
 ProbabilityMaps = Sequence[tuple[np.ndarray, np.ndarray]]
 
 
+@dataclass(frozen=True)
+class TunedSettings:
+    """The result of a tuning: the best settings found and the score they reach.
+
+    Attributes
+    ----------
+    settings : SegmentationSettings
+        The settings with the highest pooled mean AP (ties keep the earlier candidate).
+    mean_ap : float
+        Their pooled mean AP over IoU 0.5, 0.55, ..., 0.95.
+    """
+
+    settings: SegmentationSettings
+    mean_ap: float
+
+
 def tune_postprocessing(
-    source: Predictor | ProbabilityMaps,
+    maps: ProbabilityMaps,
     stacks: Sequence[Stack],
     *,
     ignore_label: int | None = 1,
     progress: Callable[[int, int], object] | None = None,
-) -> dict:
-    """Search the segmentation settings (:data:`~.segment.SEGMENT_KEYS`) maximising mean AP.
+) -> TunedSettings:
+    """Search the segmentation settings maximising the pooled mean AP on ``stacks``.
 
     Parameters
     ----------
-    source
-        A :class:`~napari_cellseg.inference.predictor.Predictor` (its maps of ``stacks`` are
-        predicted here and its ``config.blob_label`` is the ``ignore_label``), or the
-        ``(objects, boundaries)`` maps of each stack, shaped like its image.
+    maps
+        The ``(objects, boundaries)`` probability maps of each stack, shaped like its
+        image (a predictor's :meth:`~napari_cellseg.inference.predictor.Predictor.predict`).
     stacks
         Validation images with labels.
     ignore_label
-        Ground-truth blob value (see :func:`~napari_cellseg.analysis.matching.matching`);
-        used when ``source`` holds maps.
+        Ground-truth blob value (see :func:`~napari_cellseg.analysis.matching.matching`):
+        the model's ``blob_label``.
     progress
         Called with (candidates done, candidates planned) after each watershed setting.
 
     Returns
     -------
-    dict
-        The :data:`~.segment.SEGMENT_KEYS` and the ``mean_ap`` they reach.
+    TunedSettings
+        The best settings and the mean AP they reach.
 
     Raises
     ------
     DataError
         When a stack has no labels, or the maps do not match the stacks.
     """
-    if not hasattr(source, "predict"):
-        maps = list(source)
-    else:
-        maps = [source.predict(stack.image) for stack in stacks]
-        ignore_label = source.config.blob_label
-    pages = _pages(maps, stacks)
+    pages = _pages(list(maps), stacks)
     coarse = list(itertools.product(GRID["obj_threshold"], GRID["bnd_threshold"]))
     planned = len(coarse) + 8 + 1
     done = 0
@@ -148,22 +155,58 @@ def tune_postprocessing(
     mean_ap, params = _best_small_objects(pages, best[1], ignore_label)
     if progress:
         progress(planned, planned)
-    return {**params, "mean_ap": mean_ap}
+    return TunedSettings(SegmentationSettings.of(params), float(mean_ap))
 
 
 def score_postprocessing(
     maps: ProbabilityMaps,
     stacks: Sequence[Stack],
+    settings: SegmentationSettings,
     *,
     ignore_label: int | None = 1,
-    **settings,
 ) -> float:
-    """Pooled mean AP of the segmentation ``settings`` (``SEGMENT_KEYS``) on ``stacks``."""
+    """Pooled mean AP of the segmentation ``settings`` on ``stacks`` (maps as above)."""
     counts = sum(
-        match_counts(gt, instances(o, b, **settings), ignore_label=ignore_label)
-        for o, b, gt in _pages(maps, stacks)
+        match_counts(gt, instances(o, b, **settings.as_dict()), ignore_label=ignore_label)
+        for o, b, gt in _pages(list(maps), stacks)
     )
     return summarize(counts, THRESHOLDS)["mean_ap"]
+
+
+def tune_on_annotation(
+    objects: np.ndarray,
+    boundaries: np.ndarray,
+    truth: np.ndarray,
+    current: SegmentationSettings,
+    *,
+    blob_label: int | None,
+) -> tuple[TunedSettings, float, int]:
+    """Tune on one annotated image (or stack): a user's labels of the maps shown.
+
+    Returns
+    -------
+    tuned : TunedSettings
+        The settings that best reproduce ``truth`` and their mean AP.
+    before : float
+        The mean AP of the ``current`` settings.
+    objects : int
+        Objects of ``truth`` tuned on (per slice).
+
+    Raises
+    ------
+    DataError
+        When ``truth`` holds no object.
+    """
+    truth = truth.reshape(-1, *truth.shape[-2:])
+    count = sum(count_objects(page, blob_label) for page in truth)
+    if not count:
+        raise DataError(
+            "The labels layer holds no objects to tune on: paint the objects of the image "
+            "(values 2, 3, …), or correct the predicted instances, then tune again."
+        )
+    pages, maps = [Stack("annotation", truth, truth)], [(objects, boundaries)]
+    before = score_postprocessing(maps, pages, current, ignore_label=blob_label)
+    return tune_postprocessing(maps, pages, ignore_label=blob_label), before, count
 
 
 def _pages(maps: ProbabilityMaps, stacks: Sequence[Stack]) -> list[tuple]:
@@ -230,30 +273,3 @@ def _best_small_objects(pages, params: dict, ignore_label) -> tuple[float, dict]
     scores = [[summarize(c, THRESHOLDS)["mean_ap"] for c in row] for row in counts]
     s, p = np.unravel_index(int(np.argmax(scores)), counts.shape[:2])
     return scores[s][p], {**params, "min_size": sizes[s], "small_object_prob": probs[p]}
-
-
-def save_postprocessing(
-    yaml_path: str | Path, params: dict, *, data: str = "", tta: bool = False
-) -> Path:
-    """Write tuned thresholds into a model yaml atomically, keeping every other entry.
-
-    ``params`` holds the :data:`~.segment.SEGMENT_KEYS` and optionally ``mean_ap``; the
-    score (and ``data``, the folder it was measured on) go to the yaml's record under
-    ``postprocess``.  With ``tta`` (settings tuned on test-time augmented maps) the
-    settings go under ``tta_segmentation`` and the score under ``postprocess_tta``.
-    """
-    import yaml
-
-    from napari_cellseg.io_utils import atomic_write_text
-
-    content = read_yaml_dict(yaml_path)
-    settings = {key: params[key] for key in SEGMENT_KEYS}
-    if tta:
-        content[TTA_SEGMENTATION_KEY] = settings
-    else:
-        content.update(settings)
-    record = content.pop(RECORD_KEY, None) or {}  # stays the last entry
-    score = {"mean_ap": float(params["mean_ap"])} if "mean_ap" in params else {}
-    record["postprocess_tta" if tta else "postprocess"] = {**score, "data": str(data)}
-    content[RECORD_KEY] = record
-    return atomic_write_text(yaml_path, yaml.safe_dump(content, sort_keys=False))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from napari_cellseg.segmentation.instances import describe_settings
 from napari_cellseg.training.events import (
     BatchEnded,
     EpochEnded,
@@ -55,7 +54,7 @@ def print_training(events: Iterable[Event]) -> TrainFinished:
         elif isinstance(event, PostprocessTuned):
             tqdm.write(
                 "segmentation settings tuned on the validation data: "
-                f"{describe_settings(event.params)} -> mean AP {event.params['mean_ap']:.3f}"
+                f"{event.tuned.settings.describe()} -> mean AP {event.tuned.mean_ap:.3f}"
             )
         elif isinstance(event, TrainFinished):
             if bar is not None:

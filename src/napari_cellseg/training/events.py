@@ -8,6 +8,10 @@ cross threads and processes freely.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from napari_cellseg.segmentation.tuning import TunedSettings
 
 __all__ = [
     "Event",
@@ -84,11 +88,11 @@ class CheckpointSaved(Event):
 class PostprocessTuned(Event):
     """Segmentation settings tuned on the validation data and written to ``path``.
 
-    ``params`` holds the :data:`~.segment.SEGMENT_KEYS` and ``mean_ap``.
+    ``tuned`` holds the settings and the mean AP they reach.
     """
 
     path: str
-    params: dict[str, float]
+    tuned: TunedSettings
 
 
 @dataclass(frozen=True)

@@ -33,13 +33,14 @@ from pathlib import Path
 import numpy as np
 
 from napari_cellseg import __version__
-from napari_cellseg.config import TrainConfig, model_yaml_path, save_yaml
+from napari_cellseg.config import TrainConfig
 from napari_cellseg.data.io import Stack, drop_unlabelled_slices, read_folder, split_stacks
-from napari_cellseg.data.targets import count_objects
+from napari_cellseg.data.labels import count_objects
 from napari_cellseg.device import autocast, precision_name
 from napari_cellseg.errors import ConfigError, DataError, TrainingDiverged
 from napari_cellseg.io_utils import atomic_write
-from napari_cellseg.segmentation.instances import describe_settings
+from napari_cellseg.model_file import model_yaml, save_segmentation, write_model, yaml_beside
+from napari_cellseg.segmentation.settings import SegmentationSettings
 from napari_cellseg.segmentation.tuning import MIN_TUNING_OBJECTS
 from napari_cellseg.training.distributed import World, join
 from napari_cellseg.training.events import (
@@ -178,7 +179,8 @@ class _Run:
             self.notes.append(
                 f"The validation data holds fewer than {MIN_TUNING_OBJECTS} objects: too few "
                 "to tune the segmentation settings on, so the model keeps "
-                f"{describe_settings(cfg)}.  Give more validation data to tune them."
+                f"{SegmentationSettings.of(cfg).describe()}.  Give more validation data to "
+                "tune them."
             )
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr)
         self.scheduler = _make_scheduler(cfg, self.optimizer)
@@ -381,7 +383,7 @@ class _Run:
             "best": dict(self.best),
             "napari_cellseg_version": __version__,
         }
-        save_yaml(dataclasses.replace(self.cfg, model=str(path)), model_yaml_path(path), record)
+        write_model(self.cfg, path, record)
         if kind == "last":
             train_state = {
                 "epoch": epoch,
@@ -396,16 +398,15 @@ class _Run:
     def _tune_postprocess(self, model_path: Path) -> PostprocessTuned:
         """Tune the segmentation thresholds of the final model on the validation data."""
         from napari_cellseg.inference.predictor import load_model
-        from napari_cellseg.segmentation.tuning import (
-            save_postprocessing,
-            tune_postprocessing,
-        )
+        from napari_cellseg.segmentation.tuning import tune_postprocessing
 
-        yaml_path = model_yaml_path(model_path)
+        yaml_path = yaml_beside(model_path)
         predictor = load_model(yaml_path, device=str(self.device))
-        params = tune_postprocessing(predictor, self.val_stacks)
-        save_postprocessing(yaml_path, params, data=self.cfg.val_data or "held-out training data")
-        return PostprocessTuned(path=str(yaml_path), params=params)
+        maps = [predictor.predict(stack.image) for stack in self.val_stacks]
+        tuned = tune_postprocessing(maps, self.val_stacks, ignore_label=self.cfg.blob_label)
+        data = self.cfg.val_data or "held-out training data"
+        save_segmentation(yaml_path, tuned.settings, mean_ap=tuned.mean_ap, data=data)
+        return PostprocessTuned(path=str(yaml_path), tuned=tuned)
 
     def _resume(self) -> None:
         """Load the last checkpoint and training state; every rank reads rank 0's files."""
@@ -520,8 +521,7 @@ def _init_weights(cfg: TrainConfig) -> dict:
     Raises ConfigError when the model cannot be read, when its network settings differ
     from the run's, or when the run would overwrite the files it starts from.
     """
-    from napari_cellseg.inference.predictor import load_model, weights_path
-    from napari_cellseg.pretrained import model_yaml
+    from napari_cellseg.inference.predictor import load_model
 
     yaml_path = model_yaml(cfg.init_model)
     if not yaml_path.is_file():
@@ -535,8 +535,8 @@ def _init_weights(cfg: TrainConfig) -> dict:
     except ConfigError as exc:
         raise ConfigError(f"Setting 'init_model': {exc}") from None
     outputs = [checkpoint_path(cfg.model, kind) for kind in ("last", *BEST_CHECKPOINTS)]
-    outputs = {p.resolve() for path in outputs for p in (path, model_yaml_path(path))}
-    if {yaml_path.resolve(), weights_path(start.config, yaml_path).resolve()} & outputs:
+    outputs = {p.resolve() for path in outputs for p in (path, yaml_beside(path))}
+    if {yaml_path.resolve(), start.model_file.weights.resolve()} & outputs:
         raise ConfigError(
             f"Settings 'model' ('{cfg.model}') and 'init_model' ('{cfg.init_model}') name the "
             "same files: training would overwrite the model it starts from; give 'model' a "

@@ -232,7 +232,7 @@ class _Search:
     """The settings a mode searches, how a trial is scored, and how many trials remain."""
 
     def __init__(self, tune_cfg: TuneConfig, cfg: TrainConfig) -> None:
-        _check(tune_cfg, cfg)
+        _check(cfg)
         self.tune_cfg, self.mode = tune_cfg, tune_cfg.mode
         self.batches = (
             [cfg.batch]
@@ -310,7 +310,7 @@ class _Search:
         return [b for b in self.feasible_batches(trials) if b not in taken][pending:]
 
 
-def _check(tune_cfg: TuneConfig, cfg: TrainConfig) -> None:
+def _check(cfg: TrainConfig) -> None:
     if not cfg.train_data:
         raise ConfigError(
             "Setting 'train_data' is empty: give the training data folder (images/ + labels/)."
@@ -319,15 +319,6 @@ def _check(tune_cfg: TuneConfig, cfg: TrainConfig) -> None:
         raise ConfigError(
             "Tuning scores trials on validation data: give --val_data, or a val_fraction > 0."
         )
-    if tune_cfg.trials < 1:
-        raise ConfigError(f"Setting 'trials' is {tune_cfg.trials}; it must be at least 1.")
-    if not 0 < tune_cfg.lr_min < tune_cfg.lr_max:
-        raise ConfigError(
-            f"Settings lr_min ({tune_cfg.lr_min:g}) and lr_max ({tune_cfg.lr_max:g}) must "
-            "satisfy 0 < lr_min < lr_max."
-        )
-    if tune_cfg.batch_min < 1:
-        raise ConfigError(f"Setting 'batch_min' is {tune_cfg.batch_min}; it must be at least 1.")
 
 
 # --- the study ------------------------------------------------------------------------------

@@ -19,13 +19,14 @@ from typing import TYPE_CHECKING, Any
 from psygnal import Signal
 
 from napari_cellseg.errors import CellsegError
-from napari_cellseg.pretrained import BUILTIN_MODELS
+from napari_cellseg.model_file import BUILTIN_MODELS
 
 if TYPE_CHECKING:
     import numpy as np
 
     from napari_cellseg.config import TrainConfig
     from napari_cellseg.inference.predictor import Predictor, PredictProgress
+    from napari_cellseg.segmentation.settings import SegmentationSettings
     from napari_cellseg.training.events import Event
     from napari_cellseg.training.loop import TrainData
 
@@ -134,22 +135,28 @@ def predict_maps(
 
 
 def predict_files(
-    yaml_path: str, folder: str, output: str, options: dict, segment: dict
+    yaml_path: str, folder: str, output: str, options: dict, segmentation: SegmentationSettings
 ) -> Generator[tuple[int, int], None, int]:
     """Predict every image of ``folder`` into files in ``output``, yielding (done, total).
 
-    ``options``: PredictConfig settings (diameter, tta, ...); ``segment``: the
-    post-processing settings to use.  Returns the number of images.
+    ``options``: PredictConfig settings (diameter, tta, ...); ``segmentation``: the
+    settings to segment with.  Returns the number of images.
     """
-    from napari_cellseg.cli.predict import predict_folder
     from napari_cellseg.config import PredictConfig
-    from napari_cellseg.data.io import list_folder
+    from napari_cellseg.pipeline import ImageStarted, predict_folder
 
     _yield_cpu_to_gui()
     settings = PredictConfig(config=yaml_path, test_data=folder, output=output, **options)
-    total = len(list_folder(folder, labels=False))
+    total = 0
+
+    def count(record) -> None:
+        nonlocal total
+        if isinstance(record, ImageStarted):
+            total = record.total
+
     with _reported_errors("Predict smaller images or lower 'tile_batch'."):
-        for done, _result in enumerate(predict_folder(settings, segment=segment), start=1):
+        results = predict_folder(settings, segmentation=segmentation, progress=count)
+        for done, _result in enumerate(results, start=1):
             yield done, total
     return total
 

@@ -19,9 +19,10 @@ from napari_cellseg.analysis.blobs import (
     summarize,
 )
 from napari_cellseg.config import TrainConfig, load_yaml
-from napari_cellseg.data.scale import median_diameter
+from napari_cellseg.data.labels import median_diameter
 from napari_cellseg.errors import CellsegError, DataError
-from napari_cellseg.segmentation.instances import instances, segment_settings
+from napari_cellseg.segmentation.instances import instances
+from napari_cellseg.segmentation.settings import SegmentationSettings
 from napari_cellseg.widgets._layers import (
     OWNER_KEY,
     image_array,
@@ -29,8 +30,8 @@ from napari_cellseg.widgets._layers import (
     output_layer,
     placement,
 )
+from napari_cellseg.widgets._model_panel import model_picker
 from napari_cellseg.widgets._worker import current_model, predict_maps, start_worker
-from napari_cellseg.widgets.predict_widget import model_picker
 
 __all__ = ["BlobsWidget"]
 
@@ -214,7 +215,7 @@ class BlobsWidget(QWidget):
         )
 
     def _show_proposal(self, labels: Labels, box, mask, maps, cfg: TrainConfig) -> None:
-        found = instances(*maps, **segment_settings(cfg))
+        found = instances(*maps, **SegmentationSettings.of(cfg).as_dict())
         proposal = mask_proposal(found, mask, cfg.min_size)
         offset = np.array([s.start for s in box]) * np.asarray(labels.scale)
         layer = output_layer(

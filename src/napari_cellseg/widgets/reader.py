@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from napari_cellseg.config import read_yaml_dict
-from napari_cellseg.errors import ConfigError
+from napari_cellseg.model_file import is_model_yaml
 from napari_cellseg.widgets._worker import current_model
 
 __all__ = ["get_reader"]
@@ -18,13 +17,9 @@ __all__ = ["get_reader"]
 
 def get_reader(path: str | list[str]) -> Callable[[str], list[tuple]] | None:
     """The reader of ``path`` when it is one model yaml written by training, else None."""
-    if not isinstance(path, str) or Path(path).suffix not in (".yaml", ".yml"):
+    if not isinstance(path, str):
         return None
-    try:
-        data = read_yaml_dict(path)
-    except ConfigError:
-        return None
-    return open_model if "architecture" in data and "model" in data else None
+    return open_model if is_model_yaml(path) else None
 
 
 def open_model(path: str) -> list[tuple]:

@@ -26,12 +26,11 @@ from napari_cellseg.config import (
     MODEL_SETTINGS,
     TrainConfig,
     load_yaml,
-    model_yaml_path,
     save_yaml,
 )
 from napari_cellseg.errors import CellsegError
-from napari_cellseg.pretrained import BUILTIN_MODELS, model_yaml
-from napari_cellseg.segmentation.instances import SEGMENT_KEYS
+from napari_cellseg.model_file import BUILTIN_MODELS, model_yaml, yaml_beside
+from napari_cellseg.segmentation.settings import SEGMENT_KEYS
 from napari_cellseg.training import events as ev
 from napari_cellseg.widgets._config_form import ConfigForm
 from napari_cellseg.widgets._layers import LayerPairs
@@ -329,7 +328,7 @@ class TrainWidget(QWidget):
                     self.plot.add_point(f"{split} {name}", event.epoch + 1, metrics[key])
 
     def _finished(self, event: ev.TrainFinished) -> None:
-        yaml_path = model_yaml_path(event.model_path)
+        yaml_path = yaml_beside(event.model_path)
         current_model.set(str(yaml_path))
         reason = event.reason.replace("_", " ")
         best = ", ".join(f"{k} {v:.3f}" for k, v in event.best.items())
