@@ -40,7 +40,8 @@ from napari_cellseg.data.synthetic import make_nuclei
 from napari_cellseg.device import autocast, default_num_workers, precision_name
 from napari_cellseg.models import registry
 from napari_cellseg.training.events import BatchEnded
-from napari_cellseg.training.loop import TrainData, train
+from napari_cellseg.training.inputs import TrainData
+from napari_cellseg.training.loop import train
 
 SEED_IMAGE_SHAPE = (200, 200)
 FORMATS = ("contiguous", "channels_last")

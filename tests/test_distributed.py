@@ -23,7 +23,8 @@ from napari_cellseg.errors import ConfigError
 from napari_cellseg.models.registry import build_model, probabilities
 from napari_cellseg.training.distributed import World, join
 from napari_cellseg.training.events import BatchEnded, EpochEnded, TrainFinished, TrainStarted
-from napari_cellseg.training.loop import TrainData, train
+from napari_cellseg.training.inputs import TrainData
+from napari_cellseg.training.loop import train
 from napari_cellseg.training.losses import compute_loss
 from napari_cellseg.training.metrics import MetricAccumulator
 

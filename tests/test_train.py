@@ -16,6 +16,7 @@ from napari_cellseg.device import precision_name
 from napari_cellseg.errors import CellsegError, DataError, TrainingDiverged
 from napari_cellseg.models.registry import build_model
 from napari_cellseg.segmentation.settings import SegmentationSettings
+from napari_cellseg.training.checkpoints import EarlyStopping
 from napari_cellseg.training.events import (
     BatchEnded,
     CheckpointSaved,
@@ -23,7 +24,8 @@ from napari_cellseg.training.events import (
     TrainFinished,
     TrainStarted,
 )
-from napari_cellseg.training.loop import EarlyStopping, TrainData, run_training, train
+from napari_cellseg.training.inputs import TrainData
+from napari_cellseg.training.loop import run_training, train
 
 
 def synthetic_stacks(n, seed=0, shape=(64, 64)):

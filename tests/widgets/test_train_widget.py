@@ -117,7 +117,7 @@ def test_stop_ends_cleanly_with_a_usable_checkpoint(qtbot, train_widget, tmp_pat
         ("no labels", "Pair 1 lacks its labels layer"),
         ("shape", "labels must have the image's size"),
         ("no model", "Set 'model'"),
-        ("unwritable model", "is not a folder you can write to"),
+        ("unwritable model", "folder cannot be written"),
         ("bad lr", "Setting 'lr'"),
     ],
 )

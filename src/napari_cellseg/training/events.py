@@ -1,8 +1,8 @@
 """Records that the training generator yields; every front end consumes the same ones.
 
 The CLI prints them, the CSV and TensorBoard writers record them, the napari widget
-plots them.  They are plain dataclasses of numbers and strings (no tensors), so they
-cross threads and processes freely.
+plots them.  They are plain dataclasses of numbers, strings and small numpy arrays (no
+tensors), so they cross threads and processes freely.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from napari_cellseg.segmentation.tuning import TunedSettings
 
 __all__ = [
@@ -69,6 +71,10 @@ class EpochEnded(Event):
     val: dict[str, float]
     lr: float
     seconds: float
+    samples: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    """Predictions on fixed samples per split (``train``, ``val``): rows of side-by-side
+    panels (:func:`~napari_cellseg.training.writers.sample_panels`); empty on ranks other
+    than 0 and with ``tb_samples`` 0."""
 
 
 @dataclass(frozen=True)

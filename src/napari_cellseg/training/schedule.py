@@ -13,7 +13,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["CosineSchedule"]
+from napari_cellseg.config import TrainConfig
+
+__all__ = ["CosineSchedule", "make_scheduler"]
 
 FINAL_FRACTION = 0.01
 """The last learning rate as a fraction of ``lr``."""
@@ -59,3 +61,16 @@ class CosineSchedule:
 
     def load_state_dict(self, state: dict[str, float]) -> None:
         self.planned = state["planned"]
+
+
+def make_scheduler(cfg: TrainConfig, optimizer):
+    """``plateau``: lr / 10 after ``lr_patience`` epochs without progress (the seed's);
+    ``cosine``: from ``lr`` down to ``lr / 100`` over the epochs or the time budget
+    (:mod:`napari_cellseg.training.schedule`; suits a fixed budget)."""
+    from torch.optim import lr_scheduler
+
+    if cfg.lr_schedule == "plateau":
+        return lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=0.1, patience=cfg.lr_patience
+        )
+    return CosineSchedule(cfg.lr, cfg.epochs, cfg.max_minutes)

@@ -121,7 +121,7 @@ def tune(
         are written.
     """
     from napari_cellseg.data.io import read_folder
-    from napari_cellseg.training.loop import TrainData
+    from napari_cellseg.training.inputs import TrainData
 
     search = _Search(tune_cfg, cfg)
     output = Path(tune_cfg.output)

@@ -1,4 +1,8 @@
-"""Training records on disk: a CSV row and TensorBoard scalars per epoch, sample images, graph."""
+"""Training records on disk: a CSV row and TensorBoard scalars per epoch, sample images, graph.
+
+The writers consume the training events (:class:`RunLogs` records each event the loop
+yields); the loop itself writes only the model files.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_cellseg.training.events import EpochEnded
+from napari_cellseg.config import TrainConfig
+from napari_cellseg.training.events import EpochEnded, Event
 
 
 def epoch_row(event: EpochEnded) -> dict[str, float]:
@@ -78,3 +83,59 @@ def sample_panels(image, objects, boundaries, pred_objects, pred_boundaries) -> 
     prediction, each (N, H, W) in [0, 1]; returns (N, H, 5 * W) float32."""
     rows = [np.clip(a, 0, 1) for a in (image, objects, pred_objects, boundaries, pred_boundaries)]
     return np.concatenate(rows, axis=-1).astype(np.float32)
+
+
+class RunLogs:
+    """The CSV log and TensorBoard writer of a run (paths from the settings), fed events.
+
+    Use as a context manager; :meth:`record` every event of the run.
+    """
+
+    def __init__(self, cfg: TrainConfig, *, append: bool) -> None:
+        model = Path(cfg.model)
+        csv_path = cfg.csv_log or model.with_name(f"{model.stem}-log.csv")
+        tb_dir = cfg.tb_dir or model.parent / "tensorboard" / model.stem
+        self.csv = CsvLog(csv_path, append=append)
+        self.tensorboard = TensorBoardLog(tb_dir)
+
+    def __enter__(self) -> RunLogs:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.tensorboard.close()
+
+    def graph(self, model, samples: dict) -> None:
+        """Record the network's graph, traced on one of the fixed samples (if any)."""
+        if not samples:
+            return
+        example = next(iter(samples.values()))["image"][:1]
+        device = next(model.parameters()).device
+        self.tensorboard.graph(model, example.to(device))
+
+    def record(self, event: Event) -> None:
+        """Write what ``event`` holds for the logs: an epoch's row, scalars and samples."""
+        if not isinstance(event, EpochEnded):
+            return
+        self.csv.write(event)
+        self.tensorboard.scalars(event)
+        for split, images in event.samples.items():
+            self.tensorboard.samples(f"samples/{split}", images, event.epoch)
+
+
+def predict_samples(model, samples: dict, cfg: TrainConfig, device) -> dict[str, np.ndarray]:
+    """Predictions on the fixed samples of each split, as :func:`sample_panels` rows."""
+    import torch
+
+    from napari_cellseg.models.registry import probabilities
+    from napari_cellseg.training.inputs import to_device
+
+    model.eval()
+    panels = {}
+    with torch.inference_mode():
+        for split, batch in samples.items():
+            batch = to_device(batch, device)
+            objects, boundaries = probabilities(cfg, model(batch["image"]))
+            centre = batch["image"][:, batch["image"].shape[1] // 2]
+            maps = (centre, batch["objects"][:, 0], batch["boundaries"][:, 0], objects, boundaries)
+            panels[split] = sample_panels(*(t.float().cpu().numpy() for t in maps))
+    return panels

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from napari_cellseg.inference.predictor import Predictor, PredictProgress
     from napari_cellseg.segmentation.settings import SegmentationSettings
     from napari_cellseg.training.events import Event
-    from napari_cellseg.training.loop import TrainData
+    from napari_cellseg.training.inputs import TrainData
 
 __all__ = [
     "CurrentModel",

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from magicgui.widgets import ComboBox, Container, PushButton
 from napari.utils.notifications import show_error, show_info
@@ -32,6 +30,7 @@ from napari_cellseg.errors import CellsegError
 from napari_cellseg.model_file import BUILTIN_MODELS, model_yaml, yaml_beside
 from napari_cellseg.segmentation.settings import SEGMENT_KEYS
 from napari_cellseg.training import events as ev
+from napari_cellseg.training.checkpoints import check_writable
 from napari_cellseg.widgets._config_form import ConfigForm
 from napari_cellseg.widgets._layers import LayerPairs
 from napari_cellseg.widgets._plot import LivePlot, Series
@@ -190,7 +189,7 @@ class TrainWidget(QWidget):
 
     def config_and_data(self):
         """The settings and the in-memory data (None when training from folders) of a run."""
-        from napari_cellseg.training.loop import TrainData
+        from napari_cellseg.training.inputs import TrainData
 
         from_layers, val_layers = self.source.value == LAYERS, self.val_source.value == LAYERS
         overrides = {}
@@ -203,7 +202,7 @@ class TrainWidget(QWidget):
             raise CellsegError(
                 "Set 'model' (Settings) to the .pt file the trained network goes to."
             )
-        _check_writable(Path(cfg.model))
+        check_writable(cfg.model, "model")
         if not from_layers and not cfg.train_data:
             raise CellsegError("Set 'train data' to a folder holding images/ and labels/.")
         if not from_layers and val_layers:
@@ -346,16 +345,6 @@ class TrainWidget(QWidget):
         if self.worker is not None:
             self.worker.quit()
         super().closeEvent(event)
-
-
-def _check_writable(path: Path) -> None:
-    """Fail before training, not after its first epoch, when ``path`` cannot be written."""
-    folder = next(p for p in path.absolute().parents if p.exists())
-    if not (folder.is_dir() and os.access(folder, os.W_OK)):
-        raise CellsegError(
-            f"Cannot write the model to '{path}': '{folder}' is not a folder you can write "
-            "to. Choose another 'model' path."
-        )
 
 
 def _ask_path(parent: QWidget, title: str, mode: str) -> str:

@@ -1,0 +1,154 @@
+"""A run's files: checkpoints (weights + yaml), the train state for resuming, early stopping.
+
+The model path holds the last weights; with validation data,
+``<model>-best-val-loss.pt`` (the final model), ``-best-val-objects-iou.pt`` and
+``-best-val-boundaries-iou.pt`` hold the best epochs by those validation metrics.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from napari_cellseg.config import TrainConfig
+from napari_cellseg.errors import ConfigError
+from napari_cellseg.model_file import model_yaml, yaml_beside
+
+if TYPE_CHECKING:
+    from napari_cellseg.training.inputs import TrainData
+
+__all__ = [
+    "BEST_CHECKPOINTS",
+    "EarlyStopping",
+    "checkpoint_path",
+    "train_state_path",
+    "check_paths",
+    "check_writable",
+    "init_weights",
+]
+
+#: Checkpoints kept besides the last weights when there is validation data:
+#: name suffix -> (validation metric, larger is better).
+BEST_CHECKPOINTS = {
+    "best-val-loss": ("loss", False),
+    "best-val-objects-iou": ("objects_iou", True),
+    "best-val-boundaries-iou": ("boundaries_iou", True),
+}
+
+
+@dataclass
+class EarlyStopping:
+    """Stops after ``patience`` epochs in a row whose loss is not ``min_delta`` below the best."""
+
+    min_delta: float
+    patience: int
+    best_loss: float = math.inf
+    stale_epochs: int = 0
+
+    def update(self, loss: float) -> bool:
+        """Record an epoch's loss; return whether training should stop."""
+        if loss < self.best_loss - self.min_delta:
+            self.best_loss, self.stale_epochs = loss, 0
+        else:
+            self.stale_epochs += 1
+        return self.stale_epochs >= self.patience
+
+    def state(self) -> dict[str, float]:
+        """Its progress, kept in the train state for ``resume``."""
+        return {"best_loss": self.best_loss, "stale_epochs": self.stale_epochs}
+
+
+def checkpoint_path(model: str | Path, kind: str) -> Path:
+    """``models/x.pt`` + ``best-val-loss`` -> ``models/x-best-val-loss.pt``; 'last' -> the model."""
+    model = Path(model)
+    return model if kind == "last" else model.with_name(f"{model.stem}-{kind}{model.suffix}")
+
+
+def train_state_path(model: str | Path) -> Path:
+    """Optimiser, scheduler, best values and early-stopping state of the last epoch."""
+    model = Path(model)
+    return model.with_name(f"{model.stem}-train-state.pt")
+
+
+def check_writable(path: str | Path, setting: str) -> None:
+    """Refuse a file path whose folder cannot be made or written, naming ``setting``.
+
+    Raises
+    ------
+    ConfigError
+        With the folder's error and the fix.
+    """
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"Setting '{setting}' is '{path}' but its folder cannot be written "
+            f"({exc.strerror}); choose a folder you can write to."
+        ) from None
+
+
+def check_paths(cfg: TrainConfig, data: TrainData | None) -> None:
+    """Refuse a run without a writable .pt model path or without training data."""
+    if not cfg.model:
+        raise ConfigError(
+            "Setting 'model' is empty: give the output path of the weights file, "
+            "e.g. --model models/nuclei.pt."
+        )
+    if Path(cfg.model).suffix != ".pt":
+        raise ConfigError(
+            f"Setting 'model' is '{cfg.model}': the weights file must end in .pt "
+            f"(e.g. '{Path(cfg.model).with_suffix('.pt')}')."
+        )
+    if data is None and not cfg.train_data:
+        raise ConfigError(
+            "Setting 'train_data' is empty: give a folder holding images/ and labels/."
+        )
+    check_writable(cfg.model, "model")
+
+
+def init_weights(cfg: TrainConfig) -> dict:
+    """The weights of the model ``cfg.init_model`` names, checked to fit ``cfg``'s network.
+
+    Raises ConfigError when the model cannot be read, when its network settings differ
+    from the run's, or when the run would overwrite the files it starts from.
+    """
+    from napari_cellseg.inference.predictor import load_model
+
+    yaml_path = model_yaml(cfg.init_model)
+    if not yaml_path.is_file():
+        missing = "which" if str(yaml_path) == cfg.init_model else f"but '{yaml_path}'"
+        raise ConfigError(
+            f"Setting 'init_model' is '{cfg.init_model}', {missing} does not exist; give the "
+            ".yaml of a trained model (written next to its .pt)."
+        )
+    try:
+        start = load_model(yaml_path, device="cpu")
+    except ConfigError as exc:
+        raise ConfigError(f"Setting 'init_model': {exc}") from None
+    outputs = [checkpoint_path(cfg.model, kind) for kind in ("last", *BEST_CHECKPOINTS)]
+    outputs = {p.resolve() for path in outputs for p in (path, yaml_beside(path))}
+    if {yaml_path.resolve(), start.model_file.weights.resolve()} & outputs:
+        raise ConfigError(
+            f"Settings 'model' ('{cfg.model}') and 'init_model' ('{cfg.init_model}') name the "
+            "same files: training would overwrite the model it starts from; give 'model' a "
+            "new name."
+        )
+    keys = ["architecture", "channels", "start_filters"]
+    keys.append("unet_levels" if cfg.architecture == "unet" else "dcan_final_act")
+    differ = [
+        f"{key} {getattr(cfg, key)} (the model's: {getattr(start.config, key)})"
+        for key in keys
+        if getattr(cfg, key) != getattr(start.config, key)
+    ]
+    if differ:
+        raise ConfigError(
+            f"Setting 'init_model' is '{cfg.init_model}', a network other than the one this "
+            f"run describes: {', '.join(differ)}.  Load the model's settings (--args_load_path "
+            f"{yaml_path}, or Load settings in napari) or set these to the model's."
+        )
+    return start.model.state_dict()
