@@ -28,7 +28,8 @@ from pathlib import Path
 from quality import headline
 
 from napari_cellseg.analysis.matching import MatchingScores, page_names
-from napari_cellseg.config import TrainConfig, from_dict, read_yaml_dict
+from napari_cellseg.config import TrainConfig
+from napari_cellseg.config_io import from_dict, read_yaml_dict
 from napari_cellseg.data.io import read_folder
 from napari_cellseg.data.synthetic import write_dataset
 from napari_cellseg.inference.predictor import load_model

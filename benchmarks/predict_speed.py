@@ -40,7 +40,8 @@ import tracemalloc
 import numpy as np
 from quality import CPU_SETTINGS
 
-from napari_cellseg.config import PredictConfig, TrainConfig, add_config_arguments, config_from_args
+from napari_cellseg.config import PredictConfig, TrainConfig
+from napari_cellseg.config_io import add_config_arguments, config_from_args
 from napari_cellseg.data.synthetic import make_nuclei
 from napari_cellseg.device import autocast, precision_name, resolve_device
 from napari_cellseg.inference.predictor import Predictor, load_model, tiling_options

@@ -40,7 +40,8 @@ from pathlib import Path
 import numpy as np
 
 from napari_cellseg.analysis.matching import MatchingScores, page_names
-from napari_cellseg.config import CPU_NETWORK, TrainConfig, add_config_arguments, config_from_args
+from napari_cellseg.config import CPU_NETWORK, TrainConfig
+from napari_cellseg.config_io import add_config_arguments, config_from_args
 from napari_cellseg.data.io import read_folder
 from napari_cellseg.training.events import EpochEnded, TrainFinished
 from napari_cellseg.training.loop import train

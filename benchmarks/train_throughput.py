@@ -35,7 +35,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from napari_cellseg.config import TrainConfig
-from napari_cellseg.data.io import stacks_from_arrays
+from napari_cellseg.data.stacks import stacks_from_arrays
 from napari_cellseg.data.synthetic import make_nuclei
 from napari_cellseg.device import autocast, default_num_workers, precision_name
 from napari_cellseg.models import registry

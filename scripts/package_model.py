@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from napari_cellseg.config import read_yaml_dict
+from napari_cellseg.config_io import read_yaml_dict
 from napari_cellseg.model_file import read_model
 
 FOLDER = Path(__file__).resolve().parents[1] / "src" / "napari_cellseg" / "pretrained"

@@ -5,13 +5,8 @@ import argparse
 import pytest
 import yaml
 
-from napari_cellseg.config import (
-    TrainConfig,
-    add_config_arguments,
-    config_from_args,
-    load_yaml,
-    save_yaml,
-)
+from napari_cellseg.config import TrainConfig
+from napari_cellseg.config_io import add_config_arguments, config_from_args, load_yaml, save_yaml
 from napari_cellseg.errors import ConfigError
 from napari_cellseg.model_file import yaml_beside
 

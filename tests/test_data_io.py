@@ -7,16 +7,8 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_cellseg.data.io import (
-    DataFile,
-    drop_unlabelled_slices,
-    read_channels,
-    read_folder,
-    read_image,
-    split_stacks,
-    stacks_from_arrays,
-    write_tiff,
-)
+from napari_cellseg.data.io import DataFile, read_channels, read_folder, read_image, write_tiff
+from napari_cellseg.data.stacks import drop_unlabelled_slices, split_stacks, stacks_from_arrays
 from napari_cellseg.data.synthetic import make_nuclei
 from napari_cellseg.errors import DataError
 

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from napari_cellseg.data.dataset import SegmentationDataset
-from napari_cellseg.data.io import read_folder, stacks_from_arrays
+from napari_cellseg.data.io import read_folder
 from napari_cellseg.data.normalize import normalize_image
+from napari_cellseg.data.stacks import stacks_from_arrays
 from napari_cellseg.data.synthetic import make_nuclei
 from napari_cellseg.data.targets import make_targets, separation_mask
 from napari_cellseg.data.trim import trim

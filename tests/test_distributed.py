@@ -17,7 +17,7 @@ from torch.utils.data import DistributedSampler, default_collate
 
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.data.dataset import SegmentationDataset
-from napari_cellseg.data.io import stacks_from_arrays
+from napari_cellseg.data.stacks import stacks_from_arrays
 from napari_cellseg.data.synthetic import make_nuclei
 from napari_cellseg.errors import ConfigError
 from napari_cellseg.models.registry import build_model, probabilities

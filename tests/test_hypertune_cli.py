@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from napari_cellseg.cli.tune import main, make_parser
-from napari_cellseg.config import TrainConfig, TuneConfig, config_from_args
+from napari_cellseg.config import TrainConfig, TuneConfig
+from napari_cellseg.config_io import config_from_args
 
 
 @pytest.fixture(autouse=True)

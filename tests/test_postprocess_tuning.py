@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import yaml
 
-from napari_cellseg.config import TrainConfig, save_yaml
+from napari_cellseg.config import TrainConfig
+from napari_cellseg.config_io import save_yaml
 from napari_cellseg.data.io import Stack
 from napari_cellseg.errors import ConfigError, DataError
 from napari_cellseg.model_file import read_model, save_segmentation

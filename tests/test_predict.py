@@ -12,7 +12,8 @@ import torch  # noqa: TID253 - tests build and run networks
 from scipy import ndimage
 from scipy.ndimage import gaussian_filter
 
-from napari_cellseg.config import TrainConfig, save_yaml
+from napari_cellseg.config import TrainConfig
+from napari_cellseg.config_io import save_yaml
 from napari_cellseg.data.labels import median_diameter
 from napari_cellseg.data.normalize import normalize_image
 from napari_cellseg.device import mixed_precision_dtype

@@ -8,9 +8,9 @@ from skimage.draw import disk
 
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.data.dataset import SegmentationDataset
-from napari_cellseg.data.io import stacks_from_arrays
 from napari_cellseg.data.labels import median_diameter
 from napari_cellseg.data.scale import FACTOR_LIMITS, rescale, scale_factor
+from napari_cellseg.data.stacks import stacks_from_arrays
 from napari_cellseg.data.trim import crop_starts
 from napari_cellseg.errors import ConfigError
 

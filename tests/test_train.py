@@ -9,8 +9,8 @@ import pytest
 import torch
 import yaml
 
-from napari_cellseg.config import load_yaml
-from napari_cellseg.data.io import stacks_from_arrays
+from napari_cellseg.config_io import load_yaml
+from napari_cellseg.data.stacks import stacks_from_arrays
 from napari_cellseg.data.synthetic import make_nuclei
 from napari_cellseg.device import precision_name
 from napari_cellseg.errors import CellsegError, DataError, TrainingDiverged

@@ -16,10 +16,12 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from napari_cellseg.config import TrainConfig, TuneConfig, config_from_args, load_yaml
+from napari_cellseg.config import TrainConfig, TuneConfig
+from napari_cellseg.config_io import config_from_args, load_yaml
 from napari_cellseg.data.synthetic import write_dataset
+from napari_cellseg.device import is_out_of_memory
 from napari_cellseg.errors import ConfigError
-from napari_cellseg.training.tuning import _out_of_memory, batch_sizes, trial_dir, tune
+from napari_cellseg.training.tuning import batch_sizes, trial_dir, tune
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -248,7 +250,7 @@ def test_lr_search_with_a_batch_size_out_of_memory_is_a_user_error(data, tmp_pat
     ],
 )
 def test_out_of_memory_errors_are_recognised(error, expected):
-    assert _out_of_memory(error) is expected
+    assert is_out_of_memory(error) is expected
 
 
 @pytest.mark.parametrize(

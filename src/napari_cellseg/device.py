@@ -95,3 +95,17 @@ def precision_name(device, enabled: bool = True) -> str:
     """``"bfloat16 mixed precision"`` or ``"float32"``: what :func:`autocast` computes in."""
     dtype = mixed_precision_dtype(device) if enabled else None
     return "float32" if dtype is None else f"{str(dtype).removeprefix('torch.')} mixed precision"
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is running out of memory: torch.OutOfMemoryError (CUDA, MPS), a
+    failed CPU allocation, or numpy's MemoryError.
+
+    >>> is_out_of_memory(RuntimeError("CUDA out of memory")), is_out_of_memory(ValueError())
+    (True, False)
+    """
+    message = str(exc).lower()
+    return isinstance(exc, MemoryError) or (
+        isinstance(exc, RuntimeError)
+        and ("out of memory" in message or "can't allocate memory" in message)
+    )

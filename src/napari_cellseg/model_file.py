@@ -23,7 +23,8 @@ from typing import Any
 
 import yaml
 
-from napari_cellseg.config import TrainConfig, from_dict, read_yaml_dict
+from napari_cellseg.config import TrainConfig
+from napari_cellseg.config_io import from_dict, read_yaml_dict
 from napari_cellseg.errors import ConfigError
 from napari_cellseg.io_utils import atomic_write_text
 from napari_cellseg.segmentation.settings import SEGMENT_KEYS, SegmentationSettings

@@ -124,7 +124,6 @@ def predict_folder(
         set without ``output``, or ``output`` is the images' folder.
     """
     from napari_cellseg.analysis.measure import rows_csv, summary_rows
-    from napari_cellseg.data.calibration import read_pixel_size, read_z_spacing
     from napari_cellseg.data.io import list_folder
     from napari_cellseg.inference.predictor import load_model, tiling_options
     from napari_cellseg.io_utils import atomic_write_text
@@ -138,44 +137,60 @@ def predict_folder(
             settings.config,
         )
     segmentation = segmentation or predictor.segmentation()
-    blob_label = predictor.config.blob_label
     files = list_folder(settings.test_data, labels=labels)
     summary: list[dict] = []
     report = progress or (lambda _record: None)
     for index, file in enumerate(files):
         report(ImageStarted(index, len(files), file.name))
-        stack = file.read(settings.channel)
-        maps = predictor.iter_predict(stack.image, settings.diameter)
-        while True:
-            try:
-                report(next(maps))
-            except StopIteration as done:
-                objects, boundaries = done.value
-                break
-            if cancel is not None and cancel.is_set():
-                return
-        found, stitched = segment_maps(
-            objects,
-            boundaries,
-            segmentation,
-            blob_label=blob_label,
-            stitch_threshold=settings.stitch_threshold,
-        )
-        result = StackPrediction(
-            stack,
-            objects,
-            boundaries,
-            found,
-            blob_label,
-            (settings.pixel_size,) * 2 if settings.pixel_size else read_pixel_size(file.image),
-            settings.z_spacing or read_z_spacing(file.image),
-            stitched,
-        )
+        result = _predict_file(predictor, file, settings, segmentation, report, cancel)
+        if result is None:  # cancelled
+            return
         table = _write(result, settings)
         if table is not None:  # the summary so far: complete for the images written
-            summary += summary_rows(stack.name, table, pages=len(found))
+            summary += summary_rows(result.stack.name, table, pages=len(result.labels))
             atomic_write_text(Path(settings.output) / "summary.csv", rows_csv(summary))
         yield result
+
+
+def _predict_file(
+    predictor,
+    file,
+    settings: PredictConfig,
+    segmentation: SegmentationSettings,
+    report: Callable[[object], object],
+    cancel: threading.Event | None,
+) -> StackPrediction | None:
+    """Read, predict and segment one file (a ``DataFile``); None when cancelled."""
+    from napari_cellseg.data.calibration import read_pixel_size, read_z_spacing
+
+    stack = file.read(settings.channel)
+    maps = predictor.iter_predict(stack.image, settings.diameter)
+    while True:
+        try:
+            report(next(maps))
+        except StopIteration as done:
+            objects, boundaries = done.value
+            break
+        if cancel is not None and cancel.is_set():
+            return None
+    blob_label = predictor.config.blob_label
+    labels, stitched = segment_maps(
+        objects,
+        boundaries,
+        segmentation,
+        blob_label=blob_label,
+        stitch_threshold=settings.stitch_threshold,
+    )
+    return StackPrediction(
+        stack,
+        objects,
+        boundaries,
+        labels,
+        blob_label,
+        (settings.pixel_size,) * 2 if settings.pixel_size else read_pixel_size(file.image),
+        settings.z_spacing or read_z_spacing(file.image),
+        stitched,
+    )
 
 
 def check_folder_job(settings: PredictConfig) -> None:

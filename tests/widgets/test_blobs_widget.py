@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from skimage.measure import label
 
-from napari_cellseg.config import load_yaml, save_yaml
+from napari_cellseg.config_io import load_yaml, save_yaml
 from napari_cellseg.widgets._worker import current_model
 
 TIMEOUT = 120_000  # ms

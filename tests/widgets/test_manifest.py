@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from npe2 import PluginManifest
 
-from napari_cellseg.config import TrainConfig, save_yaml
+from napari_cellseg.config import TrainConfig
+from napari_cellseg.config_io import save_yaml
 from napari_cellseg.widgets._worker import current_model
 from napari_cellseg.widgets.blobs_widget import BlobsWidget
 from napari_cellseg.widgets.predict_widget import PredictWidget

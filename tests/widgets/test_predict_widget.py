@@ -64,7 +64,7 @@ def test_rerun_replaces_only_its_own_layers(qtbot, predict_widget, viewer):
 
 
 def test_another_model_does_not_resegment_the_last_maps(qtbot, predict_widget, viewer, tmp_path):
-    from napari_cellseg.config import load_yaml, save_yaml
+    from napari_cellseg.config_io import load_yaml, save_yaml
 
     run(qtbot, predict_widget)
     viewer.layers.remove("a instances")

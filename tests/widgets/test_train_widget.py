@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from napari_cellseg.config import MODEL_SETTINGS, TrainConfig, load_yaml
+from napari_cellseg.config import MODEL_SETTINGS, TrainConfig
+from napari_cellseg.config_io import load_yaml
 from napari_cellseg.model_file import BUILTIN_MODELS, yaml_beside
 from napari_cellseg.segmentation.settings import SegmentationSettings
 from napari_cellseg.widgets._worker import current_model

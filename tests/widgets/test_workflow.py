@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from qtpy.QtWidgets import QPushButton
 
-from napari_cellseg.config import load_yaml
+from napari_cellseg.config_io import load_yaml
 from napari_cellseg.data.io import read_image
 from napari_cellseg.data.labels import count_objects
 from napari_cellseg.model_file import BUILTIN_MODELS

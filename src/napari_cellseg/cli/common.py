@@ -8,7 +8,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from napari_cellseg.config import add_config_arguments
+from napari_cellseg.config_io import add_config_arguments
 from napari_cellseg.errors import CellsegError
 
 

@@ -26,7 +26,8 @@ import json
 import sys
 
 from napari_cellseg.cli.common import report_errors
-from napari_cellseg.config import PredictConfig, TrainConfig, add_config_arguments
+from napari_cellseg.config import PredictConfig, TrainConfig
+from napari_cellseg.config_io import add_config_arguments
 from napari_cellseg.errors import ConfigError
 from napari_cellseg.model_file import is_builtin, model_yaml, save_segmentation
 
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the flags, score, print the table (write the JSON); return the exit code."""
     from napari_cellseg.analysis.evaluation import add_stack, evaluate_folders
     from napari_cellseg.analysis.matching import MatchingScores, format_table
-    from napari_cellseg.config import config_from_args
+    from napari_cellseg.config_io import config_from_args
     from napari_cellseg.io_utils import atomic_write_text
 
     args = make_parser().parse_args(argv)
@@ -143,7 +144,7 @@ def tune_postprocess_main(argv: list[str] | None = None) -> int:
     """``cellseg tune-postprocess``: tune, print before/after, update the yaml."""
     from tqdm import tqdm
 
-    from napari_cellseg.config import config_from_args
+    from napari_cellseg.config_io import config_from_args
     from napari_cellseg.data.io import read_folder
     from napari_cellseg.inference.predictor import load_model, tiling_options
     from napari_cellseg.segmentation.tuning import score_postprocessing, tune_postprocessing

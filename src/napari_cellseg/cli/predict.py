@@ -43,7 +43,8 @@ import argparse
 import sys
 
 from napari_cellseg.cli.common import build_parser, report_errors
-from napari_cellseg.config import PredictConfig, config_from_args
+from napari_cellseg.config import PredictConfig
+from napari_cellseg.config_io import config_from_args
 
 __all__ = ["main", "make_parser"]
 

@@ -16,7 +16,8 @@ import argparse
 import sys
 
 from napari_cellseg.cli.common import build_parser, report_errors
-from napari_cellseg.config import TrainConfig, config_from_args
+from napari_cellseg.config import TrainConfig
+from napari_cellseg.config_io import config_from_args
 
 
 def make_parser(prog: str = "python -m napari_cellseg.train") -> argparse.ArgumentParser:

@@ -18,12 +18,8 @@ import sys
 from typing import TYPE_CHECKING
 
 from napari_cellseg.cli.common import build_parser, report_errors
-from napari_cellseg.config import (
-    TrainConfig,
-    TuneConfig,
-    add_config_arguments,
-    config_from_args,
-)
+from napari_cellseg.config import TrainConfig, TuneConfig
+from napari_cellseg.config_io import add_config_arguments, config_from_args
 
 if TYPE_CHECKING:
     from napari_cellseg.training.tuning import TrialResult

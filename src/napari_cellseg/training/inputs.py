@@ -10,8 +10,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from napari_cellseg.config import TrainConfig
-from napari_cellseg.data.io import Stack, drop_unlabelled_slices, read_folder, split_stacks
+from napari_cellseg.data.io import Stack, read_folder
 from napari_cellseg.data.labels import count_objects
+from napari_cellseg.data.stacks import drop_unlabelled_slices, split_stacks
 from napari_cellseg.errors import DataError
 from napari_cellseg.training.distributed import World
 

@@ -11,7 +11,8 @@ import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from napari_cellseg.config import TrainConfig, save_yaml
+from napari_cellseg.config import TrainConfig
+from napari_cellseg.config_io import save_yaml
 from napari_cellseg.io_utils import atomic_write, atomic_write_text
 
 __all__ = ["Reports", "TrialResult", "TuneResult", "plot_trials", "trial_dir"]

@@ -2,7 +2,7 @@
 
 Each field's default, ``help`` (tooltip), ``choices`` (combo box) and ``advanced`` flag
 (collapsible "Advanced" section) come from the dataclass in ``config.py``.  Values are
-read back through :func:`napari_cellseg.config.from_dict`, so the form checks and
+read back through :func:`napari_cellseg.config_io.from_dict`, so the form checks and
 converts them exactly as a settings file would.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, LineEdit, SpinBox, Widget
 from superqt import QCollapsible
 
-from napari_cellseg.config import from_dict
+from napari_cellseg.config_io import from_dict
 
 __all__ = ["ConfigForm"]
 

@@ -187,7 +187,7 @@ class LayerPairs(Container):
 
     def stacks(self) -> list:
         """The chosen pairs as ``data.io.Stack`` objects (labels copied: painting may go on)."""
-        from napari_cellseg.data.io import stacks_from_arrays
+        from napari_cellseg.data.stacks import stacks_from_arrays
 
         pairs = self.pairs()
         return stacks_from_arrays(

@@ -98,14 +98,14 @@ class WorkerError(Exception):
 @contextlib.contextmanager
 def _reported_errors(fix: str) -> Iterator[None]:
     """Turn running out of memory into a CellsegError naming ``fix``; keep other errors visible."""
+    from napari_cellseg.device import is_out_of_memory
+
     try:
         yield
-    except MemoryError:
-        raise CellsegError(f"Out of memory. {fix}") from None
-    except RuntimeError as exc:
-        text = str(exc).lower()
-        if "out of memory" in text or "can't allocate memory" in text:
-            raise CellsegError(f"Out of memory ({str(exc).splitlines()[0]}). {fix}") from None
+    except (MemoryError, RuntimeError) as exc:
+        if is_out_of_memory(exc):
+            detail = f" ({str(exc).splitlines()[0]})" if str(exc) else ""
+            raise CellsegError(f"Out of memory{detail}. {fix}") from None
         raise WorkerError(str(exc)) from exc
 
 

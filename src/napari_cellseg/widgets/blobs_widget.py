@@ -18,7 +18,8 @@ from napari_cellseg.analysis.blobs import (
     split_values,
     summarize,
 )
-from napari_cellseg.config import TrainConfig, load_yaml
+from napari_cellseg.config import TrainConfig
+from napari_cellseg.config_io import load_yaml
 from napari_cellseg.data.labels import median_diameter
 from napari_cellseg.errors import CellsegError, DataError
 from napari_cellseg.segmentation.instances import instances

@@ -20,12 +20,8 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_cellseg.config import (
-    MODEL_SETTINGS,
-    TrainConfig,
-    load_yaml,
-    save_yaml,
-)
+from napari_cellseg.config import MODEL_SETTINGS, TrainConfig
+from napari_cellseg.config_io import load_yaml, save_yaml
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.model_file import BUILTIN_MODELS, model_yaml, yaml_beside
 from napari_cellseg.segmentation.settings import SEGMENT_KEYS
