@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_cellseg.analysis.matching import MatchingScores, page_names
+from napari_cellseg.analysis.matching import MatchingResult, MatchingScores, page_names
 from napari_cellseg.config import CPU_NETWORK, TrainConfig
 from napari_cellseg.config_io import add_config_arguments, config_from_args
 from napari_cellseg.data.io import read_folder
@@ -127,13 +127,13 @@ def baseline_labels(image: np.ndarray) -> np.ndarray:
     return remove_small(watershed(-distance, markers, mask=mask), BASELINE_MIN_SIZE)
 
 
-def headline(result: dict) -> dict:
-    t = result["thresholds"]
+def headline(result: MatchingResult) -> dict:
+    t = result.thresholds
     return {
-        "ap_0.5": round(t["0.5"]["ap"], 4),
-        "ap_0.75": round(t["0.75"]["ap"], 4),
-        "mean_ap": round(result["mean_ap"], 4),
-        "f1_0.5": round(t["0.5"]["f1"], 4),
+        "ap_0.5": round(t[0.5].ap, 4),
+        "ap_0.75": round(t[0.75].ap, 4),
+        "mean_ap": round(result.mean_ap, 4),
+        "f1_0.5": round(t[0.5].f1, 4),
     }
 
 
@@ -180,11 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         network, classical = scores.pop("network"), scores.pop("classical")
         print(f"scored {len(network.images)} test images in {time.perf_counter() - started:.0f} s")
         for key, group in sorted(scores.items()):
-            t = group.result()["thresholds"]["0.5"]
+            t = group.result().thresholds[0.5]
             print(
-                f"  images of {key.split()[1]}: {len(group.images)}, {t['tp'] + t['fn']:.0f} "
-                f"objects, AP@0.5 {t['ap']:.3f} (tp {t['tp']:.0f}, fp {t['fp']:.0f}, "
-                f"fn {t['fn']:.0f})"
+                f"  images of {key.split()[1]}: {len(group.images)}, {t.tp + t.fn} "
+                f"objects, AP@0.5 {t.ap:.3f} (tp {t.tp}, fp {t.fp}, fn {t.fn})"
             )
     summary = {**headline(network.result()), "train_minutes": round(minutes, 2)}
     summary["baseline"] = headline(classical.result())

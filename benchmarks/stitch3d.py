@@ -30,7 +30,7 @@ OVERLAPS = (0.25, 0.5, 0.75)
 
 def scores(truths: list, preds: list) -> dict:
     result = matching_dataset(truths, preds, ignore_label=None)
-    return {"ap_0.5": result["thresholds"]["0.5"]["ap"], "mean_ap": result["mean_ap"]}
+    return {"ap_0.5": result.thresholds[0.5].ap, "mean_ap": result.mean_ap}
 
 
 def objects(labels: list) -> int:

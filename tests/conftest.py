@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from small_runs import TINY_RUN
 
 from napari_cellseg.config import TrainConfig
 
@@ -37,14 +38,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def tiny_settings() -> dict:
     """TrainConfig fields that make a network and a run small enough for a test."""
-    return {
-        "im_dim": 32,
-        "start_filters": 4,
-        "unet_levels": 2,
-        "batch": 2,
-        "num_workers": 0,
-        "tune_postprocess": False,
-    }
+    return dict(TINY_RUN)
 
 
 @pytest.fixture

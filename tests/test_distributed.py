@@ -13,6 +13,7 @@ import threading
 import pytest
 import torch
 import yaml
+from small_runs import TINY_NETWORK, TINY_RUN, as_flags
 from torch.utils.data import DistributedSampler, default_collate
 
 from napari_cellseg.config import TrainConfig
@@ -113,8 +114,7 @@ def two_process_run(tmp_path_factory):
     the events per rank and run, and the weights after each run."""
     tmp = tmp_path_factory.mktemp("ddp")
     cfg = TrainConfig(
-        im_dim=32, start_filters=4, unet_levels=2, epochs=1, batch=2, augments=0,
-        num_workers=0, device="cpu", tune_postprocess=False, tb_samples=1,
+        **TINY_RUN, epochs=1, augments=0, device="cpu", tb_samples=1,
         mixed_precision=False,  # float32: compared weight by weight with one process
         model=str(tmp / "models" / "m.pt"),
     )
@@ -248,8 +248,7 @@ def test_torchrun_trains_from_the_command_line_and_rank_0_alone_prints(tmp_path)
             sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
             str(WORLD), "-m", "napari_cellseg.train", "--train_data", str(data), "--val_fraction",
             "0.5", "--model", str(model), "--epochs", "2", "--batch", "1", "--augments", "1",
-            "--im_dim", "32", "--start_filters", "4", "--unet_levels", "2", "--num_workers", "0",
-            "--device", "cpu",
+            *as_flags(TINY_NETWORK), "--num_workers", "0", "--device", "cpu",
         ],
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
     )

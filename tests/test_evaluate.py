@@ -36,7 +36,8 @@ def disks(shape, centres, radius, shift=0):
 def test_thresholds_and_keys():
     assert THRESHOLDS == (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95)
     result = matching(square((30, 30), 5, 5, 10, 2), square((30, 30), 5, 5, 10, 7))
-    assert list(result["thresholds"]) == [
+    assert list(result.thresholds) == list(THRESHOLDS)
+    assert list(result.as_dict()["thresholds"]) == [  # the JSON keys
         "0.5",
         "0.55",
         "0.6",
@@ -48,16 +49,16 @@ def test_thresholds_and_keys():
         "0.9",
         "0.95",
     ]
-    assert all(list(s) == list(METRICS) for s in result["thresholds"].values())
-    assert result["mean_ap"] == 1.0
+    assert all(list(s._asdict()) == list(METRICS) for s in result.thresholds.values())
+    assert result.mean_ap == 1.0
 
 
 def test_square_shifted_by_two_pixels():
     # 10 x 10 squares, shifted 2 rows: intersection 80, union 120, IoU 2/3.
     gt = square((40, 40), 10, 10, 10, 5)
     pred = square((40, 40), 12, 10, 10, 9)
-    result = matching(gt, pred, thresholds=(0.6, 0.7))["thresholds"]
-    assert result["0.6"] == {
+    result = matching(gt, pred, thresholds=(0.6, 0.7)).thresholds
+    assert result[0.6]._asdict() == {
         "tp": 1,
         "fp": 0,
         "fn": 0,
@@ -68,7 +69,7 @@ def test_square_shifted_by_two_pixels():
         "pq": pytest.approx(2 / 3),
         "mean_matched_iou": pytest.approx(2 / 3),
     }
-    assert result["0.7"] == {
+    assert result[0.7]._asdict() == {
         "tp": 0,
         "fp": 1,
         "fn": 1,
@@ -92,13 +93,13 @@ def test_disks_shifted_iou_either_side_of_thresholds():
     gt = disks((128, 140), centres, r)
     pred = disks((128, 140), centres, r, shift=d)
     result = matching(gt, pred)
-    for key in ("0.5", "0.55", "0.6", "0.65", "0.7"):
-        assert (result["thresholds"][key]["tp"], result["thresholds"][key]["fp"]) == (3, 0)
-        assert result["thresholds"][key]["mean_matched_iou"] == pytest.approx(iou, abs=0.01)
-    for key in ("0.75", "0.8", "0.85", "0.9", "0.95"):
-        assert result["thresholds"][key]["tp"] == 0
-        assert result["thresholds"][key]["fn"] == 3
-    assert result["mean_ap"] == pytest.approx(0.5)
+    for key in (0.5, 0.55, 0.6, 0.65, 0.7):
+        assert (result.thresholds[key].tp, result.thresholds[key].fp) == (3, 0)
+        assert result.thresholds[key].mean_matched_iou == pytest.approx(iou, abs=0.01)
+    for key in (0.75, 0.8, 0.85, 0.9, 0.95):
+        assert result.thresholds[key].tp == 0
+        assert result.thresholds[key].fn == 3
+    assert result.mean_ap == pytest.approx(0.5)
 
 
 def test_missed_and_spurious_objects():
@@ -109,14 +110,14 @@ def test_missed_and_spurious_objects():
     pred = square((50, 50), 0, 0, 10, 1)
     square((50, 50), 0, 20, 10, 2, pred)
     square((50, 50), 35, 35, 10, 3, pred)
-    s = matching(gt, pred, thresholds=(0.5,))["thresholds"]["0.5"]
-    assert (s["tp"], s["fp"], s["fn"]) == (2, 1, 1)
-    assert s["precision"] == pytest.approx(2 / 3)
-    assert s["recall"] == pytest.approx(2 / 3)
-    assert s["ap"] == pytest.approx(2 / 4)
-    assert s["f1"] == pytest.approx(4 / 6)
-    assert s["pq"] == pytest.approx(2 / (2 + 0.5 + 0.5))
-    assert s["mean_matched_iou"] == 1.0
+    s = matching(gt, pred, thresholds=(0.5,)).thresholds[0.5]
+    assert (s.tp, s.fp, s.fn) == (2, 1, 1)
+    assert s.precision == pytest.approx(2 / 3)
+    assert s.recall == pytest.approx(2 / 3)
+    assert s.ap == pytest.approx(2 / 4)
+    assert s.f1 == pytest.approx(4 / 6)
+    assert s.pq == pytest.approx(2 / (2 + 0.5 + 0.5))
+    assert s.mean_matched_iou == 1.0
 
 
 def test_assignment_is_optimal_not_greedy():
@@ -127,11 +128,11 @@ def test_assignment_is_optimal_not_greedy():
     gt[:, 0:10], gt[:, 10:20] = 2, 3
     pred = np.zeros_like(gt)
     pred[:, 4:18], pred[:, 18:26] = 1, 2
-    result = matching(gt, pred, thresholds=(0.1, 0.3))["thresholds"]
-    assert result["0.1"]["tp"] == 2
-    assert result["0.1"]["mean_matched_iou"] == pytest.approx((60 / 180 + 20 / 160) / 2)
-    assert result["0.3"]["tp"] == 1
-    assert result["0.3"]["mean_matched_iou"] == pytest.approx(0.5)  # P1-B, the larger IoU
+    result = matching(gt, pred, thresholds=(0.1, 0.3)).thresholds
+    assert result[0.1].tp == 2
+    assert result[0.1].mean_matched_iou == pytest.approx((60 / 180 + 20 / 160) / 2)
+    assert result[0.3].tp == 1
+    assert result[0.3].mean_matched_iou == pytest.approx(0.5)  # P1-B, the larger IoU
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -166,11 +167,11 @@ def test_blob_excludes_predictions_mostly_inside():
     pred[0:10, 14:24] = 3  # 60 of 100 pixels inside the blob: ignored
     pred[10:20, 16:26] = 4  # 40 of 100 inside: a false positive
     pred[25:35, 40:50] = 5  # the real object
-    s = matching(gt, pred, thresholds=(0.5,))["thresholds"]["0.5"]
-    assert (s["tp"], s["fp"], s["fn"]) == (1, 1, 0)
+    s = matching(gt, pred, thresholds=(0.5,)).thresholds[0.5]
+    assert (s.tp, s.fp, s.fn) == (1, 1, 0)
     # without blob handling the blob is an unmatched object and both predictions count
-    s = matching(gt, pred, thresholds=(0.5,), ignore_label=None)["thresholds"]["0.5"]
-    assert (s["tp"], s["fp"], s["fn"]) == (1, 2, 1)
+    s = matching(gt, pred, thresholds=(0.5,), ignore_label=None).thresholds[0.5]
+    assert (s.tp, s.fp, s.fn) == (1, 2, 1)
 
 
 def test_dataset_pools_counts():
@@ -180,24 +181,24 @@ def test_dataset_pools_counts():
     square((30, 30), 15, 15, 10, 3, gt2)
     pred2 = square((30, 30), 0, 0, 10, 1)  # IoU 1, one missed
     result = matching_dataset([gt1, gt2], [pred1, pred2], names=["a", "b"], thresholds=(0.5, 0.7))
-    pooled = result["thresholds"]["0.5"]
-    assert (pooled["tp"], pooled["fp"], pooled["fn"]) == (2, 0, 1)
-    assert pooled["ap"] == pytest.approx(2 / 3)
-    assert pooled["mean_matched_iou"] == pytest.approx((2 / 3 + 1) / 2)
-    assert result["thresholds"]["0.7"]["tp"] == 1  # only image b
-    assert result["thresholds"]["0.7"]["ap"] == pytest.approx(1 / 4)  # tp 1, fp 1, fn 2
-    assert result["mean_ap"] == pytest.approx((2 / 3 + 1 / 4) / 2)
-    assert [im["name"] for im in result["images"]] == ["a", "b"]
-    assert result["images"][0]["thresholds"]["0.5"]["ap"] == 1.0
-    assert result["images"][1]["thresholds"]["0.5"]["ap"] == 0.5
+    pooled = result.thresholds[0.5]
+    assert (pooled.tp, pooled.fp, pooled.fn) == (2, 0, 1)
+    assert pooled.ap == pytest.approx(2 / 3)
+    assert pooled.mean_matched_iou == pytest.approx((2 / 3 + 1) / 2)
+    assert result.thresholds[0.7].tp == 1  # only image b
+    assert result.thresholds[0.7].ap == pytest.approx(1 / 4)  # tp 1, fp 1, fn 2
+    assert result.mean_ap == pytest.approx((2 / 3 + 1 / 4) / 2)
+    assert [im.name for im in result.images] == ["a", "b"]
+    assert result.images[0].thresholds[0.5].ap == 1.0
+    assert result.images[1].thresholds[0.5].ap == 0.5
 
 
 def test_empty_images_score_zero():
     empty = np.zeros((20, 20), np.uint8)
-    s = matching(empty, empty)["thresholds"]["0.5"]
-    assert s == dict.fromkeys(METRICS, 0) and matching(empty, empty)["mean_ap"] == 0.0
-    s = matching(empty, square((20, 20), 0, 0, 5, 3))["thresholds"]["0.5"]
-    assert (s["tp"], s["fp"], s["fn"], s["precision"]) == (0, 1, 0, 0.0)
+    s = matching(empty, empty).thresholds[0.5]
+    assert s._asdict() == dict.fromkeys(METRICS, 0) and matching(empty, empty).mean_ap == 0.0
+    s = matching(empty, square((20, 20), 0, 0, 5, 3)).thresholds[0.5]
+    assert (s.tp, s.fp, s.fn, s.precision) == (0, 1, 0, 0.0)
 
 
 def test_bad_inputs_name_the_argument():

@@ -11,6 +11,7 @@ from pathlib import Path
 import optuna
 import pytest
 import torch
+from small_runs import TINY_NETWORK, as_flags
 
 from napari_cellseg.cli.tune import main, make_parser
 from napari_cellseg.config import TrainConfig, TuneConfig
@@ -34,9 +35,9 @@ def read_rows(path: Path) -> list[dict]:
 def tiny_flags(data: Path) -> list[str]:
     """Training flags of a U-Net that trains an epoch in a fraction of a second."""
     return [
-        "--architecture", "unet", "--train_data", str(data), "--val_fraction", "0.25",
-        "--im_dim", "32", "--start_filters", "4", "--unet_levels", "2", "--epochs", "2",
-        "--batch", "2", "--augments", "0", "--num_workers", "0", "--tb_samples", "1",
+        *as_flags(TINY_NETWORK), "--train_data", str(data), "--val_fraction", "0.25",
+        "--epochs", "2", "--batch", "2", "--augments", "0", "--num_workers", "0",
+        "--tb_samples", "1",
     ]  # fmt: skip
 
 

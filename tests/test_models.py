@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 import torch
+from small_runs import TINY_NETWORK
 
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.errors import ConfigError
@@ -23,7 +24,7 @@ from napari_cellseg.training.losses import compute_loss
 
 
 def tiny(architecture: str, **kw) -> TrainConfig:
-    return TrainConfig(architecture=architecture, start_filters=4, unet_levels=2, im_dim=32, **kw)
+    return TrainConfig(**{**TINY_NETWORK, "architecture": architecture, **kw})
 
 
 def disk_batch(n: int = 2, size: int = 32) -> dict[str, torch.Tensor]:

@@ -11,6 +11,7 @@ import pytest
 import torch  # noqa: TID253 - tests build and run networks
 from scipy import ndimage
 from scipy.ndimage import gaussian_filter
+from small_runs import TINY_NETWORK
 
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.config_io import save_yaml
@@ -59,8 +60,7 @@ def pointwise_objects(normalized):
 
 
 def tiny_cfg(**kw):
-    base = dict(architecture="unet", im_dim=32, start_filters=4, unet_levels=2)
-    return TrainConfig(**{**base, **kw})
+    return TrainConfig(**{**TINY_NETWORK, **kw})
 
 
 @pytest.mark.parametrize("method", ["padding", "reflect", "resize"])

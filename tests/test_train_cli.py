@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from small_runs import TINY_RUN, as_flags
 
 from napari_cellseg.cli.train import main, make_parser
 from napari_cellseg.config import TrainConfig
@@ -84,8 +85,7 @@ def test_without_validation_data_the_last_weights_are_the_model(tmp_path, capsys
     model = tmp_path / "models" / "m.pt"
     code = main([
         "--train_data", str(data), "--val_fraction", "0", "--model", str(model), "--epochs", "2",
-        "--batch", "2", "--augments", "0", "--im_dim", "32", "--start_filters", "4",
-        "--unet_levels", "2", "--num_workers", "0", "--no-tune_postprocess",
+        "--augments", "0", *as_flags(TINY_RUN),
     ])  # fmt: skip
     assert code == 0
     out = capsys.readouterr().out

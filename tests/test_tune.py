@@ -15,6 +15,7 @@ import optuna
 import pytest
 import torch
 from optuna.trial import TrialState
+from small_runs import TINY_NETWORK
 
 from napari_cellseg.config import TrainConfig, TuneConfig
 from napari_cellseg.config_io import config_from_args, load_yaml
@@ -45,8 +46,7 @@ def data(tmp_path_factory) -> Path:
 def tiny(data: Path, **settings) -> TrainConfig:
     """A U-Net that trains an epoch in a fraction of a second on one CPU core."""
     base = dict(
-        architecture="unet", im_dim=32, start_filters=4, unet_levels=2, epochs=3, batch=2,
-        augments=0, num_workers=0, tb_samples=1,
+        **TINY_NETWORK, epochs=3, batch=2, augments=0, num_workers=0, tb_samples=1,
         train_data=str(data / "train"), val_data=str(data / "val"),
     )  # fmt: skip
     return TrainConfig(**{**base, **settings})

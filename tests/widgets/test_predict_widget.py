@@ -400,7 +400,7 @@ def test_a_z_stack_is_stitched_into_3d_objects_measured_in_cubic_micrometres(
     assert features["index"].tolist() == sorted(set(np.unique(layer.data)) - {0})
     np.testing.assert_allclose(features["volume_um3"], features["volume"] * 0.5)
     assert predict_widget.status.value == f"'z': {len(features)} objects."
-    scores = {name: matching(truth, labels, ignore_label=None)["thresholds"]["0.5"]["ap"]
+    scores = {name: matching(truth, labels, ignore_label=None).thresholds[0.5].ap
               for name, labels in (("pieces", pieces), ("stitched", layer.data))}  # fmt: skip
     assert scores["pieces"] < 0.1 < 0.6 < scores["stitched"]  # the nuclei are found in 3D
 

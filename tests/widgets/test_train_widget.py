@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from small_runs import TINY_RUN
 
 from napari_cellseg.config import MODEL_SETTINGS, TrainConfig
 from napari_cellseg.config_io import load_yaml
@@ -20,14 +21,9 @@ TIMEOUT = 180_000  # ms: generous, CPU shared with other jobs
 def tiny(widget, model: Path, **changes) -> None:
     """Set the form to a run small enough for a test."""
     values = dict(
-        im_dim=32,
-        start_filters=4,
-        unet_levels=2,
+        **TINY_RUN,
         epochs=2,
-        batch=2,
         augments=0,
-        num_workers=0,
-        tune_postprocess=False,
         model=str(model),
         tb_samples=0,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from napari_cellseg.analysis.matching import MatchingScores, page_names
+from napari_cellseg.analysis.matching import MatchingResult, MatchingScores, page_names
 from napari_cellseg.errors import DataError
 
 __all__ = ["evaluate_folders", "add_stack"]
@@ -27,7 +27,7 @@ def add_stack(scores, name: str, gt, pred, volumes: bool) -> None:
 
 def evaluate_folders(
     gt_dir: str | Path, pred_dir: str | Path, *, ignore_label: int | None, volumes: bool = False
-) -> dict:
+) -> MatchingResult:
     """Score the label images of ``pred_dir`` against those of ``gt_dir``, paired by name
     (a multipage file page by page, or as one 3D image with ``volumes``).
 

@@ -24,6 +24,8 @@ prediction with more than half of its area inside them is neither TP nor FP.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,6 +35,9 @@ from napari_cellseg.errors import DataError
 __all__ = [
     "THRESHOLDS",
     "METRICS",
+    "ThresholdScores",
+    "ImageScores",
+    "MatchingResult",
     "matching",
     "matching_dataset",
     "MatchingScores",
@@ -47,8 +52,65 @@ __all__ = [
 THRESHOLDS: tuple[float, ...] = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 """IoU thresholds 0.5, 0.55, ..., 0.95."""
 
-METRICS = ("tp", "fp", "fn", "precision", "recall", "ap", "f1", "pq", "mean_matched_iou")
+
+
+class ThresholdScores(NamedTuple):
+    """The scores at one IoU threshold (see the module notes for each figure)."""
+
+    tp: int
+    fp: int
+    fn: int
+    precision: float
+    recall: float
+    ap: float
+    f1: float
+    pq: float
+    mean_matched_iou: float
+
+
+METRICS = ThresholdScores._fields
 """The figures reported per threshold, in this order."""
+
+
+@dataclass(frozen=True)
+class ImageScores:
+    """The scores of one image of several: its ``name`` and its scores per threshold."""
+
+    name: str
+    thresholds: dict[float, ThresholdScores]
+
+
+@dataclass(frozen=True)
+class MatchingResult:
+    """Scores of :func:`matching` (one image) or pooled over images (:func:`matching_dataset`).
+
+    Attributes
+    ----------
+    thresholds : dict of float to ThresholdScores
+        The scores at each IoU threshold, e.g. ``result.thresholds[0.5].ap``.
+    mean_ap : float
+        The mean of ``ap`` over the thresholds (0 without thresholds).
+    images : tuple of ImageScores
+        Each image's own scores, when several were pooled (empty for one image).
+    """
+
+    thresholds: dict[float, ThresholdScores]
+    mean_ap: float
+    images: tuple[ImageScores, ...] = ()
+
+    def as_dict(self) -> dict:
+        """The scores as plain data (``evaluate --json``): ``{"thresholds": {"0.5": {tp, ...},
+        ...}, "mean_ap": ..., "images": [{"name", "thresholds"}, ...]}`` (images when pooled)."""
+        data = {"thresholds": _by_key(self.thresholds), "mean_ap": self.mean_ap}
+        if self.images:
+            data["images"] = [
+                {"name": im.name, "thresholds": _by_key(im.thresholds)} for im in self.images
+            ]
+        return data
+
+
+def _by_key(scores: dict[float, ThresholdScores]) -> dict[str, dict]:
+    return {f"{t:g}": s._asdict() for t, s in scores.items()}
 
 
 def matching(
@@ -57,7 +119,7 @@ def matching(
     *,
     thresholds: Sequence[float] = THRESHOLDS,
     ignore_label: int | None = 1,
-) -> dict:
+) -> MatchingResult:
     """Match the objects of one label image against its ground truth.
 
     Parameters
@@ -73,9 +135,8 @@ def matching(
 
     Returns
     -------
-    dict
-        ``{"thresholds": {"0.5": {tp, fp, fn, precision, recall, ap, f1, pq,
-        mean_matched_iou}, ...}, "mean_ap": float}``, keys formatted with ``f"{t:g}"``.
+    MatchingResult
+        The scores per threshold and their mean AP.
 
     Examples
     --------
@@ -84,9 +145,9 @@ def matching(
     >>> gt = np.zeros((40, 40), np.uint16)
     >>> gt[10:20, 10:20] = 2
     >>> pred = np.roll(gt, 5, axis=0)
-    >>> matching(gt, pred, thresholds=(0.3, 0.5))["thresholds"]["0.3"]["ap"]
+    >>> matching(gt, pred, thresholds=(0.3, 0.5)).thresholds[0.3].ap
     1.0
-    >>> matching(gt, pred, thresholds=(0.3, 0.5))["thresholds"]["0.5"]["fp"]
+    >>> matching(gt, pred, thresholds=(0.3, 0.5)).thresholds[0.5].fp
     1
     """
     return summarize(
@@ -101,7 +162,7 @@ def matching_dataset(
     names: Sequence[str] | None = None,
     thresholds: Sequence[float] = THRESHOLDS,
     ignore_label: int | None = 1,
-) -> dict:
+) -> MatchingResult:
     """Match several images; the scores pool the counts of all of them.
 
     Parameters
@@ -115,9 +176,8 @@ def matching_dataset(
 
     Returns
     -------
-    dict
-        The pooled scores as :func:`matching` returns them, plus ``"images"``: a list
-        of ``{"name": str, "thresholds": {...}}``, one per image.
+    MatchingResult
+        The pooled scores, and each image's in ``images``.
     """
     gts, preds = list(gts), list(preds)
     if len(gts) != len(preds):
@@ -142,19 +202,20 @@ class MatchingScores:
     ) -> None:
         self.thresholds, self.ignore_label = tuple(thresholds), ignore_label
         self.total = np.zeros((len(self.thresholds), 4))
-        self.images: list[dict] = []
+        self.images: list[ImageScores] = []
 
-    def add(self, name: str, gt: np.ndarray, pred: np.ndarray) -> dict:
+    def add(self, name: str, gt: np.ndarray, pred: np.ndarray) -> MatchingResult:
         """Match one image (see :func:`matching`); return its scores."""
         counts = match_counts(gt, pred, thresholds=self.thresholds, ignore_label=self.ignore_label)
         self.total += counts
         scores = summarize(counts, self.thresholds)
-        self.images.append({"name": name, "thresholds": scores["thresholds"]})
+        self.images.append(ImageScores(name, scores.thresholds))
         return scores
 
-    def result(self) -> dict:
-        """Pooled scores of every image added, and the ``images`` list."""
-        return {**summarize(self.total, self.thresholds), "images": list(self.images)}
+    def result(self) -> MatchingResult:
+        """Pooled scores of every image added, each image's in ``images``."""
+        pooled = summarize(self.total, self.thresholds)
+        return MatchingResult(pooled.thresholds, pooled.mean_ap, tuple(self.images))
 
 
 def page_names(name: str, pages: int) -> list[str]:
@@ -237,23 +298,23 @@ def iou_matrix(
     return inter / (true_area + pred_area[keep] - inter), pred_area[keep], pred_values[keep]
 
 
-def summarize(counts: np.ndarray, thresholds: Sequence[float]) -> dict:
+def summarize(counts: np.ndarray, thresholds: Sequence[float]) -> MatchingResult:
     """Scores from the counts of :func:`match_counts` (summed over images if pooled)."""
     per_threshold = {}
     for threshold, (tp, fp, fn, matched_iou) in zip(thresholds, counts, strict=True):
-        per_threshold[f"{threshold:g}"] = {
-            "tp": int(tp),
-            "fp": int(fp),
-            "fn": int(fn),
-            "precision": _ratio(tp, tp + fp),
-            "recall": _ratio(tp, tp + fn),
-            "ap": _ratio(tp, tp + fp + fn),
-            "f1": _ratio(2 * tp, 2 * tp + fp + fn),
-            "pq": _ratio(matched_iou, tp + fp / 2 + fn / 2),
-            "mean_matched_iou": _ratio(matched_iou, tp),
-        }
-    mean_ap = float(np.mean([s["ap"] for s in per_threshold.values()])) if per_threshold else 0.0
-    return {"thresholds": per_threshold, "mean_ap": mean_ap}
+        per_threshold[float(threshold)] = ThresholdScores(
+            tp=int(tp),
+            fp=int(fp),
+            fn=int(fn),
+            precision=_ratio(tp, tp + fp),
+            recall=_ratio(tp, tp + fn),
+            ap=_ratio(tp, tp + fp + fn),
+            f1=_ratio(2 * tp, 2 * tp + fp + fn),
+            pq=_ratio(matched_iou, tp + fp / 2 + fn / 2),
+            mean_matched_iou=_ratio(matched_iou, tp),
+        )
+    mean_ap = float(np.mean([s.ap for s in per_threshold.values()])) if per_threshold else 0.0
+    return MatchingResult(per_threshold, mean_ap)
 
 
 def _ratio(num: float, den: float) -> float:
@@ -261,15 +322,15 @@ def _ratio(num: float, den: float) -> float:
     return float(num / den) if den > 0 else 0.0
 
 
-def format_table(result: dict) -> str:
+def format_table(result: MatchingResult) -> str:
     """The pooled scores of :func:`matching` / :func:`matching_dataset` as a text table."""
     header = ("IoU", *METRICS[:-1], "mean_iou")
     lines = [" ".join(f"{h:>9}" for h in header)]
-    for key, s in result["thresholds"].items():
-        cells = [f"{key:>9}"] + [f"{s[m]:>9d}" for m in METRICS[:3]]
-        cells += [f"{s[m]:>9.3f}" for m in METRICS[3:]]
+    for threshold, s in result.thresholds.items():
+        cells = [f"{threshold:>9g}"] + [f"{getattr(s, m):>9d}" for m in METRICS[:3]]
+        cells += [f"{getattr(s, m):>9.3f}" for m in METRICS[3:]]
         lines.append(" ".join(cells))
-    keys = list(result["thresholds"])
+    keys = [f"{t:g}" for t in result.thresholds]
     if keys:
-        lines.append(f"mean AP (IoU {keys[0]}..{keys[-1]}): {result['mean_ap']:.3f}")
+        lines.append(f"mean AP (IoU {keys[0]}..{keys[-1]}): {result.mean_ap:.3f}")
     return "\n".join(lines)

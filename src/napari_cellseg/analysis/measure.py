@@ -282,14 +282,12 @@ def table_csv(table: dict[str, np.ndarray]) -> str:
     2,1.5
     3,20.25
     """
-    formats = [
-        "%d" if np.issubdtype(v.dtype, np.integer) or v.dtype == bool else "%.6g"
-        for v in table.values()
-    ]
-    lines = [",".join(table)]
-    for row in zip(*table.values(), strict=True):
-        lines.append(",".join(f % value for f, value in zip(formats, row, strict=True)))
-    return "\n".join(lines) + "\n"
+    columns = {
+        name: [int(x) if isinstance(x, bool) else x for x in values.tolist()]
+        for name, values in table.items()
+    }
+    rows = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+    return rows_csv(rows, columns=list(table))
 
 
 _SUMMARY_SIZES = (
@@ -325,8 +323,9 @@ def _statistic(function, values: np.ndarray) -> float | None:
     return float(function(values)) if len(values) else None
 
 
-def rows_csv(rows: list[dict]) -> str:
-    """Rows of different keys as CSV text: the union of the keys, blanks where a row has none.
+def rows_csv(rows: list[dict], columns: list[str] | None = None) -> str:
+    """Rows of different keys as CSV text: the union of the keys (or ``columns``), blanks
+    where a row has none, floats to 6 digits.
 
     >>> rows = [{"image": "a, b", "objects": 3}, {"image": "c", "median_area": 2.5}]
     >>> print(rows_csv(rows), end="")
@@ -334,7 +333,7 @@ def rows_csv(rows: list[dict]) -> str:
     "a, b",3,
     c,,2.5
     """
-    columns = list(dict.fromkeys(key for row in rows for key in row))
+    columns = columns or list(dict.fromkeys(key for row in rows for key in row))
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(columns)

@@ -79,7 +79,7 @@ def run_demo(output: Path, *, minutes: float = 1.0) -> dict[str, Path]:
     score = matching(truth, labels)
     print(
         f"\nheld-back image: {count_objects(labels)} objects found, {count_objects(truth)} true; "
-        f"AP@0.5 = {score['thresholds']['0.5']['ap']:.2f}"
+        f"AP@0.5 = {score.thresholds[0.5].ap:.2f}"
     )
     for name, path in files.items():
         print(f"{name:>11}: {path}")

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         result = scores.result()
     print(format_table(result))
     if args.json:
-        atomic_write_text(args.json, json.dumps(result, indent=2))
+        atomic_write_text(args.json, json.dumps(result.as_dict(), indent=2))
         print(f"scores written to {args.json}")
     return 0
 

@@ -170,7 +170,7 @@ def score_postprocessing(
         match_counts(gt, instances(o, b, **settings.as_dict()), ignore_label=ignore_label)
         for o, b, gt in _pages(list(maps), stacks)
     )
-    return summarize(counts, THRESHOLDS)["mean_ap"]
+    return summarize(counts, THRESHOLDS).mean_ap
 
 
 def tune_on_annotation(
@@ -245,7 +245,7 @@ def _best_for_pair(pages, obj: float, bnd: float, ignore_label) -> tuple[float, 
             iou, areas, _ = iou_matrix(gt, merged, ignore_label=ignore_label)
             for s, min_size in enumerate(sizes):
                 counts[d, s] += count_matches(iou[:, areas >= min_size])
-    scores = [[summarize(c, THRESHOLDS)["mean_ap"] for c in row] for row in counts]
+    scores = [[summarize(c, THRESHOLDS).mean_ap for c in row] for row in counts]
     d, s = np.unravel_index(int(np.argmax(scores)), counts.shape[:2])
     return scores[d][s], {
         "obj_threshold": obj,
@@ -270,6 +270,6 @@ def _best_small_objects(pages, params: dict, ignore_label) -> tuple[float, dict]
         for s, min_size in enumerate(sizes):
             for p, prob in enumerate(probs):
                 counts[s, p] += count_matches(iou[:, (areas >= min_size) | (peaks[values] > prob)])
-    scores = [[summarize(c, THRESHOLDS)["mean_ap"] for c in row] for row in counts]
+    scores = [[summarize(c, THRESHOLDS).mean_ap for c in row] for row in counts]
     s, p = np.unravel_index(int(np.argmax(scores)), counts.shape[:2])
     return scores[s][p], {**params, "min_size": sizes[s], "small_object_prob": probs[p]}
