@@ -195,14 +195,14 @@ def read_model(path: str | Path) -> ModelFile:
     """
     yaml_path = model_yaml(path)
     content = read_yaml_dict(yaml_path)
-    config = from_dict(TrainConfig, content, source=str(yaml_path))
-    SegmentationSettings.of(config)  # the plain settings are checked on reading too
-    return ModelFile(
-        yaml_path,
-        config,
-        dict(content.get(RECORD_KEY) or {}),
-        _tta_segmentation(content, yaml_path),
-    )
+    try:
+        config = from_dict(TrainConfig, content, source=str(yaml_path))
+        tta = _tta_segmentation(content, yaml_path)
+    except ConfigError as exc:
+        if str(yaml_path) in str(exc):
+            raise
+        raise ConfigError(f"In '{yaml_path}': {exc}") from None
+    return ModelFile(yaml_path, config, dict(content.get(RECORD_KEY) or {}), tta)
 
 
 def _tta_segmentation(content: dict, yaml_path: Path) -> SegmentationSettings | None:
