@@ -5,7 +5,7 @@
 - bare: the model's forward passes alone on as many tiles of the same side
   (``--tile_size``, default 256), in batches of the same size, under
   ``torch.inference_mode`` and in the predictor's precision (bfloat16 mixed precision
-  where native: ``engine.device.autocast``), in the same run.  Full
+  where native: ``device.autocast``), in the same run.  Full
   and bare runs alternate ``--repeat`` times and the fastest of each counts (the
   machine may be shared).
 - ``overhead_ratio`` = full / bare seconds (target <= 1.25); ``predict_ratio`` the same

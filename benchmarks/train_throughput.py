@@ -4,7 +4,7 @@
   synthetic nuclei (:func:`napari_cellseg.data.synthetic.make_nuclei`, 200x200 like the
   seed's data, resized to ``im_dim``) held in memory: SegmentationDataset with
   augmentation, a DataLoader with the worker count the engine chooses
-  (``engine.device.default_num_workers``: 1 on 2 cores), the step, the loss read-out,
+  (``device.default_num_workers``: 1 on 2 cores), the step, the loss read-out,
   the epoch metrics and the event per batch.  Timed from the end of batch ``warmup`` to
   the end of batch ``warmup + steps``.
 - bare: forward, loss, backward and Adam step of the same network on one batch of

@@ -46,6 +46,11 @@ class DCAN(nn.Module):
     H and W must be multiples of ``2 ** 5`` (:attr:`multiple`).  Per decoded block, one
     transposed convolution with two output channels is both branches at once: channel 0
     (objects) and channel 1 (boundaries) have separate weights.
+
+    References
+    ----------
+    .. [1] H. Chen, X. Qi, L. Yu, P.-A. Heng, "DCAN: Deep Contour-Aware Networks for
+       Accurate Gland Segmentation", CVPR 2016, https://doi.org/10.1109/CVPR.2016.273
     """
 
     multiple = 2 ** (len(WIDTH_FACTORS) - 1)

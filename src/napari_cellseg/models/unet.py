@@ -64,6 +64,12 @@ class UNet(nn.Module):
     -----
     ``forward`` maps (B, in_channels, H, W) to class logits (B, 3, H, W):
     background, object, boundary.
+
+    References
+    ----------
+    .. [1] O. Ronneberger, P. Fischer, T. Brox, "U-Net: Convolutional Networks for
+       Biomedical Image Segmentation", MICCAI 2015,
+       https://doi.org/10.1007/978-3-319-24574-4_28
     """
 
     def __init__(

@@ -89,6 +89,16 @@ def instances(
         int32 labels of the input's shape, 0 background.  In a stack every object has
         its own value across all slices.
 
+    References
+    ----------
+    .. [1] S. Beucher, F. Meyer, "The morphological approach to segmentation: the
+       watershed transformation", in Mathematical Morphology in Image Processing,
+       Marcel Dekker, 1993, pp. 433-481 (the seeded watershed, as
+       :func:`skimage.segmentation.watershed` computes it).
+    .. [2] M. Grimaud, "New measure of contrast: the dynamics", Proc. SPIE 1769, Image
+       Algebra and Morphological Image Processing III, 1992,
+       https://doi.org/10.1117/12.60650 (the dynamics that ``split_depth`` thresholds).
+
     Examples
     --------
     >>> objects = np.zeros((5, 9), np.float32)
