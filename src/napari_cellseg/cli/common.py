@@ -80,12 +80,12 @@ class ProgressBars:
         from napari_cellseg.pipeline import ImageStarted
 
         if isinstance(record, ImageStarted):
+            if self.tiles is not None:
+                self.tiles.close()
             if self.files is None:
                 self.files = tqdm(total=record.total, unit="image", desc=self.desc, file=sys.stderr)
             else:
                 self.files.update()
-            if self.tiles is not None:
-                self.tiles.close()
             self.tiles = tqdm(unit="tile", desc=record.name[:24], leave=False, file=sys.stderr)
         else:
             self.tiles.total = record.total  # the diameter estimate may add passes
