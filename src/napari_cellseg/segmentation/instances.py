@@ -67,18 +67,9 @@ def instances(
     ----------
     objects, boundaries : np.ndarray
         Probabilities in [0, 1], (H, W) or a stack (Z, H, W) segmented slice by slice.
-    obj_threshold : float
-        Object probability above which a core pixel may seed an object, and foreground
-        probability (``objects + boundaries``) above which a pixel joins an object.
-    bnd_threshold : float
-        Boundary probability below which a foreground pixel may seed an object.
-    split_depth : float
-        How far ``objects - boundaries`` must fall between two seeds of one region for
-        them to stay separate objects (0: every seed is an object).
-    min_size : int
-        Smallest object kept, in pixels (per slice) ...
-    small_object_prob : float
-        ... unless its highest object probability is above this (1: no exception).
+    obj_threshold, bnd_threshold, split_depth, min_size, small_object_prob
+        The segmentation settings (:class:`~napari_cellseg.segmentation.settings.
+        SegmentationSettings` documents each; ``**settings.as_dict()`` passes them).
     skip_label : int or None
         A value no object takes, numbering on past it: with the blob value 1 the objects
         are 2, 3, ..., as in annotations, so predictions can be corrected and trained on.
@@ -92,12 +83,9 @@ def instances(
     References
     ----------
     .. [1] S. Beucher, F. Meyer, "The morphological approach to segmentation: the
-       watershed transformation", in Mathematical Morphology in Image Processing,
-       Marcel Dekker, 1993, pp. 433-481 (the seeded watershed, as
-       :func:`skimage.segmentation.watershed` computes it).
-    .. [2] M. Grimaud, "New measure of contrast: the dynamics", Proc. SPIE 1769, Image
-       Algebra and Morphological Image Processing III, 1992,
-       https://doi.org/10.1117/12.60650 (the dynamics that ``split_depth`` thresholds).
+       watershed transformation", Mathematical Morphology in Image Processing, 1993.
+    .. [2] M. Grimaud, "New measure of contrast: the dynamics", Proc. SPIE 1769, 1992,
+       https://doi.org/10.1117/12.60650 (what ``split_depth`` thresholds).
 
     Examples
     --------
