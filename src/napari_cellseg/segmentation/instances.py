@@ -68,8 +68,8 @@ def instances(
     objects, boundaries : np.ndarray
         Probabilities in [0, 1], (H, W) or a stack (Z, H, W) segmented slice by slice.
     obj_threshold, bnd_threshold, split_depth, min_size, small_object_prob
-        The segmentation settings (:class:`~napari_cellseg.segmentation.settings.
-        SegmentationSettings` documents each; ``**settings.as_dict()`` passes them).
+        The segmentation settings, each documented in :class:`~.settings.SegmentationSettings`
+        (``**settings.as_dict()`` passes them).
     skip_label : int or None
         A value no object takes, numbering on past it: with the blob value 1 the objects
         are 2, 3, ..., as in annotations, so predictions can be corrected and trained on.
