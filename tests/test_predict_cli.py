@@ -512,3 +512,15 @@ def test_evaluate_user_errors(trained, tmp_path, capsys):
     (empty / "other_labels.tif").write_bytes(b"")
     assert evaluate.main(["--gt", str(trained["png"]), "--pred", str(empty)]) == 2
     assert "No prediction for" in capsys.readouterr().err
+
+
+def test_evaluate_refuses_two_predictions_of_one_name(trained, tmp_path, capsys):
+    import shutil
+
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    for file in sorted((trained["png"] / "labels").glob("*.png")):
+        shutil.copy(file, pred / f"{file.stem}_labels.png")
+        shutil.copy(file, pred / f"{file.stem}_labels.tif")  # which one is the prediction?
+    assert evaluate.main(["--gt", str(trained["png"]), "--pred", str(pred)]) == 2
+    assert "have the same name" in capsys.readouterr().err
