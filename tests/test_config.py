@@ -87,3 +87,40 @@ def test_model_yaml_sits_beside_the_weights():
 def test_negative_amounts_are_refused_naming_the_setting(name):
     with pytest.raises(ConfigError, match=f"Setting '{name}' is -1"):
         TrainConfig(**{name: -1.0})
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--batch", "0"], "'batch' is 0; give a whole number of 1 or more"),
+        (["--batch", "-1"], "'batch' is -1; give a whole number of 1 or more"),
+        (["--epochs", "0"], "'epochs' is 0; give a whole number of 1 or more"),
+        (["--augments", "-1"], "'augments' is -1; give a whole number of 0 or more"),
+        (["--lr", "-1"], "'lr' is -1.0; give a number above 0"),
+        (["--lr", "nan"], "'lr' is nan; it must be a number"),
+        (["--seed", "-1"], "'seed' is -1; give a whole number of 0 or more"),
+        (["--val_fraction", "-0.5"], "'val_fraction' is -0.5; give a number from 0 to below 1"),
+        (["--boundary_thickness", "0"], "'boundary_thickness' is 0; give a whole number of 1"),
+        (["--boundary_thickness", "-2"], "'boundary_thickness' is -2; give a whole number of 1"),
+        (["--bnd_weight", "-1"], "'bnd_weight' is -1.0; give a number of 0 or more"),
+        (["--num_workers", "-5"], "'num_workers' is -5; give a whole number of -1 or more"),
+        (["--max_minutes", "-1"], "'max_minutes' is -1.0; give a number of 0 or more"),
+        (["--lr_patience", "-1"], "'lr_patience' is -1; give a whole number of 0 or more"),
+        (["--early_stop_patience", "0"], "'early_stop_patience' is 0; give a whole number of 1"),
+        (["--obj_threshold", "5"], "'obj_threshold' is 5.0; it is a probability"),
+    ],
+)
+def test_every_setting_out_of_range_exits_2_naming_it_and_its_range(flags, message, capsys):
+    from napari_cellseg.cli.train import main
+
+    assert main(["--train_data", "d", "--model", "m.pt", *flags]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_the_python_api_checks_types_too():
+    with pytest.raises(ConfigError, match="'epochs' is 'ten'; it must be a whole number"):
+        TrainConfig(epochs="ten")
+    with pytest.raises(ConfigError, match="'remove_blobs' is 1; it must be true or false"):
+        TrainConfig(remove_blobs=1)
+    assert TrainConfig(lr=1, blob_label=None).lr == 1  # a whole number is a number

@@ -10,6 +10,9 @@ whether the widget shows the field in its "advanced" section (``advanced``).
 from __future__ import annotations
 
 import dataclasses
+import math
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +22,23 @@ from napari_cellseg.segmentation.settings import SegmentationSettings
 __all__ = ["CPU_NETWORK", "MODEL_SETTINGS", "TrainConfig", "PredictConfig", "TuneConfig"]
 
 
-def _f(default: Any, help: str, *, choices: tuple | None = None, advanced: bool = False):
-    """A dataclass field carrying its help text, allowed values and widget section."""
-    return field(default=default, metadata={"help": help, "choices": choices, "advanced": advanced})
+def _f(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple | None = None,
+    advanced: bool = False,
+    minimum: float | None = None,
+    above: float | None = None,
+    maximum: float | None = None,
+    below: float | None = None,
+):
+    """A dataclass field carrying its help text, allowed values (``choices``, or a range:
+    ``minimum``/``maximum`` inclusive, ``above``/``below`` exclusive) and widget section."""
+    bounds = {"minimum": minimum, "above": above, "maximum": maximum, "below": below}
+    metadata = {"help": help, "choices": choices, "advanced": advanced}
+    metadata["bounds"] = {k: v for k, v in bounds.items() if v is not None}
+    return field(default=default, metadata=metadata)
 
 
 @dataclass
@@ -35,10 +52,12 @@ class TrainConfig:
 
     # --- the seed's keys -------------------------------------------------------------
     architecture: str = _f("unet", "network architecture", choices=("dcan", "unet"))
-    epochs: int = _f(100, "number of epochs")
-    batch: int = _f(4, "batch size (per process when run under torchrun)")
+    epochs: int = _f(100, "number of epochs", minimum=1)
+    batch: int = _f(4, "batch size (per process when run under torchrun)", minimum=1)
     augments: int = _f(
-        2, "number of augmented copies of each training image per epoch (plus the original)"
+        2,
+        "number of augmented copies of each training image per epoch (plus the original)",
+        minimum=0,
     )
     trim_method: str = _f(
         "resize",
@@ -57,13 +76,16 @@ class TrainConfig:
         "'nuclei': the built-in model) instead of random ones; empty = train from scratch",
     )
     channels: int = _f(
-        1, "input channels: neighbouring slices of a stack as context (U-Net only)", advanced=True
+        1,
+        "input channels: neighbouring slices of a stack as context (U-Net only)",
+        advanced=True,
+        minimum=1,
     )
-    lr: float = _f(1e-3, "learning rate")
-    im_dim: int = _f(256, "network input size in pixels", advanced=True)
-    bnd_weight: float = _f(0.5, "weight of the boundaries loss", advanced=True)
-    obj_weight: float = _f(0.5, "weight of the objects loss", advanced=True)
-    dropout: float = _f(0.0, "dropout rate", advanced=True)
+    lr: float = _f(1e-3, "learning rate", above=0)
+    im_dim: int = _f(256, "network input size in pixels", advanced=True, minimum=8)
+    bnd_weight: float = _f(0.5, "weight of the boundaries loss", advanced=True, minimum=0)
+    obj_weight: float = _f(0.5, "weight of the objects loss", advanced=True, minimum=0)
+    dropout: float = _f(0.0, "dropout rate", advanced=True, minimum=0, below=1)
     dcan_final_act: str = _f(
         "tanh", "final activation of DCAN", choices=("sigmoid", "tanh"), advanced=True
     )
@@ -71,17 +93,20 @@ class TrainConfig:
         "", "TensorBoard log directory; empty = <model dir>/tensorboard/<model stem>", advanced=True
     )
     csv_log: str = _f("", "CSV training log; empty = <model stem>-log.csv", advanced=True)
-    seed: int = _f(48, "seed of all randomness", advanced=True)
+    seed: int = _f(48, "seed of all randomness", advanced=True, minimum=0)
     # --- data and targets ------------------------------------------------------------
     val_fraction: float = _f(
         0.2,
         "share of the training images held out for validation when val_data is empty",
         advanced=True,
+        minimum=0,
+        below=1,
     )
     blob_label: int | None = _f(
         1,
         "label value of blobs (ignored by the loss); 'none' = every non-zero value is an object",
         advanced=True,
+        minimum=1,
     )
     remove_blobs: bool = _f(
         False, "blank blob regions in image and labels, as the seed did", advanced=True
@@ -92,8 +117,9 @@ class TrainConfig:
         "(measured on the labels in training; given or estimated at prediction); "
         "0 = images as they are",
         advanced=True,
+        minimum=0,
     )
-    boundary_thickness: int = _f(2, "boundary width in pixels", advanced=True)
+    boundary_thickness: int = _f(2, "boundary width in pixels", advanced=True, minimum=1)
     touching_boundaries: bool = _f(
         False, "mark only boundaries where objects touch each other", advanced=True
     )
@@ -104,10 +130,14 @@ class TrainConfig:
         advanced=True,
     )
     # --- networks ----------------------------------------------------------------------
-    unet_levels: int = _f(4, "U-Net depth (number of down-sampling steps)", advanced=True)
-    start_filters: int = _f(64, "filters of the first level (both networks)", advanced=True)
+    unet_levels: int = _f(
+        4, "U-Net depth (number of down-sampling steps)", advanced=True, minimum=1
+    )
+    start_filters: int = _f(
+        64, "filters of the first level (both networks)", advanced=True, minimum=1
+    )
     unet_bnd_class_weight: float = _f(
-        5.0, "cross-entropy weight of the boundary class (U-Net)", advanced=True
+        5.0, "cross-entropy weight of the boundary class (U-Net)", advanced=True, minimum=0
     )
     separation_weight: float = _f(
         0.0,
@@ -115,6 +145,7 @@ class TrainConfig:
         "touching nuclei must be told apart; the U-Net paper's weight map); 0 = none "
         "(10 and 20 did not help on DSB2018 in 30 CPU minutes)",
         advanced=True,
+        minimum=0,
     )
     # --- optimisation ------------------------------------------------------------------
     lr_schedule: str = _f(
@@ -125,27 +156,31 @@ class TrainConfig:
         choices=("plateau", "cosine"),
         advanced=True,
     )
-    lr_patience: int = _f(8, "epochs without val loss gain before lr is cut by 10", advanced=True)
+    lr_patience: int = _f(
+        8, "epochs without val loss gain before lr is cut by 10", advanced=True, minimum=0
+    )
     early_stop_patience: int = _f(
         15,
         "epochs without a gain of the val loss (training loss without validation data) "
         "before training stops",
         advanced=True,
+        minimum=1,
     )
     early_stop_min_delta: float = _f(
-        1e-4, "smallest loss gain over the best so far that counts", advanced=True
+        1e-4, "smallest loss gain over the best so far that counts", advanced=True, minimum=0
     )
     max_minutes: float = _f(
         0.0,
         "end training after the epoch that passes this many minutes of training (resumed "
         "runs count their earlier minutes); 0 = no limit",
+        minimum=0,
     )
     # --- machine -----------------------------------------------------------------------
     device: str = _f(
         "auto", "auto (CUDA, then MPS, else CPU), cpu, cuda, cuda:1, mps", advanced=True
     )
     num_workers: int = _f(
-        -1, "DataLoader worker processes; -1 = choose from the CPU count", advanced=True
+        -1, "DataLoader worker processes; -1 = choose from the CPU count", advanced=True, minimum=-1
     )
     mixed_precision: bool = _f(
         True,
@@ -153,7 +188,9 @@ class TrainConfig:
         "AMX, recent CUDA GPUs; weights stay float32): about 1.7x faster training there",
         advanced=True,
     )
-    tb_samples: int = _f(5, "sample predictions shown in TensorBoard each epoch", advanced=True)
+    tb_samples: int = _f(
+        5, "sample predictions shown in TensorBoard each epoch", advanced=True, minimum=0
+    )
     resume: bool = _f(False, "continue from the checkpoint at 'model' if present", advanced=True)
     sync_bn: bool = _f(
         False,
@@ -164,6 +201,7 @@ class TrainConfig:
         1,
         "number of training processes (recorded in the model yaml; set by torchrun)",
         advanced=True,
+        minimum=1,
     )
     # --- post-processing (tuned after training, used by prediction) ----------------------
     # defaults: near the values tuned for U-Nets on DSB2018 (benchmarks/quality.py)
@@ -196,16 +234,6 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _validate(self)
         SegmentationSettings.of(self)  # checks the segmentation settings' ranges
-        if self.separation_weight < 0:
-            raise ConfigError(
-                f"Setting 'separation_weight' is {self.separation_weight}; give 0 (no extra "
-                "weight) or more."
-            )
-        if self.object_diameter < 0:
-            raise ConfigError(
-                f"Setting 'object_diameter' is {self.object_diameter}; give a diameter in "
-                "pixels, or 0 to use the images as they are."
-            )
         if self.object_diameter and self.trim_method == "resize":
             raise ConfigError(
                 "Settings 'object_diameter' and trim_method 'resize' both rescale the images; "
@@ -252,6 +280,7 @@ class PredictConfig:
         0,
         "multichannel TIFFs (Fiji hyperstacks, OME-TIFF): the channel that shows the objects, "
         "from 1 (--measure measures the others too); 0 = the images have one channel",
+        minimum=0,
     )
     plot: bool = _f(False, "write PNG figures of the predictions next to the outputs")
     measure: bool = _f(
@@ -269,32 +298,38 @@ class PredictConfig:
         0.0,
         "side of a pixel in micrometres, for measurements in micrometres too; 0 = the "
         "calibration a Fiji/ImageJ or OME TIFF holds (none: pixels only)",
+        minimum=0,
     )
     stitch_threshold: float = _f(
         0.0,
         "z-stacks: objects of neighbouring slices become one 3D object when they overlap by "
         "this fraction of the smaller one (0.5 is a good start); 0 = every slice on its own "
         "(time series, pages of separate fields)",
+        minimum=0,
+        maximum=1,
     )
     z_spacing: float = _f(
         0.0,
         "distance between the slices of a z-stack in micrometres, for volumes in cubic "
         "micrometres; 0 = the spacing a Fiji/ImageJ or OME TIFF records",
+        minimum=0,
     )
     architecture: str = _f("", "ignored: read from the model yaml (kept for seed parity)")
-    channels: int = _f(0, "ignored: read from the model yaml (kept for seed parity)")
+    channels: int = _f(0, "ignored: read from the model yaml (kept for seed parity)", minimum=0)
     tile_size: int = _f(
         256,
         "side of the tiles a large image is predicted in (network pixels; at least the "
         "model's im_dim): larger tiles predict fewer pixels twice",
         advanced=True,
+        minimum=1,
     )
     tile_overlap: int = _f(
         -1,
         "overlap of neighbouring tiles in pixels; -1 = a quarter of the model's im_dim",
         advanced=True,
+        minimum=-1,
     )
-    tile_batch: int = _f(2, "tiles predicted at once (bounds memory)", advanced=True)
+    tile_batch: int = _f(2, "tiles predicted at once (bounds memory)", advanced=True, minimum=1)
     tta: bool = _f(
         False,
         "test-time augmentation: average the predictions of the 8 flips and rotations of "
@@ -305,31 +340,12 @@ class PredictConfig:
         0.0,
         "median object diameter in the images in pixels, for models trained with "
         "object_diameter; 0 = estimate it for every image",
+        minimum=0,
     )
     device: str = _f("auto", "auto (CUDA, then MPS, else CPU), cpu, cuda, mps", advanced=True)
 
     def __post_init__(self) -> None:
         _validate(self)
-        for name, what in (
-            ("pixel_size", "the side of a pixel"),
-            ("z_spacing", "the slice spacing"),
-        ):
-            if getattr(self, name) < 0:
-                raise ConfigError(
-                    f"Setting '{name}' is {getattr(self, name)}: give {what} in micrometres, "
-                    "or 0 to read it from the images' calibration."
-                )
-        if self.channel < 0:
-            raise ConfigError(
-                f"Setting 'channel' is {self.channel}: give the channel that shows the "
-                "objects (1, 2, ...), or 0 for images of one channel."
-            )
-        if not 0 <= self.stitch_threshold <= 1:
-            raise ConfigError(
-                f"Setting 'stitch_threshold' is {self.stitch_threshold}: give the overlap "
-                "(0-1, e.g. 0.5) that links the objects of neighbouring slices, or 0 to keep "
-                "every slice's objects apart."
-            )
 
 
 @dataclass
@@ -352,6 +368,7 @@ class TuneConfig:
         20,
         "trials wanted in the study, all workers together; a resumed study runs only the "
         "missing ones (tune_batch: at most one per batch size)",
+        minimum=1,
     )
     output: str = _f(
         "tuning", "directory for the study, the trials' models, trials.csv, trials.png, best.yaml"
@@ -364,42 +381,112 @@ class TuneConfig:
     )
     study: str = _f("", "study name; empty = the mode")
     keep_all: bool = _f(False, "keep every trial's model files, not only the best trial's")
-    lr_min: float = _f(1e-5, "smallest learning rate tried (tune_lr, tune_all)")
-    lr_max: float = _f(1e-1, "largest learning rate tried (tune_lr, tune_all)")
-    batch_min: int = _f(2, "smallest batch size tried (tune_batch, tune_all); powers of two up")
+    lr_min: float = _f(1e-5, "smallest learning rate tried (tune_lr, tune_all)", above=0)
+    lr_max: float = _f(1e-1, "largest learning rate tried (tune_lr, tune_all)", above=0)
+    batch_min: int = _f(
+        2, "smallest batch size tried (tune_batch, tune_all); powers of two up", minimum=1
+    )
     batch_max: int = _f(
         32,
         "largest batch size tried (tune_batch, tune_all); once a size runs out of memory, "
         "larger ones are not tried",
+        minimum=1,
     )
     prune: bool = _f(
         True,
         "stop a trial whose val score after an epoch is worse than the median of the "
         "finished trials at that epoch",
     )
-    prune_startup_trials: int = _f(4, "trials that finish before pruning starts", advanced=True)
+    prune_startup_trials: int = _f(
+        4, "trials that finish before pruning starts", advanced=True, minimum=0
+    )
     prune_warmup_epochs: int = _f(
-        2, "epochs every trial runs before it may be pruned", advanced=True
+        2, "epochs every trial runs before it may be pruned", advanced=True, minimum=0
     )
 
     def __post_init__(self) -> None:
         _validate(self)
-        if self.trials < 1:
-            raise ConfigError(f"Setting 'trials' is {self.trials}; it must be at least 1.")
         if not 0 < self.lr_min < self.lr_max:
             raise ConfigError(
                 f"Settings lr_min ({self.lr_min:g}) and lr_max ({self.lr_max:g}) must "
                 "satisfy 0 < lr_min < lr_max."
             )
-        if self.batch_min < 1:
-            raise ConfigError(f"Setting 'batch_min' is {self.batch_min}; it must be at least 1.")
 
 
 def _validate(cfg: Any) -> None:
+    """Check every field of a settings dataclass: its type, its choices, its range.
+
+    Raises
+    ------
+    ConfigError
+        Naming the setting, its value, what it may be and what it means.
+    """
+    hints = typing.get_type_hints(type(cfg))
     for f in dataclasses.fields(cfg):
-        choices = f.metadata.get("choices")
         value = getattr(cfg, f.name)
+        base, nullable = _base_type(hints[f.name])
+        if value is None and nullable:
+            continue
+        _check_type(f.name, value, base)
+        choices = f.metadata.get("choices")
         if choices and value not in choices:
             raise ConfigError(
                 f"Setting '{f.name}' is {value!r}; choose one of {', '.join(map(str, choices))}."
             )
+        bounds = f.metadata.get("bounds") or {}
+        if bounds and not _within(value, bounds):
+            raise ConfigError(
+                f"Setting '{f.name}' is {value!r}; give {_range_text(bounds, base)} "
+                f"({f.metadata['help']})."
+            )
+
+
+def _base_type(hint: Any) -> tuple[type, bool]:
+    """The base type of an annotation and whether it admits None."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return next(a for a in args if a is not type(None)), type(None) in args
+    return hint, False
+
+
+_KINDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+
+
+def _check_type(name: str, value: Any, base: type) -> None:
+    if base is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value)
+    elif base is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, base)
+    if not ok:
+        raise ConfigError(f"Setting '{name}' is {value!r}; it must be {_KINDS[base]}.")
+
+
+def _within(value: float, bounds: dict) -> bool:
+    checks = {
+        "minimum": lambda b: value >= b,
+        "above": lambda b: value > b,
+        "maximum": lambda b: value <= b,
+        "below": lambda b: value < b,
+    }
+    return all(checks[kind](bound) for kind, bound in bounds.items())
+
+
+def _range_text(bounds: dict, base: type) -> str:
+    """``a whole number of 1 or more``, ``a number from 0 to 1``, ``a number above 0``, ..."""
+    parts = []
+    low = bounds.get("minimum", bounds.get("above"))
+    high = bounds.get("maximum", bounds.get("below"))
+    if "minimum" in bounds and high is not None:
+        parts.append(f"from {low:g}")
+    elif "minimum" in bounds:
+        parts.append(f"of {low:g} or more")
+    elif "above" in bounds:
+        parts.append(f"above {low:g}")
+    if "maximum" in bounds:
+        parts.append(f"{'to' if 'minimum' in bounds else 'up to'} {high:g}")
+    elif "below" in bounds:
+        parts.append(f"below {high:g}" if "minimum" not in bounds else f"to below {high:g}")
+    return f"{_KINDS[base]} {' '.join(parts)}"

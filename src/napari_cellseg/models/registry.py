@@ -136,14 +136,6 @@ def _check_architecture(cfg: TrainConfig) -> None:
 
 def _check(cfg: TrainConfig) -> None:
     _check_architecture(cfg)
-    positive = ["channels", "start_filters"] + (
-        ["unet_levels"] if cfg.architecture == "unet" else []
-    )
-    for name in positive:
-        if getattr(cfg, name) < 1:
-            raise ConfigError(f"Setting '{name}' is {getattr(cfg, name)}; it must be at least 1.")
-    if not 0.0 <= cfg.dropout < 1.0:
-        raise ConfigError(f"Setting 'dropout' is {cfg.dropout}; it must be in [0, 1).")
     if cfg.architecture == "dcan" and cfg.channels > 1:
         raise ConfigError(
             f"Setting 'channels' is {cfg.channels} but DCAN takes single-channel input; "
