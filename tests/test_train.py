@@ -3,6 +3,7 @@
 import csv
 import dataclasses
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from napari_cellseg.config_io import load_yaml
 from napari_cellseg.data.stacks import stacks_from_arrays
 from napari_cellseg.data.synthetic import make_nuclei
 from napari_cellseg.device import precision_name
-from napari_cellseg.errors import CellsegError, DataError, TrainingDiverged
+from napari_cellseg.errors import CellsegError, ConfigError, DataError, TrainingDiverged
 from napari_cellseg.models.registry import build_model
 from napari_cellseg.segmentation.settings import SegmentationSettings
 from napari_cellseg.training.checkpoints import EarlyStopping
@@ -138,6 +139,62 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(
     run_training(dataclasses.replace(tiny_train_config, resume=True), data=data)
     expected, resumed = torch.load(straight.model), torch.load(tiny_train_config.model)
     assert all(torch.equal(expected[k], resumed[k]) for k in expected)
+
+
+def test_a_kill_between_weights_and_train_state_resumes_exactly(tiny_train_config, data, tmp_path):
+    import csv
+    import shutil
+
+    from napari_cellseg.training.checkpoints import train_state_path
+
+    cfg = dataclasses.replace(tiny_train_config, epochs=3)
+    straight = dataclasses.replace(cfg, model=str(tmp_path / "straight" / "m.pt"))
+    run_training(straight, data=data)
+    run_training(dataclasses.replace(cfg, epochs=1), data=data)
+    state = train_state_path(cfg.model)
+    shutil.copy(state, tmp_path / "state-after-epoch-1")
+    run_training(dataclasses.replace(cfg, epochs=2, resume=True), data=data)
+    # killed after epoch 2's weights and log row, before its train state: m.pt is ahead
+    shutil.copy(tmp_path / "state-after-epoch-1", state)
+    run_training(dataclasses.replace(cfg, resume=True), data=data)
+    expected, resumed = torch.load(straight.model), torch.load(cfg.model)
+    assert all(torch.equal(expected[k], resumed[k]) for k in expected)
+    with open(Path(cfg.model).with_name("model-log.csv"), newline="") as fh:
+        assert [row["epoch"] for row in csv.DictReader(fh)] == ["0", "1", "2"]  # once each
+
+
+def test_resume_without_a_train_state_refuses_and_says_how_to_fine_tune(tiny_train_config, data):
+    from napari_cellseg.training.checkpoints import train_state_path
+
+    run_training(tiny_train_config, data=data)
+    train_state_path(tiny_train_config.model).unlink()  # a copied model
+    before = torch.load(tiny_train_config.model)
+    with pytest.raises(ConfigError, match="no train state.*--init_model .*model.yaml"):
+        run_training(dataclasses.replace(tiny_train_config, resume=True), data=data)
+    after = torch.load(tiny_train_config.model)
+    assert all(torch.equal(before[k], after[k]) for k in before)  # kept
+
+
+def test_a_learning_rate_far_too_high_stops_as_diverged(tiny_train_config, data):
+    with pytest.raises(TrainingDiverged, match="training diverged. Lower the learning rate"):
+        run_training(dataclasses.replace(tiny_train_config, lr=1e6), data=data)
+
+
+def test_channels_without_neighbouring_slices_are_refused(tiny_train_config, data):
+    with pytest.raises(DataError, match="'channels' is 3, but every training image is a single"):
+        run_training(dataclasses.replace(tiny_train_config, channels=3), data=data)
+
+
+def test_temporary_files_of_killed_saves_are_removed(tiny_train_config, data):
+    folder = Path(tiny_train_config.model).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    leftovers = [folder / ".model.pt.k2j4.tmp", folder / ".model-train-state.pt.x9.tmp"]
+    for path in leftovers:
+        path.write_bytes(b"half a checkpoint")
+    others = folder / ".other.pt.k2j4.tmp"  # another model's: not ours to remove
+    others.write_bytes(b"")
+    run_training(tiny_train_config, data=data)
+    assert not any(path.exists() for path in leftovers) and others.exists()
 
 
 @pytest.mark.parametrize("validation", [True, False])

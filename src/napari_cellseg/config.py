@@ -234,6 +234,11 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _validate(self)
         SegmentationSettings.of(self)  # checks the segmentation settings' ranges
+        if self.architecture == "dcan" and self.channels > 1:
+            raise ConfigError(
+                f"Setting 'channels' is {self.channels} but DCAN takes single-channel input; "
+                "use architecture 'unet' for multi-channel input or set channels to 1."
+            )
         if self.object_diameter and self.trim_method == "resize":
             raise ConfigError(
                 "Settings 'object_diameter' and trim_method 'resize' both rescale the images; "

@@ -31,6 +31,14 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; keep the usual permissions
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError
+        if isinstance(exc, RuntimeError) and "write" not in str(exc).lower():
+            raise
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc).splitlines()[0]
+        raise CellsegError(
+            f"Cannot write '{path}' ({reason}); the file is as it was.  Free space on the "
+            "disk, or choose a folder you can write to."
+        ) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

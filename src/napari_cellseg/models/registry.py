@@ -136,11 +136,6 @@ def _check_architecture(cfg: TrainConfig) -> None:
 
 def _check(cfg: TrainConfig) -> None:
     _check_architecture(cfg)
-    if cfg.architecture == "dcan" and cfg.channels > 1:
-        raise ConfigError(
-            f"Setting 'channels' is {cfg.channels} but DCAN takes single-channel input; "
-            "use architecture 'unet' for multi-channel input or set channels to 1."
-        )
     multiple = required_multiple(cfg)
     if cfg.im_dim < multiple or cfg.im_dim % multiple:
         suggestion = max(multiple, round(cfg.im_dim / multiple) * multiple)

@@ -27,6 +27,7 @@ __all__ = [
     "train_state_path",
     "check_paths",
     "check_writable",
+    "remove_leftovers",
     "init_weights",
 ]
 
@@ -71,6 +72,25 @@ def train_state_path(model: str | Path) -> Path:
     """Optimiser, scheduler, best values and early-stopping state of the last epoch."""
     model = Path(model)
     return model.with_name(f"{model.stem}-train-state.pt")
+
+
+def remove_leftovers(model: str | Path) -> list[Path]:
+    """Remove the temporary files that killed saves of this model left beside it.
+
+    Files are written to a hidden ``.<name>.<random>.tmp`` and renamed when complete
+    (:func:`~napari_cellseg.io_utils.atomic_write`); a kill in between leaves the temporary
+    file.  Returns the files removed.
+    """
+    model = Path(model)
+    names = [checkpoint_path(model, kind) for kind in ("last", *BEST_CHECKPOINTS)]
+    names += [yaml_beside(path) for path in names] + [train_state_path(model)]
+    names.append(model.with_name(f"{model.stem}-log.csv"))
+    removed = []
+    for name in names:
+        for leftover in model.parent.glob(f".{name.name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    return removed
 
 
 def check_writable(path: str | Path, setting: str) -> None:

@@ -50,6 +50,12 @@ def load_stacks(
 ) -> tuple[list[Stack], list[Stack], list[str]]:
     """Training and validation stacks, and notes on the slices left out (no labels)."""
     train_stacks = data.train if data else read_folder(cfg.train_data)
+    if cfg.channels > 1 and all(len(stack.image) == 1 for stack in train_stacks):
+        raise DataError(
+            f"Setting 'channels' is {cfg.channels}, but every training image is a single 2D "
+            "image: there are no neighbouring slices to give the network as channels (each "
+            "channel would repeat the image).  Set channels to 1, or train on z-stacks."
+        )
     train_stacks, notes = drop_unlabelled_slices(train_stacks)
     if data and data.val is not None:
         val_stacks = data.val

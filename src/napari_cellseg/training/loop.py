@@ -44,6 +44,7 @@ from napari_cellseg.training.checkpoints import (
     check_paths,
     checkpoint_path,
     init_weights,
+    remove_leftovers,
     train_state_path,
 )
 from napari_cellseg.training.distributed import World, join
@@ -69,7 +70,15 @@ from napari_cellseg.training.inputs import (
 from napari_cellseg.training.schedule import make_scheduler
 from napari_cellseg.training.writers import predict_samples
 
-__all__ = ["train", "run_training"]
+__all__ = ["train", "run_training", "DIVERGENCE_FACTOR"]
+
+DIVERGENCE_FACTOR = 100.0
+"""An epoch's training loss this many times the first batch's ends the run as diverged.
+
+A learning rate far too high (``lr 1e6``: training loss 3e10, val loss 3e13 after an
+epoch on the tests' data) was saved as the model before.  With lr 0.19-3.4 the training
+loss stays at 0.3-1.4 (first batch 1.6) while the val loss spikes to 5e2-1e6 for an
+epoch and recovers: the training loss is the sign of divergence."""
 
 def run_training(cfg: TrainConfig, **kwargs) -> TrainFinished:
     """Run :func:`train` to the end and return its final event."""
@@ -114,7 +123,7 @@ def train(
     if not run.world.is_main:  # rank 0 alone writes the logs
         yield from run.events()
         return
-    with RunLogs(run.cfg, append=run.start_epoch > 0) as logs:
+    with RunLogs(run.cfg, start_epoch=run.start_epoch) as logs:
         logs.graph(run.model, run.samples)
         for event in run.events():
             logs.record(event)
@@ -132,6 +141,8 @@ class _Run:
         from napari_cellseg.models.registry import build_model, prepare_model
 
         check_paths(cfg, data)
+        if world.is_main:
+            remove_leftovers(cfg.model)
         self.cfg = dataclasses.replace(cfg, world_size=world.size)
         self.stop, self.world, self.device = stop, world, world.device
         seed_everything(cfg.seed)
@@ -160,6 +171,7 @@ class _Run:
         self.best: dict[str, float] = {}  # best validation value of each BEST_CHECKPOINTS metric
         self.early_stopping = EarlyStopping(cfg.early_stop_min_delta, cfg.early_stop_patience)
         self.minutes = 0.0  # training time so far, resumed runs included
+        self.first_loss: float | None = None  # of the run's first batch: divergence test
         self.record = {"train_image_side": median_side(train_stacks)}
         if cfg.resume:
             self._resume()
@@ -190,11 +202,7 @@ class _Run:
                 break
             val_metrics = self._validate() if self.val_loader else {}
             monitored = val_metrics or train_metrics
-            if not math.isfinite(monitored["loss"]):
-                raise TrainingDiverged(
-                    f"The loss became {monitored['loss']} in epoch {epoch + 1}: training "
-                    f"diverged. Lower the learning rate (setting 'lr', now {cfg.lr:g})."
-                )
+            self._check_divergence(train_metrics["loss"], monitored["loss"], epoch)
             self.minutes += self._mean_over_ranks(time.monotonic() - clock) / 60
             clock = time.monotonic()
             if cfg.lr_schedule == "plateau":
@@ -234,6 +242,22 @@ class _Run:
             reason=reason, epochs_run=epoch + 1, model_path=str(model_path), best=dict(self.best)
         )
 
+    def _check_divergence(self, train_loss: float, monitored: float, epoch: int) -> None:
+        """Stop a run whose loss is not finite, or whose training loss grew
+        :data:`DIVERGENCE_FACTOR` times above the first batch's (a validation loss alone may
+        spike for an epoch while batch norm settles, and recover)."""
+        first = self.first_loss
+        if math.isfinite(monitored) and math.isfinite(train_loss):
+            if first is None or train_loss <= DIVERGENCE_FACTOR * first:
+                return
+            loss, grown = train_loss, f" ({train_loss / first:.3g} times the first batch's)"
+        else:
+            loss, grown = (monitored if not math.isfinite(monitored) else train_loss), ""
+        raise TrainingDiverged(
+            f"The loss became {loss:.4g}{grown} in epoch {epoch + 1}: training diverged. "
+            f"Lower the learning rate (setting 'lr', now {self.cfg.lr:g})."
+        )
+
     def _train_epoch(self, epoch: int):
         """Yield ``BatchEnded`` per batch; return the epoch's metrics, or None when stopped."""
         import torch
@@ -264,6 +288,8 @@ class _Run:
             count += size
             with torch.no_grad():
                 metrics.update(*probabilities(self.cfg, logits.detach().float()), batch)
+            if self.first_loss is None:  # the same on every rank: their mean
+                self.first_loss = self._mean_over_ranks(loss.item())
             yield BatchEnded(epoch=epoch, batch=index, batches=batches, loss=loss.item())
             if self._stop_requested():
                 return None
@@ -354,6 +380,7 @@ class _Run:
         if kind == "last":
             train_state = {
                 "epoch": epoch,
+                "model": state,
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "best": self.best,
@@ -380,9 +407,18 @@ class _Run:
         import torch
 
         weights, state_file = Path(self.cfg.model), train_state_path(self.cfg.model)
-        if weights.is_file() and state_file.is_file():
-            self.model.load_state_dict(torch.load(weights, map_location=self.device))
+        if weights.is_file() and not state_file.is_file():
+            raise ConfigError(
+                f"Setting 'resume': '{weights}' has no train state '{state_file.name}' beside "
+                "it (a copied model, or a run stopped inside its first epoch), so training "
+                "cannot continue where it stopped.  To train further from these weights, "
+                f"give --init_model {yaml_beside(weights)} and a new --model."
+            )
+        if weights.is_file():
             state = torch.load(state_file, map_location=self.device)
+            # the weights of the state's epoch: m.pt may be an epoch ahead after a kill
+            saved = state.get("model") or torch.load(weights, map_location=self.device)
+            self.model.load_state_dict(saved)
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.best = state["best"]

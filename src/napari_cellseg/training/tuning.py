@@ -17,8 +17,9 @@ with the settings the search proposes and reports its val score after every epoc
   Unlike successive halving / Hyperband it has no budget to tune besides a few startup
   trials and warm-up epochs, suits the small studies (10-30 trials) and the early-stopped,
   variable-length trainings run here, and prunes the same way in every worker.
-- **Divergence**: a trial whose loss becomes NaN/inf is stopped and recorded as
-  ``diverged``; to Optuna it is a pruned trial with a NaN score, because TPE learns from
+- **Divergence**: a trial whose loss becomes NaN/inf, or whose training loss grows a
+  hundredfold (:data:`~napari_cellseg.training.loop.DIVERGENCE_FACTOR`), is stopped and
+  recorded as ``diverged``; to Optuna it is a pruned trial with a NaN score, because TPE learns from
   pruned trials (ranking a NaN worst) but ignores failed ones, and would keep proposing
   learning rates that diverge.
 - **Storage**: an SQLite file ``<output>/study.db`` by default; running the command again
@@ -313,7 +314,7 @@ class _Objective:
         except Exception as exc:
             if isinstance(exc, TrainingDiverged):
                 trial.report(math.nan, best["epochs"])
-                reason = f"loss not finite in epoch {best['epochs'] + 1}"
+                reason = f"loss diverged in epoch {best['epochs'] + 1}"
                 _record(trial, "diverged", reason, **best)
                 raise optuna.TrialPruned(reason) from None
             if is_out_of_memory(exc):

@@ -7,12 +7,14 @@ yields); the loop itself writes only the model files.
 from __future__ import annotations
 
 import csv
+import io
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from napari_cellseg.config import TrainConfig
+from napari_cellseg.io_utils import atomic_write_text
 from napari_cellseg.training.events import EpochEnded, Event
 
 
@@ -25,15 +27,27 @@ def epoch_row(event: EpochEnded) -> dict[str, float]:
 
 
 class CsvLog:
-    """Append one row per epoch to a CSV file (a resumed run continues the file)."""
+    """Append one row per epoch to a CSV file.
 
-    def __init__(self, path: str | Path, *, append: bool = False) -> None:
+    A run resumed at ``start_epoch`` continues the file from that epoch: rows of that
+    epoch and later (written before a kill, then trained again) are dropped first, so the
+    log holds one row per epoch.
+    """
+
+    def __init__(self, path: str | Path, *, start_epoch: int = 0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fields: list[str] | None = None
-        if append and self.path.is_file():
+        if start_epoch and self.path.is_file():
             with self.path.open(newline="") as fh:
-                self._fields = next(csv.reader(fh), None)
+                rows = list(csv.reader(fh))
+            if rows:
+                self._fields = rows[0]
+                column = self._fields.index("epoch")
+                kept = [rows[0], *(r for r in rows[1:] if int(float(r[column])) < start_epoch)]
+                text = io.StringIO()
+                csv.writer(text).writerows(kept)
+                atomic_write_text(self.path, text.getvalue())
         else:
             self.path.write_text("")
 
@@ -91,11 +105,11 @@ class RunLogs:
     Use as a context manager; :meth:`record` every event of the run.
     """
 
-    def __init__(self, cfg: TrainConfig, *, append: bool) -> None:
+    def __init__(self, cfg: TrainConfig, *, start_epoch: int = 0) -> None:
         model = Path(cfg.model)
         csv_path = cfg.csv_log or model.with_name(f"{model.stem}-log.csv")
         tb_dir = cfg.tb_dir or model.parent / "tensorboard" / model.stem
-        self.csv = CsvLog(csv_path, append=append)
+        self.csv = CsvLog(csv_path, start_epoch=start_epoch)
         self.tensorboard = TensorBoardLog(tb_dir)
 
     def __enter__(self) -> RunLogs:
