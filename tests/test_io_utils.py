@@ -25,7 +25,7 @@ def test_a_write_replaces_the_file_whole(tmp_path):
                 "[enforce fail at inline_container.cc:603] . unexpected pos 64 vs 0\n"
                 "PytorchStreamWriter failed writing file data/0: file write failed"
             ),
-            "enforce fail at inline_container.cc:603",
+            "[enforce fail at inline_container.cc:603]",
         ),
     ],
 )
