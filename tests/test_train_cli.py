@@ -92,3 +92,57 @@ def test_without_validation_data_the_last_weights_are_the_model(tmp_path, capsys
     assert "no validation data" in out and f"model saved to {model}\n" in out
     assert not list(model.parent.glob("*best*"))
     assert yaml.safe_load(model.with_suffix(".yaml").read_text())["record"]["epochs_trained"] == 2
+
+
+def test_sigterm_finishes_the_batch_saves_and_the_run_resumes(tmp_path):
+    import signal
+    import time
+
+    from napari_cellseg.data.synthetic import write_dataset
+
+    data = write_dataset(tmp_path / "data", 4, shape=(64, 64), seed=0)
+    model = tmp_path / "models" / "m.pt"
+    flags = ["--train_data", str(data), "--val_fraction", "0", "--model", str(model),
+             "--augments", "0", *as_flags(TINY_RUN)]  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "napari_cellseg.train", *flags, "--epochs", "1000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    state = model.with_name("m-train-state.pt")
+    deadline = time.monotonic() + 120
+    while not state.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)  # the first epoch ended: SLURM's warning comes now
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert "SIGTERM: stopping after the current batch" in err
+    assert "give the same command with --resume" in err and "Traceback" not in err
+    trained = yaml.safe_load(model.with_suffix(".yaml").read_text())["record"]["epochs_trained"]
+    assert 1 <= trained < 1000
+    resumed = run_cli(*flags, "--epochs", str(trained + 1), "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    record = yaml.safe_load(model.with_suffix(".yaml").read_text())["record"]
+    assert record["epochs_trained"] == trained + 1
+
+
+def test_a_second_run_to_the_same_model_is_refused_and_a_stale_lock_taken_over(tmp_path):
+    from napari_cellseg.data.synthetic import write_dataset
+    from napari_cellseg.training.checkpoints import model_lock
+
+    data = write_dataset(tmp_path / "data", 2, shape=(64, 64), seed=0)
+    model = tmp_path / "m.pt"
+    flags = ["--train_data", str(data), "--val_fraction", "0", "--model", str(model),
+             "--epochs", "1", "--augments", "0", *as_flags(TINY_RUN)]  # fmt: skip
+    with model_lock(model) as lock:  # a live run holds it: this process
+        result = run_cli(*flags, cwd=tmp_path)
+        assert result.returncode == 2
+        assert f"Another training run (process {os.getpid()}" in result.stderr
+        assert lock.exists()
+    assert not lock.exists()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True)  # fmt: skip
+    import socket
+
+    lock.write_text(f"{gone.stdout.strip()} {socket.gethostname()}")  # a killed run's
+    assert run_cli(*flags, cwd=tmp_path).returncode == 0
+    assert not lock.exists() and model.exists()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 
 from napari_cellseg.config_io import add_config_arguments
 from napari_cellseg.errors import CellsegError
@@ -90,3 +93,26 @@ class ProgressBars:
         else:
             self.tiles.total = record.total  # the diameter estimate may add passes
             self.tiles.update(record.done - self.tiles.n)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGTERM (what schedulers such as SLURM send before a kill) and on
+    the first Ctrl-C, so a run finishes its batch and saves; a second Ctrl-C interrupts."""
+
+    def ask_to_stop(signum, _frame) -> None:
+        if signum == signal.SIGINT and stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        name = signal.Signals(signum).name
+        print(f"{name}: stopping after the current batch (Ctrl-C again: at once)", file=sys.stderr)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, ask_to_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

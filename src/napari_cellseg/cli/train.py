@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 
-from napari_cellseg.cli.common import build_parser, report_errors
+from napari_cellseg.cli.common import build_parser, report_errors, stop_on_signals
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.config_io import config_from_args
 
@@ -38,8 +39,21 @@ def main(argv: list[str] | None = None) -> int:
     from napari_cellseg.training.loop import run_training, train
 
     cfg = config_from_args(TrainConfig, make_parser().parse_args(argv))
-    finished = print_training(train(cfg)) if is_main_process() else run_training(cfg)
-    return 0 if finished.reason != "stopped" else 130
+    stop = threading.Event()
+    with stop_on_signals(stop):
+        if is_main_process():
+            finished = print_training(train(cfg, stop=stop))
+        else:
+            finished = run_training(cfg, stop=stop)
+    if finished.reason != "stopped":
+        return 0
+    if is_main_process():
+        print(
+            f"stopped after the batch: a checkpoint is saved at {cfg.model}; give the same "
+            "command with --resume to continue.",
+            file=sys.stderr,
+        )
+    return 130
 
 
 if __name__ == "__main__":

@@ -7,8 +7,12 @@ The model path holds the last weights; with validation data,
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import socket
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +32,7 @@ __all__ = [
     "check_paths",
     "check_writable",
     "remove_leftovers",
+    "model_lock",
     "init_weights",
 ]
 
@@ -91,6 +96,59 @@ def remove_leftovers(model: str | Path) -> list[Path]:
             leftover.unlink(missing_ok=True)
             removed.append(leftover)
     return removed
+
+
+@contextlib.contextmanager
+def model_lock(model: str | Path) -> Iterator[Path]:
+    """Hold the model path for one training run: a second run to it is refused.
+
+    The lock is a hidden file ``.<model>.lock`` beside the model naming the process and
+    the machine that holds it; a lock whose process is gone (a killed run on this
+    machine) is stale and taken over.
+
+    Raises
+    ------
+    ConfigError
+        When another live run holds the model path, naming it.
+    """
+    model = Path(model)
+    lock = model.with_name(f".{model.name}.lock")
+    me = f"{os.getpid()} {socket.gethostname()}"
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            holder = lock.read_text().split() if lock.is_file() else []
+            if holder and _is_stale(holder):
+                lock.unlink(missing_ok=True)
+                continue
+            pid, host = (holder + ["?", "?"])[:2]
+            raise ConfigError(
+                f"Another training run (process {pid} on {host}) is writing '{model}': wait "
+                "for it or stop it, or give 'model' another name.  (If no such run exists, "
+                f"delete '{lock}'.)"
+            ) from None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(me)
+        break
+    try:
+        yield lock
+    finally:
+        if lock.is_file() and lock.read_text() == me:
+            lock.unlink(missing_ok=True)
+
+
+def _is_stale(holder: list[str]) -> bool:
+    """Whether a lock's process (``pid host``) is gone: only decidable on its machine."""
+    if len(holder) != 2 or holder[1] != socket.gethostname() or not holder[0].isdigit():
+        return False
+    try:
+        os.kill(int(holder[0]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def check_writable(path: str | Path, setting: str) -> None:

@@ -44,6 +44,7 @@ from napari_cellseg.training.checkpoints import (
     check_paths,
     checkpoint_path,
     init_weights,
+    model_lock,
     remove_leftovers,
     train_state_path,
 )
@@ -119,15 +120,19 @@ def train(
     """
     from napari_cellseg.training.writers import RunLogs
 
-    run = _Run(cfg, data, stop or threading.Event(), join(cfg.device))
-    if not run.world.is_main:  # rank 0 alone writes the logs
-        yield from run.events()
+    check_paths(cfg, data)
+    world = join(cfg.device)
+    if not world.is_main:  # rank 0 alone locks the model path and writes the files
+        yield from _Run(cfg, data, stop or threading.Event(), world).events()
         return
-    with RunLogs(run.cfg, start_epoch=run.start_epoch) as logs:
-        logs.graph(run.model, run.samples)
-        for event in run.events():
-            logs.record(event)
-            yield event
+    with model_lock(cfg.model):
+        remove_leftovers(cfg.model)
+        run = _Run(cfg, data, stop or threading.Event(), world)
+        with RunLogs(run.cfg, start_epoch=run.start_epoch) as logs:
+            logs.graph(run.model, run.samples)
+            for event in run.events():
+                logs.record(event)
+                yield event
 
 
 class _Run:
@@ -140,9 +145,6 @@ class _Run:
 
         from napari_cellseg.models.registry import build_model, prepare_model
 
-        check_paths(cfg, data)
-        if world.is_main:
-            remove_leftovers(cfg.model)
         self.cfg = dataclasses.replace(cfg, world_size=world.size)
         self.stop, self.world, self.device = stop, world, world.device
         seed_everything(cfg.seed)
