@@ -32,6 +32,7 @@ def trained(tmp_path_factory, tiny_settings):
     train_dir = write_dataset(root / "train", 4, shape=(64, 64), blobs=1, seed=0)
     test_png = write_dataset(root / "test", 2, shape=(75, 101), blobs=1, seed=5)
     test_stack = write_dataset(root / "stack", 3, shape=(40, 48), seed=6, multipage=True)
+    val = write_dataset(root / "val", 3, shape=(224, 224), seed=100)  # 119 objects to tune on
     cfg = TrainConfig(
         **tiny_settings,
         epochs=2,
@@ -46,6 +47,7 @@ def trained(tmp_path_factory, tiny_settings):
         "test": f"{test_png}+{test_stack}",
         "png": test_png,
         "stack": test_stack,
+        "val": val,
         "root": root,
     }
 
@@ -193,7 +195,7 @@ def test_tune_postprocess_updates_only_the_thresholds(trained, tmp_path, capsys)
     yaml_path = copy_model(trained, tmp_path / "model")
     before = yaml.safe_load(yaml_path.read_text())
     code = evaluate.tune_postprocess_main(
-        ["--config", str(yaml_path), "--val_data", str(trained["png"])]
+        ["--config", str(yaml_path), "--val_data", str(trained["val"])]
     )
     assert code == 0
     after = yaml.safe_load(yaml_path.read_text())
@@ -202,7 +204,7 @@ def test_tune_postprocess_updates_only_the_thresholds(trained, tmp_path, capsys)
     }
     record = after["record"]
     assert {k: v for k, v in record.items() if k != "postprocess"} == before["record"]
-    assert record["postprocess"]["data"] == str(trained["png"])
+    assert record["postprocess"]["data"] == str(trained["val"])
     lines = capsys.readouterr().out.splitlines()
     old, new = (float(line.split(": ")[1].split()[0]) for line in lines[:2])
     assert new == pytest.approx(record["postprocess"]["mean_ap"], abs=5e-4)
@@ -212,13 +214,13 @@ def test_tune_postprocess_updates_only_the_thresholds(trained, tmp_path, capsys)
 def test_tune_postprocess_tta_tunes_the_settings_tta_predictions_use(trained, tmp_path, capsys):
     yaml_path = copy_model(trained, tmp_path / "model")
     before = yaml.safe_load(yaml_path.read_text())
-    argv = ["--config", str(yaml_path), "--val_data", str(trained["png"]), "--tta"]
+    argv = ["--config", str(yaml_path), "--val_data", str(trained["val"]), "--tta"]
     assert evaluate.tune_postprocess_main(argv) == 0
     after = yaml.safe_load(yaml_path.read_text())
     assert SegmentationSettings.of(after) == SegmentationSettings.of(before)
     tuned = after["tta_segmentation"]
     assert list(tuned) == list(SEGMENT_KEYS)
-    assert after["record"]["postprocess_tta"]["data"] == str(trained["png"])
+    assert after["record"]["postprocess_tta"]["data"] == str(trained["val"])
     assert "postprocess" not in after["record"]
     assert "mean AP(0.5:0.95) of test-time augmented maps" in capsys.readouterr().out
     assert load_model(yaml_path, tta=True).segmentation() == SegmentationSettings.of(tuned)
@@ -524,3 +526,51 @@ def test_evaluate_refuses_two_predictions_of_one_name(trained, tmp_path, capsys)
         shutil.copy(file, pred / f"{file.stem}_labels.tif")  # which one is the prediction?
     assert evaluate.main(["--gt", str(trained["png"]), "--pred", str(pred)]) == 2
     assert "have the same name" in capsys.readouterr().err
+
+
+def test_tune_postprocess_refuses_too_few_objects_and_keeps_the_settings(trained, tmp_path, capsys):
+    yaml_path = copy_model(trained, tmp_path / "model")
+    before = yaml_path.read_text()
+    argv = ["--config", str(yaml_path), "--val_data", str(trained["png"])]  # 2 small images
+    assert evaluate.tune_postprocess_main(argv) == 2
+    err = capsys.readouterr().err
+    assert "objects: settings tuned on fewer than 100 fit those objects' noise" in err
+    assert yaml_path.read_text() == before
+
+
+def test_an_unreadable_image_is_skipped_and_reported_at_the_end(trained, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "images"
+    shutil.copytree(trained["png"] / "images", folder)
+    first, second = sorted(folder.iterdir())
+    first.write_bytes(b"not an image")
+    argv = [
+        "--config",
+        str(trained["yaml"]),
+        "--test_data",
+        str(folder),
+        "--output",
+        str(tmp_path / "out"),
+    ]
+    assert predict.main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"1 of 2 images were skipped (the others are done):\n- Cannot read '{first}'" in err
+    assert (tmp_path / "out" / f"{second.stem}_labels.tif").is_file()  # the run went on
+
+
+def test_an_image_one_may_not_read_says_so(tmp_path, monkeypatch):
+    import imageio.v3 as iio
+
+    from napari_cellseg.data.io import read_image
+    from napari_cellseg.errors import DataError
+
+    path = tmp_path / "locked.png"
+    path.write_bytes(b"")
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(iio, "imread", refuse)
+    with pytest.raises(DataError, match="you have no permission to read it"):
+        read_image(path)

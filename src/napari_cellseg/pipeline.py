@@ -20,7 +20,7 @@ import numpy as np
 
 from napari_cellseg.config import PredictConfig
 from napari_cellseg.data.io import Stack
-from napari_cellseg.errors import ConfigError
+from napari_cellseg.errors import ConfigError, DataError
 from napari_cellseg.segmentation.settings import SegmentationSettings
 
 __all__ = [
@@ -122,6 +122,9 @@ def predict_folder(
     ConfigError
         When ``config`` or ``test_data`` is empty, or ``plot``, ``measure`` or ``rois`` is
         set without ``output``, or ``output`` is the images' folder.
+    DataError
+        At the end, when files could not be read or segmented: every other file is done
+        first, and the message lists each skipped file with its reason.
     """
     from napari_cellseg.analysis.measure import rows_csv, summary_rows
     from napari_cellseg.data.io import list_folder
@@ -139,10 +142,16 @@ def predict_folder(
     segmentation = segmentation or predictor.segmentation()
     files = list_folder(settings.test_data, labels=labels)
     summary: list[dict] = []
+    skipped: list[str] = []
     report = progress or (lambda _record: None)
     for index, file in enumerate(files):
         report(ImageStarted(index, len(files), file.name))
-        result = _predict_file(predictor, file, settings, segmentation, report, cancel)
+        try:
+            result = _predict_file(predictor, file, settings, segmentation, report, cancel)
+        except DataError as exc:  # an unreadable or unfit file: the others go on
+            log.warning("skipped: %s", exc)
+            skipped.append(str(exc))
+            continue
         if result is None:  # cancelled
             return
         table = _write(result, settings)
@@ -150,6 +159,11 @@ def predict_folder(
             summary += summary_rows(result.stack.name, table, pages=len(result.labels))
             atomic_write_text(Path(settings.output) / "summary.csv", rows_csv(summary))
         yield result
+    if skipped:
+        raise DataError(
+            f"{len(skipped)} of {len(files)} images were skipped (the others are done):\n"
+            + "\n".join(f"- {reason}" for reason in skipped)
+        )
 
 
 def _predict_file(

@@ -28,7 +28,7 @@ import sys
 from napari_cellseg.cli.common import report_errors
 from napari_cellseg.config import PredictConfig, TrainConfig
 from napari_cellseg.config_io import add_config_arguments
-from napari_cellseg.errors import ConfigError
+from napari_cellseg.errors import ConfigError, DataError
 from napari_cellseg.model_file import is_builtin, model_yaml, save_segmentation
 
 __all__ = ["main", "tune_postprocess_main"]
@@ -147,7 +147,12 @@ def tune_postprocess_main(argv: list[str] | None = None) -> int:
     from napari_cellseg.config_io import config_from_args
     from napari_cellseg.data.io import read_folder
     from napari_cellseg.inference.predictor import load_model, tiling_options
-    from napari_cellseg.segmentation.tuning import score_postprocessing, tune_postprocessing
+    from napari_cellseg.segmentation.tuning import (
+        MIN_TUNING_OBJECTS,
+        count_tuning_objects,
+        score_postprocessing,
+        tune_postprocessing,
+    )
 
     args = make_tune_parser().parse_args(argv)
     settings = config_from_args(PredictConfig, args)
@@ -161,6 +166,14 @@ def tune_postprocess_main(argv: list[str] | None = None) -> int:
     stacks = read_folder(args.val_data)
     predictor = load_model(yaml_path, settings.device, **tiling_options(settings))
     cfg = predictor.config
+    objects = count_tuning_objects(stacks, cfg.blob_label)
+    if objects < MIN_TUNING_OBJECTS:
+        raise DataError(
+            f"The labels of '{args.val_data}' hold {objects} objects: settings tuned on fewer "
+            f"than {MIN_TUNING_OBJECTS} fit those objects' noise, so '{yaml_path}' keeps its "
+            "settings.  Tune on more annotated images (the held-out images of your training "
+            "data, for example)."
+        )
     maps = [
         predictor.predict(s.image, diameter=settings.diameter)
         for s in tqdm(stacks, desc="predict", file=sys.stderr)

@@ -76,6 +76,11 @@ def _read_pages(path: Path) -> np.ndarray:
             array = iio.imread(path, plugin="pillow")[np.newaxis]
     except DataError:
         raise
+    except PermissionError:
+        raise DataError(
+            f"Cannot read '{path}': you have no permission to read it.  Ask its owner, or "
+            "copy it to a folder of yours."
+        ) from None
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(

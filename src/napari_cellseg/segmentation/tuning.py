@@ -44,6 +44,7 @@ __all__ = [
     "TunedSettings",
     "tune_postprocessing",
     "tune_on_annotation",
+    "count_tuning_objects",
     "score_postprocessing",
     "GRID",
     "REFINE_STEP",
@@ -171,6 +172,12 @@ def score_postprocessing(
         for o, b, gt in _pages(list(maps), stacks)
     )
     return summarize(counts, THRESHOLDS).mean_ap
+
+
+def count_tuning_objects(stacks: Sequence[Stack], blob_label: int | None) -> int:
+    """Objects of the stacks' labels to tune on, each slice's counted on its own
+    (compare with :data:`MIN_TUNING_OBJECTS`)."""
+    return sum(count_objects(page, blob_label) for stack in stacks for page in stack.labels)
 
 
 def tune_on_annotation(

@@ -19,7 +19,6 @@ from napari_cellseg.training.distributed import World
 __all__ = [
     "TrainData",
     "load_stacks",
-    "count_val_objects",
     "median_side",
     "make_loaders",
     "seed_everything",
@@ -88,11 +87,6 @@ def _blob_notes(stacks: list[Stack], blob_label: int) -> list[str]:
         f"Blobs (label {blob_label}, ignored by the loss) in {named}: {share:.1f} % of the "
         "labelled pixels."
     ]
-
-
-def count_val_objects(stacks: list[Stack], blob_label: int | None) -> int:
-    """Objects of the validation stacks, each slice's counted on its own."""
-    return sum(count_objects(page, blob_label) for stack in stacks for page in stack.labels)
 
 
 def _check_objects(stacks: list[Stack], blob_label: int | None) -> None:

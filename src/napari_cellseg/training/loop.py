@@ -37,7 +37,7 @@ from napari_cellseg.errors import ConfigError, TrainingDiverged
 from napari_cellseg.io_utils import atomic_write
 from napari_cellseg.model_file import save_segmentation, write_model, yaml_beside
 from napari_cellseg.segmentation.settings import SegmentationSettings
-from napari_cellseg.segmentation.tuning import MIN_TUNING_OBJECTS
+from napari_cellseg.segmentation.tuning import MIN_TUNING_OBJECTS, count_tuning_objects
 from napari_cellseg.training.checkpoints import (
     BEST_CHECKPOINTS,
     EarlyStopping,
@@ -61,7 +61,6 @@ from napari_cellseg.training.events import (
 )
 from napari_cellseg.training.inputs import (
     TrainData,
-    count_val_objects,
     load_stacks,
     make_loaders,
     median_side,
@@ -159,7 +158,7 @@ class _Run:
         )
         self.val_stacks = val_stacks
         self.tune = cfg.tune_postprocess and bool(val_stacks)
-        if self.tune and count_val_objects(val_stacks, cfg.blob_label) < MIN_TUNING_OBJECTS:
+        if self.tune and count_tuning_objects(val_stacks, cfg.blob_label) < MIN_TUNING_OBJECTS:
             self.tune = False
             self.notes.append(
                 f"The validation data holds fewer than {MIN_TUNING_OBJECTS} objects: too few "
