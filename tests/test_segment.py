@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from napari_cellseg.errors import DataError
 from napari_cellseg.segmentation.instances import instances, merge_shallow
 
 YY, XX = np.mgrid[:60, :80]
@@ -201,7 +202,7 @@ def test_merge_shallow_keeps_exactly_the_deep_peaks(depth):
 
 
 def test_shape_mismatch():
-    with pytest.raises(ValueError, match="differ in shape"):
+    with pytest.raises(DataError, match=r"objects \(4, 4\) and boundaries \(4, 5\) must be the"):
         instances(
             np.zeros((4, 4)), np.zeros((4, 5)), obj_threshold=0.5, bnd_threshold=0.5, min_size=1
         )
@@ -326,3 +327,16 @@ def test_merging_per_component_group_equals_merging_the_whole_slice(depth):
     result = instances(objects, boundaries, **kw)
     np.testing.assert_array_equal(result, expected)
     assert result.max() < remove_small(unmerged, 5).max() - 4  # regions were merged
+
+
+def test_plain_lists_work_as_arrays():
+    from napari_cellseg.analysis.matching import matching
+    from napari_cellseg.analysis.measure import measure_table
+    from napari_cellseg.segmentation.stitching import stitch_slices
+
+    labels = instances([[0.9, 0.9, 0.1]], [[0.0, 0.0, 0.0]], obj_threshold=0.5,
+                       bnd_threshold=0.5, min_size=0)  # fmt: skip
+    assert labels.tolist() == [[1, 1, 0]]
+    assert matching([[0, 2]], [[0, 3]]).thresholds[0.5].tp == 1
+    assert measure_table([[[0, 2]], [[0, 2]]], [[[1, 2]], [[1, 4]]], volumes=True)["volume"] == 2
+    assert stitch_slices([[[2]], [[5]]], 0.5).tolist() == [[[1]], [[1]]]

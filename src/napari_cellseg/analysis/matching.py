@@ -275,8 +275,8 @@ def iou_matrix(
     label value of each column's prediction (removing predictions smaller than ``m``
     pixels is then ``iou[:, areas >= m]``: the other IoUs do not change).
     """
+    gt, pred = np.asarray(gt), np.asarray(pred)
     for name, arr in (("gt", gt), ("pred", pred)):
-        arr = np.asarray(arr)
         if not np.issubdtype(arr.dtype, np.integer) or (arr.size and arr.min() < 0):
             raise DataError(
                 f"{name} must be a label image of non-negative integers, not {arr.dtype}."

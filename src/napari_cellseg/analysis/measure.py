@@ -22,6 +22,7 @@ from itertools import pairwise
 import numpy as np
 
 from napari_cellseg.data.labels import sequential_labels, spans_slices
+from napari_cellseg.errors import DataError
 
 __all__ = [
     "measure_objects",
@@ -64,7 +65,8 @@ def measure_objects(
      'equivalent_diameter': [1.6, 1.13], 'major_axis_length': [2.0, 0.0],
      'minor_axis_length': [0.0, 0.0], 'eccentricity': [1.0, 0.0]}
     """
-    channels = channels or {}
+    labels, image = np.asarray(labels), np.asarray(image)
+    channels = {name: np.asarray(array) for name, array in (channels or {}).items()}
     _check(labels, image, channels, pixel_size)
     stack = labels.ndim == 3
     labels, image = _pages(labels), _pages(image)
@@ -147,9 +149,10 @@ def measure_volumes(
      'integrated_intensity': [10.0], 'equivalent_diameter': [1.97], 'volume_um3': [2.0],
      'equivalent_diameter_um': [1.56]}
     """
+    labels, image = np.asarray(labels), np.asarray(image)
     if labels.ndim != 3:
-        raise ValueError(f"volumes are measured in a (Z, H, W) stack, not {labels.shape}")
-    channels = channels or {}
+        raise DataError(f"volumes are measured in a (Z, H, W) stack, not {labels.shape}")
+    channels = {name: np.asarray(array) for name, array in (channels or {}).items()}
     _check(labels, image, channels, voxel_size)
     found, pixels, index, total = _sums(labels)
     page_size = labels.shape[1] * labels.shape[2]
@@ -192,7 +195,7 @@ def measure_table(
 ) -> dict[str, np.ndarray]:
     """:func:`measure_volumes` of a stack's 3D objects when ``volumes`` (in micrometres
     when both ``pixel_size`` and ``z_spacing`` are known), else :func:`measure_objects`."""
-    if volumes and labels.ndim == 3:
+    if volumes and np.ndim(labels) == 3:
         voxel = (z_spacing, *pixel_size) if z_spacing and pixel_size else None
         return measure_volumes(labels, image, voxel, channels)
     return measure_objects(labels, image, pixel_size, channels)
@@ -221,14 +224,14 @@ def features_table(
 def _check(labels: np.ndarray, image: np.ndarray, channels: dict, size) -> None:
     for name, array in {"image": image, **channels}.items():
         if array.shape != labels.shape:
-            raise ValueError(f"labels {labels.shape} and {name} {array.shape} differ in shape")
+            raise DataError(f"labels {labels.shape} and {name} {array.shape} differ in shape")
     if not np.issubdtype(labels.dtype, np.integer) or (labels.size and labels.min() < 0):
-        raise ValueError(
+        raise DataError(
             f"labels must be non-negative integers (these are {labels.dtype}, "
             f"the smallest {labels.min()})"
         )
     if size is not None and not (np.all(np.isfinite(size)) and min(size) > 0):
-        raise ValueError(f"a pixel size must be positive micrometres, not {size}")
+        raise DataError(f"a pixel size must be positive micrometres, not {size}")
 
 
 def _edge(shape: tuple[int, ...]) -> np.ndarray:

@@ -236,7 +236,7 @@ class Predictor:
         count = _Count(0, len(stack) * self.count_tiles(stack.shape[-2:], diameter))
         offsets = np.arange(self.config.channels) - self.config.channels // 2
         # a stack's maps; a 2D image returns its slice's maps (a copy costs ~4 % of the time)
-        out = np.empty((2, *stack.shape), np.float32) if image.ndim == 3 else None
+        out = np.empty((2, *stack.shape), np.float32) if np.ndim(image) == 3 else None
         for z in range(len(stack)):
             channels = np.clip(z + offsets, 0, len(stack) - 1)
             image_z = normalize_image(stack[channels])  # per slice, as in training

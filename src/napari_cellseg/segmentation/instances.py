@@ -29,6 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from napari_cellseg.errors import DataError
+
 __all__ = [
     "instances",
     "watershed_labels",
@@ -97,9 +99,11 @@ def instances(
     >>> labels.max(), labels.dtype
     (np.int32(2), dtype('int32'))
     """
-    if objects.shape != boundaries.shape:
-        raise ValueError(
-            f"objects {objects.shape} and boundaries {boundaries.shape} differ in shape"
+    objects, boundaries = np.asarray(objects), np.asarray(boundaries)
+    if objects.shape != boundaries.shape or objects.ndim not in (2, 3):
+        raise DataError(
+            f"objects {objects.shape} and boundaries {boundaries.shape} must be the two maps "
+            "of one prediction: of one shape, (H, W) or (Z, H, W)."
         )
     if objects.ndim == 2:
         labels = watershed_labels(objects, boundaries, obj_threshold, bnd_threshold, split_depth)

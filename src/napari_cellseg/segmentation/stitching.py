@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from napari_cellseg.data.labels import sequential_labels
+from napari_cellseg.errors import DataError
 
 __all__ = ["stitch_slices"]
 
@@ -39,10 +40,11 @@ def stitch_slices(
            [2, 2, 0, 0],
            [0, 0, 0, 4]], dtype=int32)
     """
+    labels = np.asarray(labels)
     if labels.ndim != 3:
-        raise ValueError(f"stitching needs a (Z, H, W) stack of labels, not {labels.shape}")
+        raise DataError(f"stitching needs a (Z, H, W) stack of labels, not {labels.shape}")
     if not 0 < min_overlap <= 1:
-        raise ValueError(f"min_overlap must be in (0, 1], not {min_overlap}")
+        raise DataError(f"min_overlap must be in (0, 1], not {min_overlap}")
     out = np.zeros(labels.shape, np.int32)
     numbers = _Numbers(skip_label)
     below = np.zeros(1, np.int32)  # the values of slice z - 1's objects, by their index
