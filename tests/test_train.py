@@ -389,3 +389,16 @@ def test_cosine_schedule_lowers_the_rate_smoothly_to_a_hundredth(tiny_train_conf
     rates = [e.lr for e in train(cfg, data=data) if isinstance(e, EpochEnded)]
     expected = [1e-4 + (1e-2 - 1e-4) * (1 + np.cos(np.pi * k / 4)) / 2 for k in (1, 2, 3, 4)]
     np.testing.assert_allclose(rates, expected, rtol=1e-6)
+
+
+def test_a_batch_larger_than_the_free_memory_is_refused_before_it_is_tried(
+    tiny_train_config, data, monkeypatch
+):
+    from napari_cellseg.models.registry import build_model, training_memory
+
+    cfg = dataclasses.replace(tiny_train_config, im_dim=1024, batch=1)
+    need = training_memory(build_model(cfg), cfg)
+    assert 300 * 2**20 < need < 1000 * 2**20  # peak RSS measured: 527 MiB
+    monkeypatch.setattr("napari_cellseg.device.free_memory", lambda device: need // 2)
+    with pytest.raises(ConfigError, match=r"needs about 0\.\d GiB .*lower 'im_dim' or 'batch'"):
+        run_training(cfg, data=data)

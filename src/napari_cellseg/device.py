@@ -109,3 +109,18 @@ def is_out_of_memory(exc: BaseException) -> bool:
         isinstance(exc, RuntimeError)
         and ("out of memory" in message or "can't allocate memory" in message)
     )
+
+
+def free_memory(device) -> int | None:
+    """Bytes ``device`` can still allocate: CUDA's free memory, the CPU's available memory
+    (Linux), else None (unknown)."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type == "cpu":
+        with contextlib.suppress(OSError, ValueError, StopIteration):
+            with open("/proc/meminfo") as fh:
+                line = next(line for line in fh if line.startswith("MemAvailable:"))
+            return int(line.split()[1]) * 1024
+    return None

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from napari_cellseg.config import TrainConfig
 
 __all__ = [
+    "training_memory",
     "ARCHITECTURES",
     "build_model",
     "depth",
@@ -98,6 +99,44 @@ interleaved comparisons: by 5 to 70 %, median 17 %.  Re-measure with
 ``benchmarks/train_throughput.py --compare_memory_formats``.  CUDA and MPS have not been
 measured, so they keep the default format.
 """
+
+
+TRAINING_MEMORY_FACTOR = 1.5
+"""Peak memory of a training step over the sum of the layers' outputs: measured on a CPU
+(U-Nets of 4-64 filters at 512-1024 px, DCAN): 0.9-1.5."""
+
+
+def training_memory(model: nn.Module, cfg: TrainConfig) -> int:
+    """Bytes a training step of ``cfg.batch`` images of ``cfg.im_dim`` pixels needs, about.
+
+    The layers' outputs (kept for the backward pass) are counted on one small input and
+    scaled to the batch; weights, gradients and Adam's two moments add four copies of the
+    parameters.
+    """
+    import torch
+
+    side = max(64, required_multiple(cfg))
+    counted = 0
+
+    def count(_module, _inputs, output) -> None:
+        nonlocal counted
+        if isinstance(output, torch.Tensor):
+            counted += output.numel()
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    hooks = [m.register_forward_hook(count) for m in leaves]
+    training = model.training
+    try:
+        probe = torch.zeros(1, cfg.channels, side, side, device=next(model.parameters()).device)
+        with torch.no_grad():
+            model.eval()(probe)  # eval: the probe leaves batch norm's statistics alone
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(training)
+    outputs = counted / side**2 * cfg.im_dim**2 * cfg.batch * 4
+    parameters = sum(p.numel() for p in model.parameters()) * 4 * 4
+    return int(TRAINING_MEMORY_FACTOR * outputs + parameters)
 
 
 def prepare_model(model: nn.Module, device: torch.device | str) -> nn.Module:

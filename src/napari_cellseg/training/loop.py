@@ -134,6 +134,22 @@ def train(
                 yield event
 
 
+def _check_memory(model, cfg: TrainConfig, device) -> None:
+    """Refuse a batch that cannot fit the device's free memory, before it is tried (the
+    kernel would kill the process without a word)."""
+    from napari_cellseg.device import free_memory
+    from napari_cellseg.models.registry import training_memory
+
+    need, free = training_memory(model, cfg), free_memory(device)
+    if free is not None and need > free:
+        raise ConfigError(
+            f"A training batch of {cfg.batch} images of {cfg.im_dim} x {cfg.im_dim} pixels "
+            f"needs about {need / 2**30:.1f} GiB for this network, more than the "
+            f"{free / 2**30:.1f} GiB free on {device}: lower 'im_dim' or 'batch' (or "
+            "'start_filters'), or train on a larger machine."
+        )
+
+
 class _Run:
     """One training run; ``events()`` drives it."""
 
@@ -150,6 +166,7 @@ class _Run:
         train_stacks, val_stacks, self.notes = load_stacks(cfg, data)
         # self.model is the network (saved, validated); self.train_model trains it (DDP)
         self.model = prepare_model(build_model(cfg), self.device)
+        _check_memory(self.model, cfg, self.device)
         if cfg.init_model:
             self.model.load_state_dict(init_weights(cfg))
         self.train_model = world.wrap(self.model, sync_bn=cfg.sync_bn)
