@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
-import types
 import typing
 from collections.abc import Collection
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, TypeVar
 import yaml
 
 from napari_cellseg.config import PredictConfig, TrainConfig, TuneConfig
+from napari_cellseg.config_fields import base_type
 from napari_cellseg.errors import ConfigError
 from napari_cellseg.io_utils import atomic_write_text
 
@@ -110,12 +110,7 @@ def from_dict(
 
 def _field_type(f: dataclasses.Field) -> tuple[type, bool]:
     """The base type of a field and whether it may be None."""
-    hint = typing.get_type_hints(_owner_of(f))[f.name]
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        base = next(a for a in args if a is not type(None))
-        return base, type(None) in args
-    return hint, False
+    return base_type(typing.get_type_hints(_owner_of(f))[f.name])
 
 
 def _owner_of(f: dataclasses.Field) -> type:

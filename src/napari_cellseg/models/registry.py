@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "training_memory",
+    "check_training_memory",
     "ARCHITECTURES",
     "build_model",
     "depth",
@@ -137,6 +138,27 @@ def training_memory(model: nn.Module, cfg: TrainConfig) -> int:
     outputs = counted / side**2 * cfg.im_dim**2 * cfg.batch * 4
     parameters = sum(p.numel() for p in model.parameters()) * 4 * 4
     return int(TRAINING_MEMORY_FACTOR * outputs + parameters)
+
+
+def check_training_memory(model: nn.Module, cfg: TrainConfig, device) -> None:
+    """Refuse a batch that cannot fit the device's free memory, before it is tried (the
+    kernel would kill the process without a word).
+
+    Raises
+    ------
+    ConfigError
+        Naming the memory needed and free, and the settings to lower.
+    """
+    from napari_cellseg.device import free_memory
+
+    need, free = training_memory(model, cfg), free_memory(device)
+    if free is not None and need > free:
+        raise ConfigError(
+            f"A training batch of {cfg.batch} images of {cfg.im_dim} x {cfg.im_dim} pixels "
+            f"needs about {need / 2**30:.1f} GiB for this network, more than the "
+            f"{free / 2**30:.1f} GiB free on {device}: lower 'im_dim' or 'batch' (or "
+            "'start_filters'), or train on a larger machine."
+        )
 
 
 def prepare_model(model: nn.Module, device: torch.device | str) -> nn.Module:

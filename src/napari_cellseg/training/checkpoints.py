@@ -32,6 +32,7 @@ __all__ = [
     "check_paths",
     "check_writable",
     "remove_leftovers",
+    "read_train_state",
     "model_lock",
     "init_weights",
 ]
@@ -77,6 +78,37 @@ def train_state_path(model: str | Path) -> Path:
     """Optimiser, scheduler, best values and early-stopping state of the last epoch."""
     model = Path(model)
     return model.with_name(f"{model.stem}-train-state.pt")
+
+
+def read_train_state(model: str | Path, device) -> dict | None:
+    """The train state of a run's last checkpoint, with that epoch's weights under
+    ``model``; None when the run has none (a first run).
+
+    The state is written before the weights, so a kill between them leaves the state
+    and its own weights: a resumed run goes on exactly.
+
+    Raises
+    ------
+    ConfigError
+        When the model exists without a train state (a copied model): resuming would
+        start from scratch and overwrite it.
+    """
+    import torch
+
+    weights, state_file = Path(model), train_state_path(model)
+    if state_file.is_file():
+        state = torch.load(state_file, map_location=device)
+        if "model" not in state:  # written by an earlier version, after the weights
+            state["model"] = torch.load(weights, map_location=device)
+        return state
+    if weights.is_file():
+        raise ConfigError(
+            f"Setting 'resume': '{weights}' has no train state '{state_file.name}' beside "
+            "it (a copied model, or a run stopped inside its first epoch), so training "
+            "cannot continue where it stopped.  To train further from these weights, "
+            f"give --init_model {yaml_beside(weights)} and a new --model."
+        )
+    return None
 
 
 def remove_leftovers(model: str | Path) -> list[Path]:

@@ -45,6 +45,7 @@ from napari_cellseg.training.checkpoints import (
     checkpoint_path,
     init_weights,
     model_lock,
+    read_train_state,
     remove_leftovers,
     train_state_path,
 )
@@ -80,6 +81,7 @@ epoch on the tests' data) was saved as the model before.  With lr 0.19-3.4 the t
 loss stays at 0.3-1.4 (first batch 1.6) while the val loss spikes to 5e2-1e6 for an
 epoch and recovers: the training loss is the sign of divergence."""
 
+
 def run_training(cfg: TrainConfig, **kwargs) -> TrainFinished:
     """Run :func:`train` to the end and return its final event."""
     event: Event | None = None
@@ -111,7 +113,7 @@ def train(
     ------
     Event
         ``TrainStarted``, then per epoch ``EpochStarted``, ``BatchEnded`` per batch,
-        ``CheckpointSaved`` per file written and ``EpochEnded``; ``PostprocessTuned``
+        ``EpochEnded`` and ``CheckpointSaved`` per file written; ``PostprocessTuned``
         when the thresholds were tuned; ``TrainFinished`` last.  Under torchrun every
         process yields them (``BatchEnded.loss`` is that process's batch, the epoch
         metrics are those of all processes); ``PostprocessTuned`` comes from rank 0,
@@ -134,20 +136,22 @@ def train(
                 yield event
 
 
-def _check_memory(model, cfg: TrainConfig, device) -> None:
-    """Refuse a batch that cannot fit the device's free memory, before it is tried (the
-    kernel would kill the process without a word)."""
-    from napari_cellseg.device import free_memory
-    from napari_cellseg.models.registry import training_memory
-
-    need, free = training_memory(model, cfg), free_memory(device)
-    if free is not None and need > free:
-        raise ConfigError(
-            f"A training batch of {cfg.batch} images of {cfg.im_dim} x {cfg.im_dim} pixels "
-            f"needs about {need / 2**30:.1f} GiB for this network, more than the "
-            f"{free / 2**30:.1f} GiB free on {device}: lower 'im_dim' or 'batch' (or "
-            "'start_filters'), or train on a larger machine."
-        )
+def _check_divergence(
+    train_loss: float, monitored: float, first: float | None, epoch: int, lr: float
+) -> None:
+    """Stop a run whose loss is not finite, or whose training loss grew
+    :data:`DIVERGENCE_FACTOR` times above its first batch's (``first``): a validation loss
+    alone may spike for an epoch while batch norm settles, and recover."""
+    if math.isfinite(monitored) and math.isfinite(train_loss):
+        if first is None or train_loss <= DIVERGENCE_FACTOR * first:
+            return
+        loss, grown = train_loss, f" ({train_loss / first:.3g} times the first batch's)"
+    else:
+        loss, grown = (monitored if not math.isfinite(monitored) else train_loss), ""
+    raise TrainingDiverged(
+        f"The loss became {loss:.4g}{grown} in epoch {epoch + 1}: training diverged. "
+        f"Lower the learning rate (setting 'lr', now {lr:g})."
+    )
 
 
 class _Run:
@@ -158,7 +162,11 @@ class _Run:
     ):
         import torch
 
-        from napari_cellseg.models.registry import build_model, prepare_model
+        from napari_cellseg.models.registry import (
+            build_model,
+            check_training_memory,
+            prepare_model,
+        )
 
         self.cfg = dataclasses.replace(cfg, world_size=world.size)
         self.stop, self.world, self.device = stop, world, world.device
@@ -166,7 +174,7 @@ class _Run:
         train_stacks, val_stacks, self.notes = load_stacks(cfg, data)
         # self.model is the network (saved, validated); self.train_model trains it (DDP)
         self.model = prepare_model(build_model(cfg), self.device)
-        _check_memory(self.model, cfg, self.device)
+        check_training_memory(self.model, cfg, self.device)
         if cfg.init_model:
             self.model.load_state_dict(init_weights(cfg))
         self.train_model = world.wrap(self.model, sync_bn=cfg.sync_bn)
@@ -190,6 +198,7 @@ class _Run:
         self.early_stopping = EarlyStopping(cfg.early_stop_min_delta, cfg.early_stop_patience)
         self.minutes = 0.0  # training time so far, resumed runs included
         self.first_loss: float | None = None  # of the run's first batch: divergence test
+        self.ending: str | None = None  # why the run ends after this epoch, kept in the state
         self.record = {"train_image_side": median_side(train_stacks)}
         if cfg.resume:
             self._resume()
@@ -208,9 +217,9 @@ class _Run:
             start_epoch=self.start_epoch,
             notes=tuple(self.notes),
         )
-        reason, epoch = "completed", self.start_epoch - 1
+        reason, epoch = self.ending or "completed", self.start_epoch - 1
         clock = time.monotonic()
-        for epoch in range(self.start_epoch, cfg.epochs):
+        for epoch in range(self.start_epoch, cfg.epochs if not self.ending else 0):
             yield EpochStarted(epoch)
             started = time.perf_counter()
             train_metrics = yield from self._train_epoch(epoch)
@@ -220,34 +229,24 @@ class _Run:
                 break
             val_metrics = self._validate() if self.val_loader else {}
             monitored = val_metrics or train_metrics
-            self._check_divergence(train_metrics["loss"], monitored["loss"], epoch)
+            _check_divergence(
+                train_metrics["loss"], monitored["loss"], self.first_loss, epoch, cfg.lr
+            )
             self.minutes += self._mean_over_ranks(time.monotonic() - clock) / 60
             clock = time.monotonic()
-            if cfg.lr_schedule == "plateau":
-                self.scheduler.step(monitored["loss"])
-            else:
-                self.scheduler.plan(epoch + 1, self.minutes)
-            ended = EpochEnded(
-                epoch=epoch,
-                train=train_metrics,
-                val=val_metrics,
-                lr=self.optimizer.param_groups[0]["lr"],
-                seconds=time.perf_counter() - started,
-                samples=self._sample_panels(),
-            )
-            stalled = self.early_stopping.update(monitored["loss"])
-            for kind in self._new_bests(val_metrics):
-                yield self._save(kind, epoch)
-            yield self._save("last", epoch)
+            ended = self._end_epoch(epoch, train_metrics, val_metrics, started)
+            bests = self._new_bests(val_metrics)
+            # logged before the checkpoint: a kill in between trains the epoch again, and
+            # the resumed log replaces its row
             yield ended
-            if stalled:
-                reason = "early_stopping"
+            for kind in bests:
+                yield self._save(kind, epoch)
+            yield self._save("last", epoch)  # with self.ending: a resumed run ends at once
+            if self.ending:
+                reason = self.ending
                 break
             if self._stop_requested():
                 reason = "stopped"
-                break
-            if 0 < cfg.max_minutes <= self.minutes:
-                reason = "time_limit"
                 break
         model_path = (
             checkpoint_path(cfg.model, "best-val-loss") if "loss" in self.best else Path(cfg.model)
@@ -260,20 +259,25 @@ class _Run:
             reason=reason, epochs_run=epoch + 1, model_path=str(model_path), best=dict(self.best)
         )
 
-    def _check_divergence(self, train_loss: float, monitored: float, epoch: int) -> None:
-        """Stop a run whose loss is not finite, or whose training loss grew
-        :data:`DIVERGENCE_FACTOR` times above the first batch's (a validation loss alone may
-        spike for an epoch while batch norm settles, and recover)."""
-        first = self.first_loss
-        if math.isfinite(monitored) and math.isfinite(train_loss):
-            if first is None or train_loss <= DIVERGENCE_FACTOR * first:
-                return
-            loss, grown = train_loss, f" ({train_loss / first:.3g} times the first batch's)"
+    def _end_epoch(self, epoch: int, train_metrics: dict, val_metrics: dict, started: float):
+        """Step the schedule, decide whether the run ends (``self.ending``: early stopping
+        or the time limit), and return the epoch's event."""
+        monitored = val_metrics or train_metrics
+        if self.cfg.lr_schedule == "plateau":
+            self.scheduler.step(monitored["loss"])
         else:
-            loss, grown = (monitored if not math.isfinite(monitored) else train_loss), ""
-        raise TrainingDiverged(
-            f"The loss became {loss:.4g}{grown} in epoch {epoch + 1}: training diverged. "
-            f"Lower the learning rate (setting 'lr', now {self.cfg.lr:g})."
+            self.scheduler.plan(epoch + 1, self.minutes)
+        if self.early_stopping.update(monitored["loss"]):
+            self.ending = "early_stopping"
+        elif 0 < self.cfg.max_minutes <= self.minutes:
+            self.ending = "time_limit"
+        return EpochEnded(
+            epoch=epoch,
+            train=train_metrics,
+            val=val_metrics,
+            lr=self.optimizer.param_groups[0]["lr"],
+            seconds=time.perf_counter() - started,
+            samples=self._sample_panels(),
         )
 
     def _train_epoch(self, epoch: int):
@@ -387,15 +391,7 @@ class _Run:
         import torch
 
         state = self.model.state_dict()
-        atomic_write(path, lambda tmp: torch.save(state, tmp))
-        record = {
-            **self.record,
-            "epochs_trained": epoch + 1,
-            "best": dict(self.best),
-            "napari_cellseg_version": __version__,
-        }
-        write_model(self.cfg, path, record)
-        if kind == "last":
+        if kind == "last":  # the state first: resuming reads its weights, not the model's
             train_state = {
                 "epoch": epoch,
                 "model": state,
@@ -404,8 +400,17 @@ class _Run:
                 "best": self.best,
                 "early_stopping": self.early_stopping.state(),
                 "minutes": self.minutes,
+                "ending": self.ending,
             }
             atomic_write(train_state_path(self.cfg.model), lambda tmp: torch.save(train_state, tmp))
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
+        record = {
+            **self.record,
+            "epochs_trained": epoch + 1,
+            "best": dict(self.best),
+            "napari_cellseg_version": __version__,
+        }
+        write_model(self.cfg, path, record)
 
     def _tune_postprocess(self, model_path: Path) -> PostprocessTuned:
         """Tune the segmentation thresholds of the final model on the validation data."""
@@ -421,35 +426,20 @@ class _Run:
         return PostprocessTuned(path=str(yaml_path), tuned=tuned)
 
     def _resume(self) -> None:
-        """Load the last checkpoint and training state; every rank reads rank 0's files."""
-        import torch
-
-        weights, state_file = Path(self.cfg.model), train_state_path(self.cfg.model)
-        if weights.is_file() and not state_file.is_file():
-            raise ConfigError(
-                f"Setting 'resume': '{weights}' has no train state '{state_file.name}' beside "
-                "it (a copied model, or a run stopped inside its first epoch), so training "
-                "cannot continue where it stopped.  To train further from these weights, "
-                f"give --init_model {yaml_beside(weights)} and a new --model."
-            )
-        if weights.is_file():
-            state = torch.load(state_file, map_location=self.device)
-            # the weights of the state's epoch: m.pt may be an epoch ahead after a kill
-            saved = state.get("model") or torch.load(weights, map_location=self.device)
-            self.model.load_state_dict(saved)
+        """Load the last checkpoint's train state; every rank reads rank 0's files."""
+        state = read_train_state(self.cfg.model, self.device)
+        if state is not None:
+            self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             self.best = state["best"]
             self.early_stopping = dataclasses.replace(
                 self.early_stopping, **state["early_stopping"]
             )
-            self.minutes = state["minutes"]
+            self.minutes, self.ending = state["minutes"], state.get("ending")
             self.start_epoch = state["epoch"] + 1
         if not self.world.same(self.start_epoch):
             raise ConfigError(
-                f"Not every process could read the checkpoint '{weights}' to resume from: "
-                "with several machines, put --model in a folder that every machine shares."
+                f"Not every process could read the checkpoint '{self.cfg.model}' to resume "
+                "from: with several machines, put --model in a folder that every machine shares."
             )
-
-
-

@@ -51,7 +51,7 @@ from optuna.trial import FrozenTrial, TrialState  # noqa: TID253
 from napari_cellseg.config import TrainConfig, TuneConfig
 from napari_cellseg.device import is_out_of_memory
 from napari_cellseg.errors import ConfigError, TrainingDiverged
-from napari_cellseg.training.events import EpochEnded, TrainFinished
+from napari_cellseg.training.events import CheckpointSaved, EpochEnded, TrainFinished
 from napari_cellseg.training.tuning_report import Reports, TrialResult, TuneResult, trial_dir
 from napari_cellseg.training.tuning_study import open_study
 
@@ -300,10 +300,13 @@ class _Objective:
         )
         best: dict = {"epochs": 0, "value": None, "val": {}}
         events = train(cfg, data=self.data, stop=self.stop)
+        prune = False
         try:
             for event in events:
                 if isinstance(event, EpochEnded):
-                    self._epoch(trial, event, best)
+                    prune = self._epoch(trial, event, best)
+                elif isinstance(event, CheckpointSaved) and event.kind == "last" and prune:
+                    raise optuna.TrialPruned()  # once the epoch's files are written
                 elif isinstance(event, TrainFinished):
                     finished = event
         except optuna.TrialPruned:
@@ -331,7 +334,8 @@ class _Objective:
         _record(trial, "complete", reason, model=finished.model_path, **best)
         return best["value"]
 
-    def _epoch(self, trial: optuna.Trial, event: EpochEnded, best: dict) -> None:
+    def _epoch(self, trial: optuna.Trial, event: EpochEnded, best: dict) -> bool:
+        """Report the epoch's score; return whether the trial is pruned (then recorded)."""
         if not event.val:
             raise ConfigError(
                 "The validation set is empty: give --val_data or more training images."
@@ -341,14 +345,15 @@ class _Objective:
         best["epochs"] = event.epoch + 1
         if self.search.better(value, best["value"]):
             best.update(value=value, val=dict(event.val))
-        if trial.should_prune():
-            _record(
-                trial,
-                "pruned",
-                f"pruned after epoch {event.epoch + 1}: behind the median of earlier trials",
-                **best,
-            )
-            raise optuna.TrialPruned()
+        if not trial.should_prune():
+            return False
+        _record(
+            trial,
+            "pruned",
+            f"pruned after epoch {event.epoch + 1}: behind the median of earlier trials",
+            **best,
+        )
+        return True
 
 
 def _record(trial: optuna.Trial, state: str, reason: str, **facts) -> float:
