@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 import yaml
 
+from napari_cellseg.data.synthetic import make_nuclei
 from napari_cellseg.segmentation.instances import instances
 from napari_cellseg.segmentation.settings import SegmentationSettings
-from napari_cellseg.segmentation.tuning import GRID
+from napari_cellseg.segmentation.tuning import GRID, MIN_TUNING_OBJECTS
 from napari_cellseg.widgets._worker import current_model
 
 TIMEOUT = 120_000  # ms
@@ -297,6 +298,9 @@ def test_tuning_on_labels_finds_settings_that_reproduce_them_and_saving_keeps_th
     mine = tmp_path / "mine.yaml"
     mine.write_text(Path(model_yaml).read_text())  # names the weights by their full path
     current_model.set(str(mine))
+    stack = np.stack([make_nuclei((64, 64), blobs=1, seed=seed)[0] for seed in range(128)])
+    viewer.add_image(stack, name="many")  # enough objects to tune on
+    predict_widget.image.value = viewer.layers["many"]
     run(qtbot, predict_widget)
     maps = predict_widget.state.maps
     truth = max(
@@ -306,19 +310,20 @@ def test_tuning_on_labels_finds_settings_that_reproduce_them_and_saving_keeps_th
         ),
         key=lambda labels: len(np.unique(labels)),
     )
-    assert len(np.unique(truth)) > 2  # objects 2, 3, ...
+    objects = len(np.unique(truth[truth > 0]))  # 2, 3, ..., each on one slice
+    assert objects >= MIN_TUNING_OBJECTS
     viewer.add_labels(truth, name="truth")  # the selected layer
     predict_widget.segmentation.tune_settings()
     qtbot.waitUntil(lambda: predict_widget.segmentation.tune.enabled, timeout=TIMEOUT)
     qtbot.waitUntil(lambda: predict_widget.segmentation.scored is not None, timeout=TIMEOUT)
     scored = predict_widget.segmentation.scored
     settings = scored.settings.as_dict()
-    objects = len(np.unique(truth)) - 1
     assert scored.mean_ap == 1.0 and scored.layer == "truth"
-    assert f"'truth' ({objects} objects): mean AP 0.000 -> 1.000" in predict_widget.status.value
-    assert any("fewer than 100 objects fit their noise" in n for n in notes)
+    assert f"'truth' ({objects} objects): mean AP" in predict_widget.status.value
+    assert predict_widget.status.value.endswith("-> 1.000.")
+    assert any("'Save settings to model' keeps them" in n for n in notes)
     qtbot.waitUntil(  # the instances shown are segmented again: the same objects
-        lambda: len(np.unique(viewer.layers["a instances"].data)) == objects + 1,
+        lambda: len(np.unique(viewer.layers["many instances"].data)) == len(np.unique(truth)),
         timeout=TIMEOUT,
     )
     predict_widget.segmentation.save_settings()
@@ -332,6 +337,22 @@ def test_tuning_on_labels_finds_settings_that_reproduce_them_and_saving_keeps_th
     assert content["tta_segmentation"] == pytest.approx({**settings, "min_size": 3})
     assert content["record"]["postprocess_tta"] == {"data": "set in the Predict dock"}
     assert SegmentationSettings.of(content).as_dict() == pytest.approx(settings)  # the others
+
+
+def test_tuning_on_fewer_than_100_objects_keeps_the_settings_and_says_why(
+    qtbot, predict_widget, viewer, notes
+):
+    run(qtbot, predict_widget)
+    before = predict_widget.segmentation.settings()
+    maps = predict_widget.state.maps
+    truth = instances(maps.objects, maps.boundaries, **REACHABLE, obj_threshold=0.3, skip_label=1)
+    viewer.add_labels(truth, name="few")
+    predict_widget.segmentation.tune_settings()
+    qtbot.waitUntil(lambda: predict_widget.segmentation.tune.enabled, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: "Not tuned on 'few'" in predict_widget.status.value, timeout=TIMEOUT)
+    assert predict_widget.segmentation.settings() == before
+    assert predict_widget.segmentation.scored is None
+    assert any("fewer than 100 objects fit their noise" in n for n in notes)
 
 
 def test_tuning_and_saving_name_what_is_missing(qtbot, predict_widget, viewer, notes):

@@ -209,19 +209,21 @@ class SegmentationPanel(Container):
         )
 
     def _show_tuning(self, name: str, tuned, before: float, objects: int) -> None:
+        scores = f"mean AP {before:.3f} -> {tuned.mean_ap:.3f}"
+        if objects < MIN_TUNING_OBJECTS:  # as the command line: the settings stay
+            self.state.status = (
+                f"Not tuned on '{name}' ({objects} objects): the settings stay as they are."
+            )
+            show_info(
+                f"{self.state.status} Settings tuned on fewer than {MIN_TUNING_OBJECTS} "
+                f"objects fit their noise (here {scores} with {tuned.settings.describe()}): "
+                "annotate more objects, or more slices, and tune again."
+            )
+            return
         self._show(tuned.settings)
         self.scored = Scored(self.settings(), tuned.mean_ap, name)
-        self.state.status = (
-            f"Tuned on '{name}' ({objects} objects): mean AP {before:.3f} -> "
-            f"{tuned.mean_ap:.3f}."
-        )
-        advice = "'Save settings to model' keeps them."
-        if objects < MIN_TUNING_OBJECTS:
-            advice = (
-                f"Settings tuned on fewer than {MIN_TUNING_OBJECTS} objects fit their noise: "
-                "check them on another annotated image before you save them."
-            )
-        show_info(f"{self.state.status} {advice}")
+        self.state.status = f"Tuned on '{name}' ({objects} objects): {scores}."
+        show_info(f"{self.state.status} 'Save settings to model' keeps them.")
 
     def save_settings(self) -> None:
         """Write the settings shown into the model yaml (the tta ones when its box is ticked)."""
