@@ -54,3 +54,17 @@ def test_normalize_image_matches_the_definition(image):
     assert out.dtype == np.float32 and out.shape == image.shape
     assert np.isfinite(out).all()
     np.testing.assert_allclose(out, reference(image), rtol=1e-5, atol=1e-6)
+
+
+def test_pixels_that_are_not_numbers_do_not_poison_their_slice():
+    from napari_cellseg.data.normalize import normalize_image
+
+    image = np.arange(100, dtype=np.float32).reshape(10, 10)
+    clean = normalize_image(image)
+    image[0, 0], image[5, 5] = np.nan, np.inf
+    dirty = normalize_image(image)
+    assert np.isfinite(dirty).all() and dirty[0, 0] == dirty[5, 5] == 0.0  # background
+    keep = np.ones(image.shape, bool)
+    keep[0, 0] = keep[5, 5] = False
+    np.testing.assert_allclose(dirty[keep], clean[keep], atol=0.02)  # the others as before
+    assert (normalize_image(np.full((4, 4), np.nan)) == 0).all()

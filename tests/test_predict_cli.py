@@ -574,3 +574,26 @@ def test_an_image_one_may_not_read_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr(iio, "imread", refuse)
     with pytest.raises(DataError, match="you have no permission to read it"):
         read_image(path)
+
+
+def test_one_nan_pixel_does_not_empty_a_prediction_and_says_so(trained, tmp_path, capsys):
+    import tifffile
+
+    from napari_cellseg.data.io import read_image
+
+    image = read_image(sorted((trained["png"] / "images").iterdir())[0])[0].astype(np.float32)
+    (tmp_path / "images").mkdir()
+    tifffile.imwrite(tmp_path / "images" / "clean.tif", image)
+    image[0, 0] = np.nan
+    tifffile.imwrite(tmp_path / "images" / "nan.tif", image)
+    out = tmp_path / "out"
+    assert (
+        predict.main(["--config", "nuclei", "--test_data", str(tmp_path), "--output", str(out)])
+        == 0
+    )
+    assert (
+        "note: 1 of the image's 7575 pixels are not numbers (NaN or infinite)"
+        in capsys.readouterr().err
+    )
+    clean, nan = (tifffile.imread(out / f"{name}_labels.tif") for name in ("clean", "nan"))
+    assert clean.max() > 1 and np.array_equal(clean, nan)

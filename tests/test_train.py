@@ -402,3 +402,11 @@ def test_a_batch_larger_than_the_free_memory_is_refused_before_it_is_tried(
     monkeypatch.setattr("napari_cellseg.device.free_memory", lambda device: need // 2)
     with pytest.raises(ConfigError, match=r"needs about 0\.\d GiB .*lower 'im_dim' or 'batch'"):
         run_training(cfg, data=data)
+
+
+def test_a_nan_pixel_in_a_training_image_trains_as_background(tiny_train_config, data):
+    image = data.train[0].image.astype(np.float32)
+    image[0, 0, 0] = np.nan
+    data.train[0] = stacks_from_arrays([image[0]], [data.train[0].labels[0]])[0]
+    finished = run_training(tiny_train_config, data=data)
+    assert finished.reason == "completed" and finished.epochs_run == 2

@@ -525,3 +525,17 @@ def test_diameter_field_serves_models_trained_with_object_diameter(predict_widge
     sized.write_text(yaml.safe_dump(settings))
     current_model.set(sized)
     assert predict_widget.model_panel.diameter.enabled
+
+
+def test_a_nan_pixel_is_reported_and_does_not_empty_the_prediction(
+    qtbot, predict_widget, viewer, notes
+):
+    run(qtbot, predict_widget)
+    clean = viewer.layers["a instances"].data.copy()
+    image = viewer.layers["a"].data.astype(np.float32)
+    image[0, 0] = np.nan
+    viewer.add_image(image, name="nan")
+    predict_widget.image.value = viewer.layers["nan"]
+    run(qtbot, predict_widget)
+    assert any("1 of the image's 4096 pixels are not numbers" in n for n in notes)
+    np.testing.assert_array_equal(viewer.layers["nan instances"].data, clean)

@@ -46,7 +46,14 @@ class _Stderr(logging.Handler):
     """Writes each record to the ``sys.stderr`` of the moment (pytest swaps it per test)."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        print(self.format(record), file=sys.stderr)
+        _note(self.format(record))
+
+
+def _note(text: str) -> None:
+    """A line on the stderr of the moment, above any progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(text, file=sys.stderr)
 
 
 def _show_notes() -> None:

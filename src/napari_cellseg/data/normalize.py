@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["normalize_image", "percentiles", "PERCENTILES"]
+__all__ = ["normalize_image", "count_nonfinite", "percentiles", "PERCENTILES"]
 
 PERCENTILES = (1.0, 99.8)
 
@@ -24,7 +24,8 @@ def normalize_image(image: np.ndarray) -> np.ndarray:
     -------
     ndarray of float32, the shape of ``image``
         A slice whose percentiles coincide is scaled by its min..max instead, and a
-        constant slice becomes all zeros (never NaN).
+        constant slice becomes all zeros (never NaN).  Pixels that are not finite (NaN,
+        infinite) are left out of the statistics and become 0, the background's level.
     """
     image = np.asarray(image)
     if image.dtype == bool:
@@ -32,12 +33,31 @@ def normalize_image(image: np.ndarray) -> np.ndarray:
     slices = image.reshape(-1, *image.shape[-2:])
     out = np.empty(slices.shape, np.float32)
     for page, result in zip(slices, out, strict=True):
-        lo, hi = percentiles(page, PERCENTILES)
+        finite = np.isfinite(page) if page.dtype.kind == "f" else None
+        if finite is not None and finite.all():
+            finite = None
+        values = page if finite is None else page[finite]
+        if not values.size:  # nothing finite: all background
+            result[...] = 0
+            continue
+        lo, hi = percentiles(values, PERCENTILES)
         if hi <= lo:
-            lo, hi = float(page.min()), float(page.max())
+            lo, hi = float(values.min()), float(values.max())
         np.subtract(page, lo, out=result, dtype=np.float64, casting="unsafe")
         result *= np.float32(1 / (hi - lo) if hi > lo else 1.0)
+        if finite is not None:
+            result[~finite] = 0
     return out.reshape(image.shape)
+
+
+def count_nonfinite(image: np.ndarray) -> int:
+    """Pixels of ``image`` that are NaN or infinite (0 for integer images).
+
+    >>> count_nonfinite(np.array([[1.0, np.nan], [np.inf, 2.0]]))
+    2
+    """
+    image = np.asarray(image)
+    return int(np.count_nonzero(~np.isfinite(image))) if image.dtype.kind in "fc" else 0
 
 
 def percentiles(page: np.ndarray, q: tuple[float, ...]) -> tuple[float, ...]:

@@ -37,6 +37,7 @@ Memory beyond the outputs is bounded by one (normalised) slice, its blending sum
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,8 @@ __all__ = [
     "MAX_PASSES",
     "DIAMETER_SETTINGS",
 ]
+
+log = logging.getLogger(__name__)
 
 _DEFAULTS = PredictConfig()
 
@@ -225,9 +228,17 @@ class Predictor:
             float32 probabilities in [0, 1], the shape of ``image`` (the generator's
             return value: ``objects, boundaries = yield from predictor.iter_predict(x)``).
         """
-        from napari_cellseg.data.normalize import normalize_image
+        from napari_cellseg.data.normalize import count_nonfinite, normalize_image
 
         stack = _as_stack(image)
+        missing = count_nonfinite(stack)
+        if missing:
+            log.warning(
+                "%d of the image's %d pixels are not numbers (NaN or infinite): they are "
+                "left out of the intensity scaling and segmented as background.",
+                missing,
+                stack.size,
+            )
         if diameter < 0:
             raise ConfigError(
                 f"Setting 'diameter' is {diameter}; give the objects' diameter in pixels, "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import logging
 import os
 import sys
 import threading
@@ -71,6 +72,22 @@ def report(exc: BaseException) -> None:
         notification_manager.receive_error(type(exc), exc, exc.__traceback__)
 
 
+class _Notify(logging.Handler):
+    """Shows the package's warnings (data the user should know about) as notifications."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from napari.utils.notifications import show_warning
+
+        show_warning(self.format(record))
+
+
+def _notify_warnings() -> None:
+    """Route the package's log warnings to napari notifications (set up once)."""
+    logger = logging.getLogger("napari_cellseg")
+    if not any(isinstance(h, _Notify) for h in logger.handlers):
+        logger.addHandler(_Notify(logging.WARNING))
+
+
 def start_worker(func: Callable, *args: Any, **connections: Callable):
     """Run ``func(*args)`` in a napari thread worker; errors become notifications.
 
@@ -80,6 +97,7 @@ def start_worker(func: Callable, *args: Any, **connections: Callable):
     """
     from napari.qt.threading import create_worker
 
+    _notify_warnings()
     worker = create_worker(func, *args, _start_thread=False, _ignore_errors=True)
     worker.errored.connect(report)
     for signal, slot in connections.items():
