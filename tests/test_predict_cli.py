@@ -597,3 +597,18 @@ def test_one_nan_pixel_does_not_empty_a_prediction_and_says_so(trained, tmp_path
     )
     clean, nan = (tifffile.imread(out / f"{name}_labels.tif") for name in ("clean", "nan"))
     assert clean.max() > 1 and np.array_equal(clean, nan)
+
+
+def test_earlier_results_are_kept_unless_overwrite_is_given(trained, tmp_path, capsys):
+    out = tmp_path / "out"
+    argv = ["--config", str(trained["yaml"]), "--test_data", str(trained["png"]), "--output",
+            str(out), "--measure"]  # fmt: skip
+    assert predict.main(argv) == 0
+    labels = sorted(out.glob("*_labels.tif"))[0]
+    labels.write_bytes(b"corrected by hand")
+    capsys.readouterr()
+    assert predict.main(argv) == 2
+    assert "holds results of an earlier run" in capsys.readouterr().err
+    assert labels.read_bytes() == b"corrected by hand"
+    assert predict.main([*argv, "--overwrite"]) == 0
+    assert labels.read_bytes() != b"corrected by hand"

@@ -322,7 +322,7 @@ def test_fine_tuning_errors_name_the_setting(tiny_train_config, data, tmp_path, 
     cfg = dataclasses.replace(tiny_train_config, model=str(tmp_path / "b" / "m.pt"),
                               init_model=best)
     if change.get("model") == "same":  # a run into the first one's name overwrites its checkpoints
-        change = {"model": tiny_train_config.model}
+        change = {"model": tiny_train_config.model, "overwrite": True}  # even so
     with pytest.raises(CellsegError, match=message):
         next(train(dataclasses.replace(cfg, **change), data=data))
 

@@ -188,3 +188,21 @@ def test_sigkill_at_random_moments_then_resume_ends_as_an_uninterrupted_run(tmp_
             logs.append([(row["epoch"], row["train_loss"]) for row in csv.DictReader(fh)])
     assert logs[1] == logs[0] and len(logs[0]) == 20  # one row per epoch, as without kills
     assert not list(killed.parent.glob(".*"))  # no lock, no temporary file left
+
+
+def test_a_trained_model_is_kept_unless_overwrite_or_resume_is_given(tmp_path, capsys):
+    from napari_cellseg.data.synthetic import write_dataset
+
+    data = write_dataset(tmp_path / "data", 2, shape=(64, 64), seed=0)
+    model = tmp_path / "m.pt"
+    flags = ["--train_data", str(data), "--val_fraction", "0", "--model", str(model),
+             "--epochs", "1", "--augments", "0", *as_flags(TINY_RUN)]  # fmt: skip
+    assert main(flags) == 0
+    before = model.read_bytes()
+    capsys.readouterr()
+    assert main(flags) == 2
+    assert "holds a model trained earlier" in capsys.readouterr().err
+    assert model.read_bytes() == before
+    assert main([*flags, "--overwrite"]) == 0
+    assert main(["--train_data", str(data), "--model", str(tmp_path)]) == 2
+    assert "a folder: give the path of the weights file in it" in capsys.readouterr().err

@@ -177,6 +177,12 @@ class TrainConfig:
     resume: bool = setting(
         False, "continue from the checkpoint at 'model' if present", advanced=True
     )
+    overwrite: bool = setting(
+        False,
+        "replace the files of an earlier run at 'model' (without it they are kept and "
+        "training refuses to start)",
+        advanced=True,
+    )
     sync_bn: bool = setting(
         False,
         "synchronise batch norm statistics across the processes of a torchrun run (CUDA only)",
@@ -337,6 +343,12 @@ class PredictConfig:
         minimum=0,
     )
     device: str = setting("auto", "auto (CUDA, then MPS, else CPU), cpu, cuda, mps", advanced=True)
+    overwrite: bool = setting(
+        False,
+        "replace the results of an earlier run in 'output' (without it they are kept and "
+        "prediction refuses to start)",
+        advanced=True,
+    )
 
     def __post_init__(self) -> None:
         validate(self)

@@ -141,6 +141,7 @@ def predict_folder(
         )
     segmentation = segmentation or predictor.segmentation()
     files = list_folder(settings.test_data, labels=labels)
+    _keep_earlier_results(settings, [file.name for file in files])
     summary: list[dict] = []
     skipped: list[str] = []
     report = progress or (lambda _record: None)
@@ -222,6 +223,31 @@ def check_folder_job(settings: PredictConfig) -> None:
         raise ConfigError(
             f"--output '{settings.output}' is the folder the images are read from: its "
             "outputs would be read as images next time.  Choose another folder."
+        )
+
+
+OUTPUT_SUFFIXES = (
+    "_objects.tif",
+    "_boundaries.tif",
+    "_labels.tif",
+    "_measurements.csv",
+    "_rois.zip",
+)
+"""What a file ``<name>`` gives in the output folder (besides figures and ``summary.csv``)."""
+
+
+def _keep_earlier_results(settings: PredictConfig, names: list[str]) -> None:
+    """Refuse to write over results of an earlier run, unless ``overwrite``."""
+    if not settings.output or settings.overwrite:
+        return
+    out = Path(settings.output)
+    earlier = [out / f"{name}{suffix}" for name in names for suffix in OUTPUT_SUFFIXES]
+    earlier = [path for path in [*earlier, out / "summary.csv"] if path.exists()]
+    if earlier:
+        more = f" and {len(earlier) - 1} more" if len(earlier) > 1 else ""
+        raise ConfigError(
+            f"'{out}' holds results of an earlier run ('{earlier[0].name}'{more}): choose "
+            "another output folder, or give --overwrite to replace them."
         )
 
 

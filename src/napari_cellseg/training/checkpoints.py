@@ -209,6 +209,11 @@ def check_paths(cfg: TrainConfig, data: TrainData | None) -> None:
             "Setting 'model' is empty: give the output path of the weights file, "
             "e.g. --model models/nuclei.pt."
         )
+    if Path(cfg.model).is_dir():
+        raise ConfigError(
+            f"Setting 'model' is '{cfg.model}', a folder: give the path of the weights file "
+            f"in it, e.g. '{Path(cfg.model) / 'nuclei.pt'}'."
+        )
     if Path(cfg.model).suffix != ".pt":
         raise ConfigError(
             f"Setting 'model' is '{cfg.model}': the weights file must end in .pt "
@@ -219,6 +224,12 @@ def check_paths(cfg: TrainConfig, data: TrainData | None) -> None:
             "Setting 'train_data' is empty: give a folder holding images/ and labels/."
         )
     check_writable(cfg.model, "model")
+    earlier = [p for p in (Path(cfg.model), yaml_beside(cfg.model)) if p.exists()]
+    if earlier and not (cfg.resume or cfg.overwrite):
+        raise ConfigError(
+            f"'{earlier[0]}' holds a model trained earlier: give 'model' a new name, add "
+            "--resume to continue that run, or --overwrite to replace it."
+        )
 
 
 def init_weights(cfg: TrainConfig) -> dict:
