@@ -135,3 +135,12 @@ def test_two_processes_share_one_study(synthetic_dir, tmp_path):
     ]
     assert len(trials) == 4 and len({t.params["lr"] for t in trials}) == 4
     assert len(read_rows(tmp_path / "tuning" / "trials.csv")) == 4
+
+
+def test_an_output_that_is_a_file_is_refused(synthetic_dir, tmp_path, capsys):
+    from napari_cellseg.cli.tune import main
+
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert main(["tune_lr", *tiny_flags(synthetic_dir), "--output", str(afile)]) == 2
+    assert "Setting 'output' is" in capsys.readouterr().err and afile.read_text() == ""

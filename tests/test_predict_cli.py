@@ -612,3 +612,23 @@ def test_earlier_results_are_kept_unless_overwrite_is_given(trained, tmp_path, c
     assert labels.read_bytes() == b"corrected by hand"
     assert predict.main([*argv, "--overwrite"]) == 0
     assert labels.read_bytes() != b"corrected by hand"
+
+
+def test_evaluate_json_naming_a_folder_says_so(trained, tmp_path, capsys):
+    argv = ["--gt", str(trained["png"]), "--pred", str(trained["png"] / "labels"), "--json",
+            str(tmp_path)]  # fmt: skip
+    assert evaluate.main(argv) == 2
+    assert (
+        f"Cannot write '{tmp_path}': it is a folder; give a file name." in capsys.readouterr().err
+    )
+
+
+def test_evaluate_says_which_predictions_have_no_ground_truth(trained, tmp_path, capsys):
+    import shutil
+
+    pred = tmp_path / "pred"
+    shutil.copytree(trained["png"] / "labels", pred)
+    shutil.copy(sorted(pred.iterdir())[0], pred / "stray_labels.png")
+    assert evaluate.main(["--gt", str(trained["png"]), "--pred", str(pred)]) == 0
+    err = capsys.readouterr().err
+    assert "note: 1 label files of" in err and "not scored: stray_labels.png." in err

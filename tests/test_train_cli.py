@@ -26,7 +26,10 @@ def few_images(source: Path, target: Path, count: int) -> Path:
 def run_cli(*args, cwd):
     return subprocess.run(
         [sys.executable, "-m", "napari_cellseg.train", *args],
-        capture_output=True, text=True, cwd=cwd, timeout=600,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
     )
 
 
@@ -36,10 +39,35 @@ def test_trains_on_real_nuclei_and_writes_every_file(shared_data, tmp_path, arch
     val_dir = few_images(shared_data / "val", tmp_path / "val", 2)
     model = tmp_path / "models" / f"{architecture}.pt"
     result = run_cli(
-        "--architecture", architecture, "--epochs", "2", "--batch", "2", "--augments", "1",
-        "--trim_method", "resize", "--train_data", str(train_dir), "--val_data", str(val_dir),
-        "--model", str(model), "--im_dim", "64", "--start_filters", "4", "--unet_levels", "2",
-        "--lr", "0.001", "--seed", "7", "--num_workers", "0", "--no-tune_postprocess",
+        "--architecture",
+        architecture,
+        "--epochs",
+        "2",
+        "--batch",
+        "2",
+        "--augments",
+        "1",
+        "--trim_method",
+        "resize",
+        "--train_data",
+        str(train_dir),
+        "--val_data",
+        str(val_dir),
+        "--model",
+        str(model),
+        "--im_dim",
+        "64",
+        "--start_filters",
+        "4",
+        "--unet_levels",
+        "2",
+        "--lr",
+        "0.001",
+        "--seed",
+        "7",
+        "--num_workers",
+        "0",
+        "--no-tune_postprocess",
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
@@ -63,10 +91,12 @@ def test_user_error_exits_nonzero_with_one_paragraph(tmp_path):
 
 
 def test_every_seed_flag_is_accepted():
-    seed_flags = ("--architecture dcan --epochs 1 --batch 1 --augments 0 --trim_method padding "
-                  "--train_data a --val_data b --model m.pt --channels 1 --lr 0.1 --im_dim 64 "
-                  "--bnd_weight 0.3 --obj_weight 0.7 --dropout 0.1 --dcan_final_act sigmoid "
-                  "--tb_dir tb --csv_log log.csv --seed 1 --args_load_path ''").split()
+    seed_flags = (
+        "--architecture dcan --epochs 1 --batch 1 --augments 0 --trim_method padding "
+        "--train_data a --val_data b --model m.pt --channels 1 --lr 0.1 --im_dim 64 "
+        "--bnd_weight 0.3 --obj_weight 0.7 --dropout 0.1 --dcan_final_act sigmoid "
+        "--tb_dir tb --csv_log log.csv --seed 1 --args_load_path ''"
+    ).split()
     args = make_parser().parse_args([a.strip("'") for a in seed_flags])
     assert (args.architecture, args.bnd_weight, args.tb_dir) == ("dcan", 0.3, "tb")
 
@@ -206,3 +236,50 @@ def test_a_trained_model_is_kept_unless_overwrite_or_resume_is_given(tmp_path, c
     assert main([*flags, "--overwrite"]) == 0
     assert main(["--train_data", str(data), "--model", str(tmp_path)]) == 2
     assert "a folder: give the path of the weights file in it" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "problem, message",
+    [
+        ("garbage yaml", r"is not valid YAML \(it is not text\)"),
+        ("csv_log folder", "Setting 'csv_log' is .*, a folder: give a file name"),
+        ("tb_dir file", "Setting 'tb_dir' is .*, a file: give a folder"),
+    ],
+)
+def test_bad_paths_end_with_a_message_not_a_traceback(tmp_path, capsys, problem, message):
+    import re
+
+    from napari_cellseg.data.synthetic import write_dataset
+
+    data = write_dataset(tmp_path / "data", 2, shape=(64, 64), seed=0)
+    flags = ["--train_data", str(data), "--model", str(tmp_path / "m.pt"), "--epochs", "1",
+             *as_flags(TINY_RUN)]  # fmt: skip
+    bad = tmp_path / "bad"
+    if problem == "garbage yaml":
+        bad.write_bytes(bytes(range(128, 256)))
+        flags += ["--args_load_path", str(bad)]
+    elif problem == "csv_log folder":
+        bad.mkdir()
+        flags += ["--csv_log", str(bad)]
+    else:
+        bad.write_text("")
+        flags += ["--tb_dir", str(bad)]
+    assert main(flags) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "Traceback" not in err
+
+
+def test_labels_of_huge_values_train_with_object_diameter(tmp_path):
+    import numpy as np
+    import tifffile
+
+    for sub in ("images", "labels"):
+        (tmp_path / "data" / sub).mkdir(parents=True)
+    labels = np.zeros((64, 64), np.uint32)
+    labels[10:20, 10:20], labels[30:42, 30:42] = 4_000_000_000, 3_999_999_999
+    tifffile.imwrite(tmp_path / "data" / "images" / "a.tif", (labels > 0).astype(np.uint8) * 200)
+    tifffile.imwrite(tmp_path / "data" / "labels" / "a.tif", labels)
+    flags = ["--train_data", str(tmp_path / "data"), "--model", str(tmp_path / "m.pt"),
+             "--epochs", "1", "--val_fraction", "0", "--object_diameter", "20",
+             "--trim_method", "reflect", *as_flags(TINY_RUN)]  # fmt: skip
+    assert main(flags) == 0  # 30 GiB were asked for the objects' areas before

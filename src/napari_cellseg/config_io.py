@@ -57,9 +57,10 @@ def read_yaml_dict(path: str | Path) -> dict:
         raise ConfigError(f"Settings file '{path}' does not exist; check the path.")
     try:
         data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        reason = "it is not text" if isinstance(exc, UnicodeDecodeError) else exc
         raise ConfigError(
-            f"Settings file '{path}' is not valid YAML ({exc}); fix or re-create it."
+            f"Settings file '{path}' is not valid YAML ({reason}); fix or re-create it."
         ) from None
     if not isinstance(data, dict):
         raise ConfigError(f"Settings file '{path}' must hold a mapping of setting: value.")

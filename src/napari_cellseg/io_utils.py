@@ -34,6 +34,9 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError
         if isinstance(exc, RuntimeError) and "write" not in str(exc).lower():
             raise
+        if isinstance(exc, IsADirectoryError) or path.is_dir():
+            message = f"Cannot write '{path}': it is a folder; give a file name."
+            raise CellsegError(message) from None
         reason = exc.strerror if isinstance(exc, OSError) else str(exc).splitlines()[0]
         raise CellsegError(
             f"Cannot write '{path}' ({reason}); the file is as it was.  Free space on the "

@@ -7,12 +7,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from napari_cellseg.analysis.matching import MatchingResult, MatchingScores, page_names
 from napari_cellseg.errors import DataError
 
 __all__ = ["evaluate_folders", "add_stack"]
+
+log = logging.getLogger(__name__)
 
 
 def add_stack(scores, name: str, gt, pred, volumes: bool) -> None:
@@ -44,8 +47,10 @@ def evaluate_folders(
         gt_dir = gt_dir / "labels"
     gt_files, pred_files = _label_files(gt_dir), _label_files(Path(pred_dir))
     scores = MatchingScores(ignore_label=ignore_label)
+    used: set[Path] = set()
     for stem, gt_path in gt_files.items():
         pred_path = pred_files.get(f"{stem}_labels") or pred_files.get(stem)
+        used.add(pred_path)
         if pred_path is None:
             raise DataError(
                 f"No prediction for '{gt_path}': expected '{Path(pred_dir) / stem}_labels.tif' "
@@ -61,6 +66,13 @@ def evaluate_folders(
             add_stack(scores, stem, gt, pred, volumes)
         except DataError as exc:
             raise DataError(f"'{gt_path}' vs '{pred_path}': {exc}") from None
+    extra = sorted(path.name for path in pred_files.values() if path not in used)
+    if extra:
+        listed = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+        log.warning(
+            "%d label files of '%s' have no ground truth in '%s' and are not scored: %s.",
+            len(extra), pred_dir, gt_dir, listed,
+        )  # fmt: skip
     return scores.result()
 
 

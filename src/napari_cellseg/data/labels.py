@@ -53,10 +53,10 @@ def object_areas(labels: np.ndarray, blob_label: int | None = 1) -> np.ndarray:
     labels = np.asarray(labels)
     areas = []
     for page in labels.reshape(-1, *labels.shape[-2:]):
-        counts = np.bincount(page.ravel().astype(np.int64))
-        counts[0] = 0
-        if blob_label is not None and blob_label < counts.size:
-            counts[blob_label] = 0
+        flat, values = sequential_labels(page)  # values of any size (uint32 near 4e9)
+        counts = np.bincount(flat, minlength=len(values) + 1)[1:]
+        if blob_label is not None:
+            counts = counts[values != blob_label]
         areas.append(counts[counts > 0])
     return np.concatenate(areas) if areas else np.empty(0, np.int64)
 

@@ -224,12 +224,35 @@ def check_paths(cfg: TrainConfig, data: TrainData | None) -> None:
             "Setting 'train_data' is empty: give a folder holding images/ and labels/."
         )
     check_writable(cfg.model, "model")
+    _check_log_paths(cfg)
     earlier = [p for p in (Path(cfg.model), yaml_beside(cfg.model)) if p.exists()]
     if earlier and not (cfg.resume or cfg.overwrite):
         raise ConfigError(
             f"'{earlier[0]}' holds a model trained earlier: give 'model' a new name, add "
             "--resume to continue that run, or --overwrite to replace it."
         )
+
+
+def _check_log_paths(cfg: TrainConfig) -> None:
+    """Refuse a CSV log or TensorBoard folder that cannot be written, before training."""
+    if cfg.csv_log:
+        if Path(cfg.csv_log).is_dir():
+            raise ConfigError(
+                f"Setting 'csv_log' is '{cfg.csv_log}', a folder: give a file name, e.g. "
+                f"'{Path(cfg.csv_log) / 'log.csv'}'."
+            )
+        check_writable(cfg.csv_log, "csv_log")
+        if Path(cfg.csv_log).exists() and not os.access(cfg.csv_log, os.W_OK):
+            raise ConfigError(
+                f"Setting 'csv_log' is '{cfg.csv_log}', a file you may not write to: give "
+                "another file name."
+            )
+    if cfg.tb_dir:
+        if Path(cfg.tb_dir).is_file():
+            raise ConfigError(
+                f"Setting 'tb_dir' is '{cfg.tb_dir}', a file: give a folder for TensorBoard."
+            )
+        check_writable(Path(cfg.tb_dir) / "events", "tb_dir")
 
 
 def init_weights(cfg: TrainConfig) -> dict:

@@ -175,7 +175,7 @@ class _Search:
     """The settings a mode searches, how a trial is scored, and how many trials remain."""
 
     def __init__(self, tune_cfg: TuneConfig, cfg: TrainConfig) -> None:
-        _check(cfg)
+        _check(tune_cfg, cfg)
         self.tune_cfg, self.mode = tune_cfg, tune_cfg.mode
         self.batches = (
             [cfg.batch]
@@ -253,7 +253,12 @@ class _Search:
         return [b for b in self.feasible_batches(trials) if b not in taken][pending:]
 
 
-def _check(cfg: TrainConfig) -> None:
+def _check(tune_cfg: TuneConfig, cfg: TrainConfig) -> None:
+    if Path(tune_cfg.output).is_file():
+        raise ConfigError(
+            f"Setting 'output' is '{tune_cfg.output}', a file: give a folder for the study "
+            "(it is made if missing)."
+        )
     if not cfg.train_data:
         raise ConfigError(
             "Setting 'train_data' is empty: give the training data folder (images/ + labels/)."
