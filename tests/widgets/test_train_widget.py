@@ -10,6 +10,7 @@ from small_runs import TINY_RUN
 
 from napari_cellseg.config import MODEL_SETTINGS, TrainConfig
 from napari_cellseg.config_io import load_yaml
+from napari_cellseg.data.synthetic import make_nuclei
 from napari_cellseg.model_file import BUILTIN_MODELS, yaml_beside
 from napari_cellseg.segmentation.settings import SegmentationSettings
 from napari_cellseg.widgets._worker import current_model
@@ -90,9 +91,7 @@ def test_stop_ends_cleanly_with_a_usable_checkpoint(qtbot, train_widget, tmp_pat
     events = []
     train_widget.start_training()
     train_widget.worker.yielded.connect(events.append)
-    qtbot.waitUntil(
-        lambda: len(train_widget.plot.points("batch loss (smoothed)")) > 0, timeout=TIMEOUT
-    )
+    qtbot.waitUntil(lambda: len(train_widget.plot.points("train loss")) > 0, timeout=TIMEOUT)
     train_widget.stop.changed.emit()
     assert not train_widget.stop.enabled
     qtbot.waitUntil(lambda: train_widget.worker is None, timeout=TIMEOUT)
@@ -183,17 +182,45 @@ def test_unlabelled_slices_of_a_stack_are_left_out_and_said(
     assert (tmp_path / "s.pt").exists()
 
 
-def test_closing_the_widget_ends_the_run(qtbot, train_widget, tmp_path, viewer):
-    tiny(train_widget, tmp_path / "c.pt", epochs=50)
+@pytest.mark.parametrize("how", ["close", "napari's dock ×"])
+def test_closing_the_dock_stops_the_run_after_the_batch_and_keeps_it(
+    qtbot, train_widget, tmp_path, viewer, notes, how
+):
+    tiny(train_widget, tmp_path / "c.pt", epochs=500)
     add_pair(train_widget, viewer, "b")
+    before = current_model.path
     train_widget.start_training()
     worker = train_widget.worker
+    qtbot.waitUntil(lambda: bool(train_widget.plot.points("train loss")), timeout=TIMEOUT)
+    if how == "close":
+        train_widget.close()
+    else:  # what napari does when its title bar's x is clicked: no close event
+        train_widget.setParent(None)
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=TIMEOUT)
+    assert train_widget._stop.is_set() and not worker.abort_requested  # saved, not dropped
+    assert (tmp_path / "c.pt").exists() and current_model.path == before
+    assert any("Training stopped when its dock was closed" in n for n in notes)
+
+
+def test_a_stop_inside_the_first_epoch_keeps_no_model_for_prediction(
+    qtbot, train_widget, tmp_path, viewer, notes
+):
+    image, labels = make_nuclei((256, 256), seed=3)  # 64 crops of 32 px: 32 batches an epoch
+    viewer.add_image(image, name="big")
+    viewer.add_labels(labels, name="big labels")
+    tiny(train_widget, tmp_path / "f.pt", epochs=5, trim_method="reflect")
+    add_pair(train_widget, viewer, "big")
+    before = current_model.path
+    train_widget.start_training()
     qtbot.waitUntil(
         lambda: bool(train_widget.plot.points("batch loss (smoothed)")), timeout=TIMEOUT
     )
-    train_widget.close()
-    qtbot.waitUntil(lambda: not worker.is_running, timeout=TIMEOUT)
-    assert train_widget._stop.is_set() and worker.abort_requested
+    train_widget.stop.changed.emit()
+    qtbot.waitUntil(lambda: train_widget.worker is None, timeout=TIMEOUT)
+    assert train_widget.status.text() == (
+        "Stopped before the first epoch ended: no model to predict with."
+    )
+    assert current_model.path == before and train_widget.epoch_bar.value() == 0
 
 
 def test_settings_save_and_load_as_model_yaml(train_widget, open_widget, tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from magicgui.widgets import ComboBox, Container, PushButton
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QEvent, Qt
 from qtpy.QtWidgets import (
     QFileDialog,
     QGroupBox,
@@ -97,6 +97,8 @@ class TrainWidget(QWidget):
         self.viewer = napari_viewer
         self.worker = None
         self._stop = threading.Event()
+        self._removed = False  # the dock was closed while training ran
+        self._epochs_done = 0  # epochs the current run has completed
         self._clock = _RunClock(total=1)
         self.form = ConfigForm(TrainConfig, skip=_SKIP, paths=_PATHS)
         self.source = ComboBox(choices=(LAYERS, FOLDERS), label="from")
@@ -252,6 +254,8 @@ class TrainWidget(QWidget):
             show_error(str(exc))
             return
         self._stop = threading.Event()
+        self._removed = False
+        self._epochs_done = 0
         self._set_running(True)
         self.plot.clear()
         self.status.setText("Preparing data and network…")
@@ -293,6 +297,7 @@ class TrainWidget(QWidget):
             handler(event)
 
     def _started(self, event: ev.TrainStarted) -> None:
+        self._epochs_done = event.start_epoch
         batches = (event.epochs - event.start_epoch) * event.batches_per_epoch
         self._clock = _RunClock(total=max(1, batches))
         self.epoch_bar.setRange(0, event.epochs)
@@ -316,6 +321,7 @@ class TrainWidget(QWidget):
         )
 
     def _epoch_ended(self, event: ev.EpochEnded) -> None:
+        self._epochs_done = event.epoch + 1
         self.epoch_bar.setValue(event.epoch + 1)
         for split, metrics in (("train", event.train), ("val", event.val)):
             for key, name in _CURVES.items():
@@ -323,24 +329,43 @@ class TrainWidget(QWidget):
                     self.plot.add_point(f"{split} {name}", event.epoch + 1, metrics[key])
 
     def _finished(self, event: ev.TrainFinished) -> None:
-        yaml_path = yaml_beside(event.model_path)
+        yaml_path, done = yaml_beside(event.model_path), self._epochs_done
+        if not done:  # a few batches of random weights: nothing to predict with
+            self.status.setText("Stopped before the first epoch ended: no model to predict with.")
+            show_info(f"{self.status.text()} Train for an epoch or more.")
+            return
+        if self._removed:
+            show_info(
+                f"Training stopped when its dock was closed, after {done} epochs; the model is "
+                f"saved at {yaml_path} (train again with resume to continue)."
+            )
+            return
         current_model.set(str(yaml_path))
         reason = event.reason.replace("_", " ")
         best = ", ".join(f"{k} {v:.3f}" for k, v in event.best.items())
         best = f"Best on validation: {best}." if best else ""
         self.status.setText(
-            f"Finished ({reason}) after {event.epochs_run} "
-            f"epoch{'' if event.epochs_run == 1 else 's'}. "
+            f"Finished ({reason}) after {done} epoch{'' if done == 1 else 's'}. "
             f"Model: {yaml_path} (ready in the Predict widget). {best}"
         )
         show_info(f"Training {reason}: the model is ready to predict.")
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        """Closing the widget ends a running training without waiting for the batch."""
-        self._stop.set()
-        if self.worker is not None:
-            self.worker.quit()
+        """Closing the widget ends a running training after the batch (it saves)."""
+        self._stop_when_removed()
         super().closeEvent(event)
+
+    def event(self, event) -> bool:
+        """napari closes a dock by taking the widget out of it (no close event): a running
+        training then stops after the batch, as when the widget is closed."""
+        if event.type() == QEvent.Type.ParentChange and self.parent() is None:
+            self._stop_when_removed()
+        return super().event(event)
+
+    def _stop_when_removed(self) -> None:
+        if getattr(self, "worker", None) is not None and not self._stop.is_set():
+            self._removed = True
+            self._stop.set()
 
 
 def _ask_path(parent: QWidget, title: str, mode: str) -> str:
