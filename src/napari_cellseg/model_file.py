@@ -195,6 +195,11 @@ def read_model(path: str | Path) -> ModelFile:
     """
     yaml_path = model_yaml(path)
     content = read_yaml_dict(yaml_path)
+    if not {"architecture", "model"} <= set(content):
+        raise ConfigError(
+            f"'{yaml_path}' is not a model's settings (it names no 'architecture' and "
+            "'model'): pick the .yaml that training wrote beside the model's .pt."
+        )
     try:
         config = from_dict(TrainConfig, content, source=str(yaml_path))
         tta = _tta_segmentation(content, yaml_path)

@@ -539,3 +539,37 @@ def test_a_nan_pixel_is_reported_and_does_not_empty_the_prediction(
     run(qtbot, predict_widget)
     assert any("1 of the image's 4096 pixels are not numbers" in n for n in notes)
     np.testing.assert_array_equal(viewer.layers["nan instances"].data, clean)
+
+
+def test_a_deleted_instances_layer_stays_deleted_when_a_slider_moves(qtbot, predict_widget, viewer):
+    run(qtbot, predict_widget)
+    viewer.layers.remove("a instances")
+    assert predict_widget.state.maps is None
+    assert predict_widget.status.value == "The instances of 'a' were deleted."
+    predict_widget.segmentation.post["min_size"].value = 3
+    qtbot.wait(400)  # past the sliders' debounce
+    assert "a instances" not in viewer.layers
+
+
+def test_an_empty_layer_is_not_exported_and_a_fresh_run_starts_its_bar_at_zero(
+    qtbot, predict_widget, viewer, notes, tmp_path
+):
+    viewer.add_labels(np.zeros((8, 8), np.int32), name="empty")
+    predict_widget.measurements.export_rois(str(tmp_path / "e.zip"))
+    assert any("'empty' holds no objects to export" in n for n in notes)
+    assert not (tmp_path / "e.zip").exists()
+    predict_widget.progress_bar.setRange(0, 5)
+    predict_widget.progress_bar.setValue(5)  # the last run's
+    predict_widget.image.value = viewer.layers["a"]
+    predict_widget.predict()
+    assert predict_widget.progress_bar.value() < 5
+    qtbot.waitUntil(lambda: predict_widget.worker is None, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: "a instances" in viewer.layers, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: predict_widget.segmentation._post_worker is None, timeout=TIMEOUT)
+
+
+def test_a_yaml_that_is_no_model_is_refused_when_picked(predict_widget, tmp_path, notes):
+    other = tmp_path / "napari.yaml"
+    other.write_text("name: napari-cellseg\ncontributions: {}\n")
+    current_model.set(str(other))
+    assert any("is not a model's settings" in n for n in notes)

@@ -89,6 +89,9 @@ class MeasurePanel(Container):
         if not isinstance(labels, Labels):
             show_error("Select the labels layer to export in the layer list.")
             return
+        if not np.any(labels.data):
+            show_error(f"'{labels.name}' holds no objects to export.")
+            return
         if not path:
             path, _ = QFileDialog.getSaveFileName(
                 self.native, "Save ImageJ ROIs", f"{labels.name}_rois.zip",

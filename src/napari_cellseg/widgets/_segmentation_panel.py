@@ -19,7 +19,7 @@ from napari_cellseg.model_file import read_model, save_segmentation
 from napari_cellseg.pipeline import segment_maps
 from napari_cellseg.segmentation.settings import SegmentationSettings
 from napari_cellseg.segmentation.tuning import MIN_TUNING_OBJECTS, tune_on_annotation
-from napari_cellseg.widgets._layers import output_layer
+from napari_cellseg.widgets._layers import OWNER_KEY, output_layer
 from napari_cellseg.widgets._model_panel import PREDICT_HELP
 from napari_cellseg.widgets._predict_state import Maps, PredictState
 from napari_cellseg.widgets._worker import current_model, start_worker
@@ -111,6 +111,7 @@ class SegmentationPanel(Container):
         state.events.maps.connect(self.update_instances)
         state.events.model.connect(self.show_model_settings)
         state.events.tta.connect(self.show_model_settings)
+        viewer.layers.events.removed.connect(self._layer_removed)
         self.show_model_settings()
 
     def settings(self) -> SegmentationSettings:
@@ -147,16 +148,21 @@ class SegmentationPanel(Container):
         if self._post_worker is not None:
             self._post_pending = True
             return
+        settings = self.settings()
         self._post_worker = start_worker(
             segment_for_layer,
             maps,
-            self.settings(),
+            settings,
             self.stitch.value,
-            returned=lambda result: self._show_instances(maps, *result),
+            returned=lambda result: self._show_instances(maps, settings, *result),
             finished=self._post_done,
         )
 
-    def _show_instances(self, maps: Maps, labels: np.ndarray, count: int, features) -> None:
+    def _show_instances(
+        self, maps: Maps, settings: SegmentationSettings, labels: np.ndarray, count: int, features
+    ) -> None:
+        if maps is not self.state.maps:  # dropped meanwhile (another model, layer deleted)
+            return
         layer = output_layer(
             self.viewer,
             labels,
@@ -166,7 +172,16 @@ class SegmentationPanel(Container):
             **maps.placement,
         )
         layer.features = features
-        self.state.status = f"'{maps.name}': {count} objects."
+        if self.scored is None or self.scored.settings != settings:  # keep a tuning's result
+            self.state.status = f"'{maps.name}': {count} objects."
+
+    def _layer_removed(self, event) -> None:
+        """The user deleted the instances of the maps shown: stop re-segmenting them (a
+        slider moved later would bring the layer back)."""
+        maps = self.state.maps
+        if maps is not None and event.value.metadata.get(OWNER_KEY) == f"instances:{maps.name}":
+            self.state.maps = None
+            self.state.status = f"The instances of '{maps.name}' were deleted."
 
     def _post_done(self) -> None:
         self._post_worker = None
@@ -252,4 +267,3 @@ class SegmentationPanel(Container):
         kind = " for test-time augmentation" if tta else ""
         self.state.status = f"Settings{kind} saved into '{path}'."
         show_info(self.state.status)
-

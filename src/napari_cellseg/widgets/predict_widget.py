@@ -147,6 +147,7 @@ class PredictWidget(QWidget):
         context = (placement(layer), blob_label, image, pixel_size(layer), z_spacing(layer))
         channels = other_channels(self.viewer, layer)
         self.run.text = _CANCEL
+        self._set_progress(0, 1)  # not the last run's count
         self.state.status = f"Predicting on '{layer.name}'…"
         self.worker = start_worker(
             predict_maps,
@@ -183,6 +184,7 @@ class PredictWidget(QWidget):
         }
         self.run.text, self.run_folder.enabled = _CANCEL, False
         self.progress_bar.setFormat("image %v / %m")
+        self._set_progress(0, 1)
         self.state.status = f"Segmenting the images of '{folder}'…"
         self.worker = start_worker(
             predict_files,

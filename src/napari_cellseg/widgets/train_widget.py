@@ -251,6 +251,7 @@ class TrainWidget(QWidget):
         try:
             cfg, data = self.config_and_data()
         except CellsegError as exc:
+            self.status.setText("Not started: see the notification.")
             show_error(str(exc))
             return
         self._stop = threading.Event()
