@@ -27,7 +27,8 @@ def test_manifest_is_valid_and_its_python_names_import(manifest):
     manifest.validate_imports()
     names = {c.id.split(".")[-1] for c in manifest.contributions.commands}
     assert names == {
-        "train", "predict", "blobs", "sample_nuclei", "sample_nuclei_stack", "read_model"
+        "train", "predict", "blobs", "sample_dsb2018", "sample_nuclei", "sample_nuclei_stack",
+        "read_model",
     }  # fmt: skip
 
 
@@ -85,6 +86,20 @@ def test_sample_data_has_nuclei_and_blobs(make_napari_viewer):
     assert image.data.shape == labels.data.shape == (512, 512)
     values = np.unique(labels.data)
     assert values[0] == 0 and 1 in values and len(values) > 20
+
+
+def test_the_real_sample_is_segmented_well_by_the_built_in_model(make_napari_viewer):
+    from napari_cellseg.analysis.matching import matching
+    from napari_cellseg.inference.predictor import load_model
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-cellseg", "dsb2018")
+    image, labels = viewer.layers["DSB2018 nuclei"], viewer.layers["DSB2018 nuclei labels"]
+    assert image.data.shape == labels.data.shape == (520, 696)
+    assert len(np.unique(labels.data)) - 1 == 148 and labels.data.min() == 0
+    predictor = load_model("nuclei", "cpu")
+    found = predictor.instances(*predictor.predict(image.data))
+    assert matching(labels.data, found).thresholds[0.5].ap > 0.9  # 0.967 measured
 
 
 def test_the_z_stack_sample_is_calibrated_in_micrometres(make_napari_viewer):

@@ -1,10 +1,27 @@
-"""Sample data for napari: synthetic nuclei, an image with blob regions and a z-stack."""
+"""Sample data for napari: real DSB2018 nuclei, synthetic nuclei with blob regions, a z-stack."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from napari_cellseg.data.synthetic import make_nuclei, make_nuclei_stack
 
-__all__ = ["synthetic_nuclei", "synthetic_nuclei_stack"]
+__all__ = ["dsb2018_nuclei", "synthetic_nuclei", "synthetic_nuclei_stack"]
+
+_SAMPLES = Path(__file__).resolve().parents[1] / "samples"
+
+
+def dsb2018_nuclei() -> list[tuple]:
+    """A real fluorescence image of the 2018 Data Science Bowl (CC0; 520 x 696, 148 nuclei)
+    and its annotation: see ``samples/README.md`` for its source and credit."""
+    import imageio.v3 as iio
+
+    image = iio.imread(_SAMPLES / "dsb2018-nuclei.png")
+    labels = iio.imread(_SAMPLES / "dsb2018-nuclei-labels.png")
+    return [
+        (image, {"name": "DSB2018 nuclei"}, "image"),
+        (labels, {"name": "DSB2018 nuclei labels"}, "labels"),
+    ]
 
 
 def synthetic_nuclei() -> list[tuple]:
