@@ -57,7 +57,8 @@ def train_widget(open_widget):
 
 
 def test_form_holds_every_setting_with_its_default(train_widget):
-    assert train_widget.form.config() == TrainConfig()
+    model = train_widget.form.config().model  # the dock's own: a new file (see below)
+    assert train_widget.form.config() == TrainConfig(model=model)
     lr = train_widget.form.widgets["lr"]
     assert lr.tooltip == TrainConfig.__dataclass_fields__["lr"].metadata["help"]
     assert train_widget.form.widgets["architecture"].choices == ("dcan", "unet")
@@ -289,3 +290,17 @@ def test_picking_a_model_to_fine_tune_takes_its_network_and_segmentation_setting
     assert settings == SegmentationSettings.of(built_in) != SegmentationSettings.of(TrainConfig())
     assert (cfg.start_filters, cfg.object_diameter, cfg.lr) == (16, 24.0, 2e-4)
     assert "nuclei-dsb2018-fluo.yaml" in train_widget.status.text()
+
+
+def test_a_new_dock_has_a_model_path_of_its_own_and_a_cpu_preset(viewer, monkeypatch, tmp_path):
+    from napari_cellseg.config import CPU_NETWORK
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    widget = TrainWidget(viewer)
+    path = Path(str(widget.form.widgets["model"].value))
+    assert path.parent == tmp_path / "napari-cellseg" / "models"
+    assert path.suffix == ".pt" and not path.exists()  # Start works at once, replacing nothing
+    widget.use_cpu_network()
+    cfg = widget.form.config()
+    assert {key: getattr(cfg, key) for key in CPU_NETWORK} == CPU_NETWORK
+    assert "small CPU network is set" in widget.status.text()
