@@ -573,3 +573,12 @@ def test_a_yaml_that_is_no_model_is_refused_when_picked(predict_widget, tmp_path
     other.write_text("name: napari-cellseg\ncontributions: {}\n")
     current_model.set(str(other))
     assert any("is not a model's settings" in n for n in notes)
+
+
+def test_a_long_layer_name_does_not_widen_the_dock(qtbot, predict_widget, viewer):
+    name = "5f9d29d6388c700f35a3c29fa1b1ce0c1cba6667d05fdb70bd1e89004dcf71ed"
+    viewer.layers["a"].name = name
+    predict_widget.image.value = viewer.layers[name]
+    run(qtbot, predict_widget)  # the status names the layer
+    assert name in predict_widget.status.value.replace("\u200b", "")
+    assert predict_widget.status.native.minimumSizeHint().width() < 300  # it wraps

@@ -116,6 +116,7 @@ def test_stop_ends_cleanly_with_a_usable_checkpoint(qtbot, train_widget, tmp_pat
         ("no model", "Set 'model'"),
         ("unwritable model", "folder cannot be written"),
         ("bad lr", "Setting 'lr'"),
+        ("no val folder", "Set 'val data' to a folder"),
     ],
 )
 def test_bad_input_is_a_notification(
@@ -133,6 +134,8 @@ def test_bad_input_is_a_notification(
         train_widget.form.widgets["model"].value = str(blocker / "m.pt")
     elif problem == "no model":
         train_widget.form.widgets["model"].line_edit.value = ""
+    elif problem == "no val folder":
+        train_widget.val_source.value = "folders"
     elif problem == "bad lr":
         train_widget.form.widgets["lr"].value = "fast"
     train_widget._refresh_layers()

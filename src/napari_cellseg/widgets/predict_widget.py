@@ -40,6 +40,21 @@ __all__ = ["PredictWidget"]
 _PREDICT, _CANCEL = "Predict on current layer", "Cancel prediction"
 
 
+def breakable(text: str, width: int = 20) -> str:
+    """``text`` with zero-width spaces in words longer than ``width`` (64-character file
+    names), so that a wrapping label breaks them instead of widening the dock.
+
+    >>> [len(part) for part in breakable("a" * 25 + " done").split("\u200b")]
+    [19, 11]
+    """
+    words = []
+    for word in text.split(" "):
+        if len(word) > width:
+            word = "\u200b".join(word[i : i + width - 1] for i in range(0, len(word), width - 1))
+        words.append(word)
+    return " ".join(words)
+
+
 class PredictWidget(QWidget):
     """Predict object/boundary maps and instances on an image layer with a trained model.
 
@@ -68,6 +83,7 @@ class PredictWidget(QWidget):
         self.segmentation = SegmentationPanel(napari_viewer, self.state)
         self.measurements = MeasurePanel(napari_viewer, self.state, lambda: self.image.value)
         self.status = Label(value="")
+        self.status.native.setWordWrap(True)  # long layer names wrap, not widen the dock
         self.progress_bar = QProgressBar()
         self.progress_bar.setFormat("tile %v / %m")
         form = Container(
@@ -86,7 +102,9 @@ class PredictWidget(QWidget):
         layout.insertWidget(1, self.progress_bar)
         layout.addStretch()
 
-        self.state.events.status.connect(lambda text: setattr(self.status, "value", text))
+        self.state.events.status.connect(
+            lambda text: setattr(self.status, "value", breakable(text))
+        )
         self.run.changed.connect(self.predict)
         self.run_folder.changed.connect(lambda: self.predict_folder())
         self.image.changed.connect(self._show_stitch)

@@ -230,6 +230,11 @@ class TrainWidget(QWidget):
             raise CellsegError("Set 'train data' to a folder holding images/ and labels/.")
         if not from_layers and val_layers:
             raise CellsegError("Validation from layers needs training from layers too.")
+        if self.val_source.value == FOLDERS and not cfg.val_data:
+            raise CellsegError(
+                "Set 'val data' to a folder holding images/ and labels/, or validate on a "
+                "held-out fraction."
+            )
         if not from_layers:
             return cfg, None
         return cfg, TrainData(
