@@ -17,8 +17,8 @@ IMAGE = "0532c64c*.png"  # a real 360 x 360 validation image, 24 nuclei
 
 
 def test_predict_correct_fine_tune_and_predict_again(
-    qtbot, make_napari_viewer, shared_data, tmp_path, notes
-):
+    shared_data, qtbot, make_napari_viewer, tmp_path, notes
+):  # shared_data first: without the data it skips before napari's viewer fixture is set up
     viewer = make_napari_viewer()
     path = next((shared_data / "val" / "images").glob(IMAGE))
     image = viewer.add_image(read_image(path)[0], name="cells")
