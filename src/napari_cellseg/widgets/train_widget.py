@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -146,18 +147,10 @@ class TrainWidget(QWidget):
         load, save = PushButton(text="Load settings…"), PushButton(text="Save settings…")
         load.changed.connect(self._load_settings)
         save.changed.connect(self._save_settings)
-        built_in = PushButton(text="Fine-tune the built-in nuclei model")
-        built_in.tooltip = "start from the model that comes with the plugin (init_model)"
-        built_in.changed.connect(
-            lambda: setattr(self.form.widgets["init_model"], "value", BUILTIN_MODELS["nuclei"])
+        small, built_in = _preset_buttons(
+            self.use_cpu_network,
+            lambda: setattr(self.form.widgets["init_model"], "value", BUILTIN_MODELS["nuclei"]),
         )
-        small = PushButton(text="Small network for a CPU")
-        small.tooltip = (
-            "a U-Net of 16 filters, 4 levels, 128 px inputs: trains in minutes on a CPU "
-            "(mean AP 0.61 on DSB2018 after 30 CPU minutes); the defaults (64 filters, 256 px) "
-            "want a GPU"
-        )
-        small.changed.connect(self.use_cpu_network)
         sections = {
             "Training data": [self.source, self.train_pairs, self.form.take("train_data")],
             "Validation": [
@@ -398,6 +391,21 @@ class TrainWidget(QWidget):
         if getattr(self, "worker", None) is not None and not self._stop.is_set():
             self._removed = True
             self._stop.set()
+
+
+def _preset_buttons(small_network: Callable, built_in: Callable) -> list[PushButton]:
+    """*Small network for a CPU* and *Fine-tune the built-in nuclei model*."""
+    small = PushButton(text="Small network for a CPU")
+    small.tooltip = (
+        "a U-Net of 16 filters, 4 levels, 128 px inputs: trains in minutes on a CPU "
+        "(mean AP 0.61 on DSB2018 after 30 CPU minutes); the defaults (64 filters, 256 px) "
+        "want a GPU"
+    )
+    tune = PushButton(text="Fine-tune the built-in nuclei model")
+    tune.tooltip = "start from the model that comes with the plugin (init_model)"
+    small.changed.connect(small_network)
+    tune.changed.connect(built_in)
+    return [small, tune]
 
 
 def default_model_path() -> str:
