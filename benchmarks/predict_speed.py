@@ -55,7 +55,7 @@ def make_predictor(argv: list[str] | None) -> tuple[Predictor, int]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="", help="a trained model's yaml")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs (the best counts)")
-    add_config_arguments(parser, TrainConfig, skip=("device",))
+    add_config_arguments(parser, TrainConfig, skip=("device", "overwrite"))
     add_config_arguments(
         parser,
         PredictConfig,
