@@ -74,7 +74,7 @@ class _RunClock:
 
 def _curves() -> LivePlot:
     series = {
-        "batch loss (smoothed)": Series("loss", "#7f8fa6", width=1.0),
+        "batch loss (smoothed)": Series("loss", "#7f8fa6", width=1.0, markers=False),
         "train loss": Series("loss", "#4a90e2", width=2.0),
         "val loss": Series("loss", "#f5a623", width=2.0),
         "train objects IoU": Series("IoU", "#4a90e2"),
