@@ -51,7 +51,8 @@ def test_legend_sits_outside_every_panel(plot):
     legend = plot.legend.sceneBoundingRect()
     for item in plot._items.values():
         assert not legend.intersects(item.vb.sceneBoundingRect())
-    assert len(plot.legend.items) == len(plot._curves)
+    entries = [label.text for _sample, label in plot.legend.items]
+    assert entries == ["train", "validation", "batch loss", "boundary IoU"]
 
 
 def test_hovering_shows_every_curve_at_the_nearest_epoch(plot):

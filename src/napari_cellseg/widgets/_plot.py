@@ -43,15 +43,32 @@ class _LogAxis(pg.AxisItem):
         return [label if k else "" for k, label in zip(keep, labels, strict=True)]
 
 
+def _pen(s: Series):
+    pen = pg.mkPen(s.color, width=s.width)
+    if s.dashed:
+        pen.setStyle(Qt.PenStyle.DashLine)
+    return pen
+
+
 def _one_two_five(value: float) -> bool:
     mantissa = value / 10 ** math.floor(math.log10(value))
     return any(math.isclose(mantissa, m, rel_tol=1e-6) for m in (1, 2, 5, 10))
 
 
 class LivePlot(QWidget):
-    """Curves of ``series`` (name -> :class:`Series`) in the ``panels`` (name -> log scale)."""
+    """Curves of ``series`` (name -> :class:`Series`) in the ``panels`` (name -> log scale).
 
-    def __init__(self, panels: dict[str, bool], series: dict[str, Series], parent=None) -> None:
+    ``legend`` (meaning -> :class:`Series` showing its look) keeps the legend short in a
+    narrow dock ("train" for every blue curve); by default each series has its entry.
+    """
+
+    def __init__(
+        self,
+        panels: dict[str, bool],
+        series: dict[str, Series],
+        legend: dict[str, Series] | None = None,
+        parent=None,
+    ) -> None:
         super().__init__(parent)
         self._panels = panels
         self._series = series
@@ -77,7 +94,13 @@ class LivePlot(QWidget):
         self.legend = pg.LegendItem(colCount=2, labelTextColor=text)
         self.canvas.addItem(self.legend, row=len(panels), col=0)
         self._curves = {name: self._add_curve(name, s) for name, s in series.items()}
-        self.readout = QLabel("Hover over the curves to read their values.")
+        for name, look in (legend or series).items():
+            self.legend.addItem(pg.PlotDataItem(pen=_pen(look)), name)
+        self.readout = QLabel("")
+        self.canvas.setToolTip(
+            "Hover to read the values; drag to pan, wheel to zoom, "
+            "right-click for View All and log axes."
+        )
         self.readout.setWordWrap(True)
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout = QVBoxLayout(self)
@@ -91,13 +114,9 @@ class LivePlot(QWidget):
         self.canvas.scene().sigMouseMoved.connect(self._hover)
 
     def _add_curve(self, name: str, s: Series) -> pg.PlotDataItem:
-        pen = pg.mkPen(s.color, width=s.width)
-        if s.dashed:
-            pen.setStyle(Qt.PenStyle.DashLine)
-        curve = self._items[s.panel].plot(name=name, pen=pen, symbolSize=5, symbolPen=None)
+        curve = self._items[s.panel].plot(pen=_pen(s), symbolSize=5, symbolPen=None)
         curve.setDownsampling(auto=True, method="peak")
         curve.setClipToView(True)
-        self.legend.addItem(curve, name)
         return curve
 
     def add_point(self, name: str, x: float, y: float) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 from magicgui.widgets import CheckBox, Container, Label, PushButton, SpinBox
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error
-from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QWidget
 
 from napari_cellseg.analysis.blobs import (
     Blob,
@@ -24,6 +24,7 @@ from napari_cellseg.data.labels import median_diameter
 from napari_cellseg.errors import CellsegError, DataError
 from napari_cellseg.segmentation.instances import instances
 from napari_cellseg.segmentation.settings import SegmentationSettings
+from napari_cellseg.widgets._dock import TabsOnFirstShow, scrolling_layout
 from napari_cellseg.widgets._layers import (
     OWNER_KEY,
     image_array,
@@ -48,7 +49,7 @@ def _bbox_text(blob: Blob) -> str:
     return "  ".join(f"{n} {s.start}–{s.stop - 1}" for n, s in spans)
 
 
-class BlobsWidget(QWidget):
+class BlobsWidget(TabsOnFirstShow, QWidget):
     """Table of the blobs of a labels layer; select one to visit it, propose and accept a split."""
 
     def __init__(self, napari_viewer) -> None:
@@ -79,7 +80,7 @@ class BlobsWidget(QWidget):
         self.table.verticalHeader().hide()
         self.status = Label(value="")
 
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
         layout.addWidget(
             Container(
                 widgets=[self.labels, self.blob_value, self.refresh, self.summary, self.only]

@@ -11,9 +11,10 @@ from __future__ import annotations
 from magicgui.widgets import Container, Label, PushButton
 from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
-from qtpy.QtWidgets import QFileDialog, QProgressBar, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFileDialog, QProgressBar, QWidget
 
 from napari_cellseg.errors import CellsegError
+from napari_cellseg.widgets._dock import TabsOnFirstShow, scrolling_layout
 from napari_cellseg.widgets._layers import (
     OWNER_KEY,
     image_array,
@@ -55,7 +56,7 @@ def breakable(text: str, width: int = 20) -> str:
     return " ".join(words)
 
 
-class PredictWidget(QWidget):
+class PredictWidget(TabsOnFirstShow, QWidget):
     """Predict object/boundary maps and instances on an image layer with a trained model.
 
     Attributes
@@ -97,7 +98,7 @@ class PredictWidget(QWidget):
                 self.status,
             ]
         )
-        layout = QVBoxLayout(self)
+        layout = scrolling_layout(self)
         layout.addWidget(form.native)
         layout.insertWidget(1, self.progress_bar)
         layout.addStretch()

@@ -16,7 +16,6 @@ from qtpy.QtWidgets import (
     QGroupBox,
     QLabel,
     QProgressBar,
-    QScrollArea,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -30,6 +29,7 @@ from napari_cellseg.segmentation.settings import SEGMENT_KEYS
 from napari_cellseg.training import events as ev
 from napari_cellseg.training.checkpoints import check_writable
 from napari_cellseg.widgets._config_form import ConfigForm
+from napari_cellseg.widgets._dock import DOCK_NAME, TabsOnFirstShow, vertical_scroll
 from napari_cellseg.widgets._layers import LayerPairs
 from napari_cellseg.widgets._plot import LivePlot, Series
 from napari_cellseg.widgets._worker import current_model, start_worker, training_events
@@ -82,7 +82,13 @@ def _curves() -> LivePlot:
         "train boundaries IoU": Series("IoU", "#4a90e2", dashed=True),
         "val boundaries IoU": Series("IoU", "#f5a623", dashed=True),
     }
-    return LivePlot({"loss": True, "IoU": False}, series)
+    legend = {
+        "train": Series("", "#4a90e2", width=2.0),
+        "validation": Series("", "#f5a623", width=2.0),
+        "batch loss": Series("", "#7f8fa6", width=1.0),
+        "boundary IoU": Series("", "#7f8fa6", dashed=True),
+    }
+    return LivePlot({"loss": True, "IoU": False}, series, legend)
 
 
 def _duration(seconds: float) -> str:
@@ -91,7 +97,7 @@ def _duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {seconds:02d} s"
 
 
-class TrainWidget(QWidget):
+class TrainWidget(TabsOnFirstShow, QWidget):
     """Train a DCAN or U-Net on image/labels layers or on folders, in a background thread."""
 
     def __init__(self, napari_viewer) -> None:
@@ -174,21 +180,20 @@ class TrainWidget(QWidget):
             top_layout.addWidget(group)
         top_layout.addWidget(self.form.collapsible)
         top_layout.addStretch()
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(top)
 
         bottom = QWidget()
         bottom_layout = QVBoxLayout(bottom)
         buttons = Container(widgets=[self.start, self.stop], layout="horizontal")
-        for w in (buttons.native, self.epoch_bar, self.batch_bar, self.status, self.plot):
+        model = Container(widgets=[self.form.take("model")])  # where Start saves, in sight
+        for w in (model.native, buttons.native, self.epoch_bar, self.batch_bar, self.status, self.plot):
             bottom_layout.addWidget(w)
         splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(scroll)
+        splitter.addWidget(vertical_scroll(top))
         splitter.addWidget(bottom)
-        splitter.setStretchFactor(0, 3)
-        splitter.setStretchFactor(1, 2)
+        splitter.setStretchFactor(0, 1)
+        splitter.setStretchFactor(1, 1)
         QVBoxLayout(self).addWidget(splitter)
+        self.setObjectName(DOCK_NAME)
 
     # --- data and settings -----------------------------------------------------------------
 
@@ -216,7 +221,7 @@ class TrainWidget(QWidget):
         cfg = self.form.config(**overrides)
         if not cfg.model:
             raise CellsegError(
-                "Set 'model' (Settings) to the .pt file the trained network goes to."
+                "Set 'model' (above Start) to the .pt file the trained network goes to."
             )
         check_writable(cfg.model, "model")
         if not from_layers and not cfg.train_data:
@@ -394,14 +399,14 @@ class TrainWidget(QWidget):
 
 
 def _preset_buttons(small_network: Callable, built_in: Callable) -> list[PushButton]:
-    """*Small network for a CPU* and *Fine-tune the built-in nuclei model*."""
+    """*Small network for a CPU* and *Fine-tune the built-in model*."""
     small = PushButton(text="Small network for a CPU")
     small.tooltip = (
         "a U-Net of 16 filters, 4 levels, 128 px inputs: trains in minutes on a CPU "
         "(mean AP 0.61 on DSB2018 after 30 CPU minutes); the defaults (64 filters, 256 px) "
         "want a GPU"
     )
-    tune = PushButton(text="Fine-tune the built-in nuclei model")
+    tune = PushButton(text="Fine-tune the built-in model")
     tune.tooltip = "start from the model that comes with the plugin (init_model)"
     small.changed.connect(small_network)
     tune.changed.connect(built_in)
