@@ -185,8 +185,8 @@ class TrainWidget(TabsOnFirstShow, QWidget):
         bottom_layout = QVBoxLayout(bottom)
         buttons = Container(widgets=[self.start, self.stop], layout="horizontal")
         model = Container(widgets=[self.form.take("model")])  # where Start saves, in sight
-        for w in (model.native, buttons.native, self.epoch_bar, self.batch_bar, self.status, self.plot):
-            bottom_layout.addWidget(w)
+        for w in (model, buttons, self.epoch_bar, self.batch_bar, self.status, self.plot):
+            bottom_layout.addWidget(getattr(w, "native", w))
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(vertical_scroll(top))
         splitter.addWidget(bottom)
