@@ -126,8 +126,10 @@ def test_bad_input_is_a_notification(
     if problem == "no labels":
         for name in ("a labels", "b labels"):
             viewer.layers.remove(name)
-    elif problem == "shape":
-        viewer.layers["a labels"].data = np.zeros((32, 32), np.uint16)
+    elif problem == "shape":  # picked by hand: the rows choose labels of the image's size
+        small = viewer.add_labels(np.zeros((32, 32), np.uint16), name="small labels")
+        train_widget._refresh_layers()
+        train_widget.train_pairs._rows[0][1].value = small
     elif problem == "unwritable model":
         blocker = tmp_path / "file"
         blocker.write_text("not a folder")
@@ -307,3 +309,27 @@ def test_a_new_dock_has_a_model_path_of_its_own_and_a_cpu_preset(viewer, monkeyp
     cfg = widget.form.config()
     assert {key: getattr(cfg, key) for key in CPU_NETWORK} == CPU_NETWORK
     assert "small CPU network is set" in widget.status.text()
+
+
+def test_a_pair_follows_the_labels_the_user_corrected_last(train_widget, viewer):
+    from napari_cellseg.widgets._layers import OWNER_KEY
+
+    pairs = train_widget.train_pairs
+    prediction = viewer.add_labels(
+        viewer.layers["a labels"].data.copy(),
+        name="a instances",
+        metadata={OWNER_KEY: "instances"},
+    )
+    train_widget._refresh_layers()
+    row = pairs._rows[0]
+    assert row[1].value.name == "a labels"  # the untouched prediction does not train
+    assert pairs.summary.value == "'a' learns from 'a labels'."
+
+    prediction.paint((3, 3), 7)  # the user corrects the prediction
+    assert row[1].value is prediction
+    assert pairs.summary.value == "'a' learns from 'a instances' (edited by you)."
+
+    row[1].value = viewer.layers["a labels"]  # picked by hand: kept whatever is edited
+    prediction.paint((5, 5), 8)
+    assert row[1].value.name == "a labels"
+    assert pairs.best_labels(viewer.layers["b"], row[1].choices).name == "b labels"

@@ -7,21 +7,20 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, PushButton
+from magicgui.widgets import ComboBox
 from napari.layers import Image, Labels, Layer
 from napari.utils.notifications import show_info
 
 from napari_cellseg.data.calibration import micrometres, read_pixel_size, read_z_spacing
 from napari_cellseg.data.io import to_gray
-from napari_cellseg.errors import DataError
 
 __all__ = [
+    "breakable",
     "image_array",
     "placement",
     "pixel_size",
     "z_spacing",
     "other_channels",
-    "LayerPairs",
     "output_layer",
     "layer_choices",
     "layer_combo",
@@ -140,72 +139,19 @@ def layer_combo(viewer, kind: type[Layer], **kwargs: Any) -> ComboBox:
     return combo
 
 
-class LayerPairs(Container):
-    """Rows of (image layer, labels layer) pairs; a 3D stack pair counts as its slices."""
+def breakable(text: str, width: int = 20) -> str:
+    """``text`` with zero-width spaces in words longer than ``width`` (64-character file
+    names), so that a wrapping label breaks them instead of widening the dock.
 
-    def __init__(self, viewer) -> None:
-        self._viewer = viewer
-        self._rows = Container(labels=False)
-        add = PushButton(text="+ add image/labels pair")
-        add.changed.connect(self.add_row)
-        super().__init__(widgets=[self._rows, add], labels=False)
-        self.margins = (0, 0, 0, 0)
-        self.add_row()
-
-    def add_row(self) -> None:
-        """Add one pair row (image, labels, remove button)."""
-        image = layer_combo(self._viewer, Image, tooltip="image layer")
-        labels = layer_combo(self._viewer, Labels, tooltip="its labels layer")
-        remove = PushButton(text="✕", tooltip="remove this pair")
-        remove.max_width = 32
-        row = Container(widgets=[image, labels, remove], layout="horizontal", labels=False)
-        row.margins = (0, 0, 0, 0)
-        remove.changed.connect(lambda: self._rows.remove(row))
-        used = [r[0].value for r in self._rows]
-        free = [c for c in image.choices if c not in used]
-        if free:  # else the first choice, or none in an empty viewer
-            image.value = free[0]
-        _match_labels(image, labels)
-        image.changed.connect(lambda _value: _match_labels(image, labels))
-        self._rows.append(row)
-
-    def pairs(self) -> list[tuple[Image, Labels]]:
-        """The chosen pairs; an error names the row that lacks a layer."""
-        pairs = []
-        for i, row in enumerate(self._rows, start=1):
-            image, labels = row[0].value, row[1].value
-            if image is None or labels is None:
-                what = "image" if image is None else "labels"
-                raise DataError(
-                    f"Pair {i} lacks its {what} layer: open or paint one (Labels layers hold "
-                    "the annotation), or remove the pair."
-                )
-            pairs.append((image, labels))
-        if not pairs:
-            raise DataError("No image/labels pair chosen: add a pair of layers to train on.")
-        return pairs
-
-    def stacks(self) -> list:
-        """The chosen pairs as ``data.io.Stack`` objects (labels copied: painting may go on)."""
-        from napari_cellseg.data.stacks import stacks_from_arrays
-
-        pairs = self.pairs()
-        return stacks_from_arrays(
-            [image_array(image) for image, _ in pairs],
-            [np.array(labels.data) for _, labels in pairs],
-            [image.name for image, _ in pairs],
-        )
-
-
-def _match_labels(image: ComboBox, labels: ComboBox) -> None:
-    """Choose the labels layer that fits the image: named after it, else of its shape."""
-    if image.value is None:
-        return
-    shape = image.value.data.shape[: -1 if image.value.rgb else None]
-    fits = [layer for layer in labels.choices if layer.data.shape == shape]
-    named = [layer for layer in fits if layer.name.startswith(image.value.name)]
-    if named or fits:
-        labels.value = (named or fits)[0]
+    >>> [len(part) for part in breakable("a" * 25 + " done").split("\u200b")]
+    [19, 11]
+    """
+    words = []
+    for word in text.split(" "):
+        if len(word) > width:
+            word = "\u200b".join(word[i : i + width - 1] for i in range(0, len(word), width - 1))
+        words.append(word)
+    return " ".join(words)
 
 
 def output_layer(

@@ -17,6 +17,7 @@ from napari_cellseg.errors import CellsegError
 from napari_cellseg.widgets._dock import TabsOnFirstShow, scrolling_layout
 from napari_cellseg.widgets._layers import (
     OWNER_KEY,
+    breakable,
     image_array,
     layer_combo,
     other_channels,
@@ -39,21 +40,6 @@ from napari_cellseg.widgets._worker import (
 __all__ = ["PredictWidget"]
 
 _PREDICT, _CANCEL = "Predict on current layer", "Cancel prediction"
-
-
-def breakable(text: str, width: int = 20) -> str:
-    """``text`` with zero-width spaces in words longer than ``width`` (64-character file
-    names), so that a wrapping label breaks them instead of widening the dock.
-
-    >>> [len(part) for part in breakable("a" * 25 + " done").split("\u200b")]
-    [19, 11]
-    """
-    words = []
-    for word in text.split(" "):
-        if len(word) > width:
-            word = "\u200b".join(word[i : i + width - 1] for i in range(0, len(word), width - 1))
-        words.append(word)
-    return " ".join(words)
 
 
 class PredictWidget(TabsOnFirstShow, QWidget):

@@ -30,7 +30,7 @@ from napari_cellseg.training import events as ev
 from napari_cellseg.training.checkpoints import check_writable
 from napari_cellseg.widgets._config_form import ConfigForm
 from napari_cellseg.widgets._dock import DOCK_NAME, TabsOnFirstShow, vertical_scroll
-from napari_cellseg.widgets._layers import LayerPairs
+from napari_cellseg.widgets._layer_pairs import LayerPairs
 from napari_cellseg.widgets._plot import LivePlot, Series
 from napari_cellseg.widgets._worker import current_model, start_worker, training_events
 
