@@ -8,7 +8,7 @@ import pytest
 from napari_cellseg.analysis.blobs import (
     crop_box,
     find_blobs,
-    mask_proposal,
+    split_blob,
     split_values,
     summarize,
 )
@@ -77,11 +77,17 @@ def test_crop_box_clips_to_the_image():
     assert crop_box((slice(1, 3), slice(7, 9)), (8, 10), 3) == (slice(0, 6), slice(4, 10))
 
 
-def test_mask_proposal_drops_small_pieces_and_renumbers():
-    inst = np.array([[5, 5, 7, 7, 9]])
-    blob = np.array([[True, True, True, False, True]])
-    # 5 keeps 2 px, 7 keeps 1 px (dropped at min_size 2), 9 keeps 1 px (dropped)
-    assert mask_proposal(inst, blob, min_size=2).tolist() == [[1, 1, 0, 0, 0]]
+def test_split_blob_covers_the_blob_and_leaves_no_small_fragment():
+    inst = np.array([[5, 5, 5, 0, 7, 9, 9, 9, 3]])
+    blob = np.array([[True] * 8 + [False]])
+    # 7 (1 px) is under min_size: its pixel and the gap join the nearest cells; 3 is outside
+    assert split_blob(inst, blob, min_size=2).tolist() == [[1, 1, 1, 1, 2, 2, 2, 2, 0]]
+
+
+def test_a_blob_without_objects_becomes_one_cell():
+    blob = np.zeros((3, 4), bool)
+    blob[1, 1:3] = True
+    assert split_blob(np.zeros((3, 4), int), blob, min_size=5).tolist() == blob.astype(int).tolist()
 
 
 def test_split_values_uses_new_label_values(labels):

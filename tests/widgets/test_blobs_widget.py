@@ -77,19 +77,30 @@ def test_propose_accept_and_undo(qtbot, blobs_widget, viewer, greedy_model):
     qtbot.waitUntil(lambda: blobs_widget.accept.enabled, timeout=TIMEOUT)
 
     proposal = viewer.layers["nuclei labels split proposal"]
-    starts = [max(s.start - 16, 0) for s in blob.bbox]
+    starts = [max(s.start - 64, 0) for s in blob.bbox]
     assert np.allclose(proposal.translate, starts)
     inside = blobs_widget.components == blob.id
     crop = tuple(slice(a, a + n) for a, n in zip(starts, proposal.data.shape, strict=True))
     assert np.array_equal(proposal.data > 0, inside[crop])  # the whole blob, nothing else
+    assert blobs_widget.status.value.startswith("Proposal: 1 cells in the blob (its area")
 
     blobs_widget.accept.changed.emit()
     new = before.max() + 1
     assert np.array_equal(layer.data, np.where(inside, new, before))
+    assert not (layer.data[inside] == 1).any()  # no fragment stays a blob
     assert "nuclei labels split proposal" not in viewer.layers
-    assert len(blobs_widget.blobs) == 1
+    # the table lists the blob left, selected and outlined; the labels layer is active
+    assert len(blobs_widget.blobs) == blobs_widget.table.rowCount() == 1
+    assert blobs_widget.selected() is blobs_widget.blobs[0]
+    outline = viewer.layers["blob highlight"].data[0]
+    assert np.allclose(outline.min(axis=0), [s.start - 0.5 for s in blobs_widget.blobs[0].bbox])
+    assert viewer.layers.selection.active is layer
+    assert "1 blobs left" in blobs_widget.status.value
+
     layer.undo()
     assert np.array_equal(layer.data, before)
+    assert blobs_widget.table.rowCount() == 2  # the table follows the undo
+    assert "undone" in blobs_widget.status.value
 
 
 def test_bad_requests_are_notifications(blobs_widget, viewer, notes):

@@ -21,7 +21,8 @@ __all__ = [
     "find_blobs",
     "summarize",
     "crop_box",
-    "mask_proposal",
+    "split_blob",
+    "SPLIT_CONTEXT",
     "split_values",
 ]
 
@@ -136,26 +137,39 @@ def crop_box(bbox: tuple[slice, ...], shape: tuple[int, ...], margin: int) -> tu
     return (*bbox[:-2], *grown)
 
 
-def mask_proposal(instances: np.ndarray, blob_mask: np.ndarray, min_size: int) -> np.ndarray:
-    """Predicted objects restricted to a blob, pieces under ``min_size`` pixels dropped.
+SPLIT_CONTEXT = 64
+"""Pixels of image around a blob that the network sees when proposing its split (with 16,
+the blob inspector's first value, AP@0.5 was 0.70 instead of 0.78 on
+``benchmarks/blob_split.py``; with 96, 0.76)."""
 
-    Returns int32 labels 1, 2, ... (0 outside the blob and where no object was found).
+
+def split_blob(instances: np.ndarray, blob_mask: np.ndarray, min_size: int) -> np.ndarray:
+    """The cells proposed for a blob: the predicted objects inside it, grown to cover it.
+
+    Objects are cut to the blob and pieces under ``min_size`` pixels dropped; then every
+    pixel of the blob joins the nearest remaining object, so that no fragment stays a
+    blob (a blob without any object becomes one cell).
+
+    Returns int32 labels 1, 2, ... of the crop's shape, 0 outside the blob.
 
     Examples
     --------
-    >>> inst = np.array([[1, 1, 2, 2], [1, 1, 2, 2]])
-    >>> mask_proposal(inst, np.array([[0, 1, 1, 1], [0, 1, 1, 1]], bool), min_size=2)
-    array([[0, 1, 2, 2],
-           [0, 1, 2, 2]], dtype=int32)
+    >>> found = np.array([[2, 2, 0, 0, 5, 5], [2, 2, 0, 9, 5, 5]])
+    >>> split_blob(found, np.ones((2, 6), bool), min_size=2)
+    array([[1, 1, 1, 2, 2, 2],
+           [1, 1, 1, 2, 2, 2]], dtype=int32)
     """
+    from scipy import ndimage as ndi
     from skimage.segmentation import relabel_sequential
 
     inside = np.where(blob_mask, instances, 0)
-    counts = np.bincount(inside.ravel().astype(np.int64))
-    small = counts < min_size
-    small[0] = True
-    inside = np.where(small[inside], 0, inside)
-    return relabel_sequential(inside)[0].astype(np.int32, copy=False)
+    areas = np.bincount(inside.ravel().astype(np.int64))
+    kept = np.where(areas[inside] >= max(min_size, 1), inside, 0)
+    if not kept.any():
+        return blob_mask.astype(np.int32)
+    _, nearest = ndi.distance_transform_edt(kept == 0, return_indices=True)
+    filled = np.where(blob_mask, kept[tuple(nearest)], 0)
+    return relabel_sequential(filled)[0].astype(np.int32, copy=False)
 
 
 def split_values(

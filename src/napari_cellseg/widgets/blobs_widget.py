@@ -11,19 +11,19 @@ from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QWidget
 
 from napari_cellseg.analysis.blobs import (
+    SPLIT_CONTEXT,
     Blob,
     crop_box,
     find_blobs,
-    mask_proposal,
+    split_blob,
     split_values,
     summarize,
 )
 from napari_cellseg.config import TrainConfig
-from napari_cellseg.config_io import load_yaml
 from napari_cellseg.data.labels import median_diameter
 from napari_cellseg.errors import CellsegError, DataError
+from napari_cellseg.model_file import read_model
 from napari_cellseg.segmentation.instances import instances
-from napari_cellseg.segmentation.settings import SegmentationSettings
 from napari_cellseg.widgets._dock import TabsOnFirstShow, scrolling_layout
 from napari_cellseg.widgets._layers import (
     OWNER_KEY,
@@ -38,8 +38,17 @@ from napari_cellseg.widgets._worker import current_model, predict_maps, start_wo
 __all__ = ["BlobsWidget"]
 
 _COLUMNS = ("id", "area (px)", "bounding box", "est. cells")
-_CONTEXT = 16  # pixels of image around a blob that the network sees when proposing a split
 _HIGHLIGHT_TAG = "blob highlight"
+
+
+def _proposal_text(cells: int, estimate: float) -> str:
+    """The status after a proposal: its cell count against the blob's estimated count."""
+    text = f"Proposal: {cells} cells in the blob"
+    if np.isfinite(estimate):
+        text += f" (its area suggests {estimate:.1f})"
+        if abs(cells - estimate) >= max(2.0, estimate / 2):
+            text += "; look closely before accepting"
+    return text + ". Accept or discard?"
 
 
 def _bbox_text(blob: Blob) -> str:
@@ -58,6 +67,7 @@ class BlobsWidget(TabsOnFirstShow, QWidget):
         self.blobs: list[Blob] = []
         self.components: np.ndarray | None = None
         self.proposal = None  # (labels layer, box, proposal labels)
+        self._accepted = None  # (labels layer, indices, values) of the split written last
         self.worker = None
         field = TrainConfig.__dataclass_fields__["blob_label"]
         self.labels = layer_combo(napari_viewer, Labels, label="labels")
@@ -182,7 +192,12 @@ class BlobsWidget(TabsOnFirstShow, QWidget):
     # --- proposing a split ------------------------------------------------------------------------
 
     def propose_split(self) -> None:
-        """Predict instances in the image around the selected blob (worker); show them inside it."""
+        """Predict the cells of the selected blob (worker) and show them over it.
+
+        The model sees the blob with ``SPLIT_CONTEXT`` pixels around it, at the object size of
+        the annotated objects there, with test-time augmentation (measured in
+        ``benchmarks/blob_split.py``); its objects are grown to cover the whole blob.
+        """
         blob, labels, image = self.selected(), self.labels.value, self.image.value
         try:
             if blob is None:
@@ -197,28 +212,31 @@ class BlobsWidget(TabsOnFirstShow, QWidget):
                 )
             if not current_model.path:
                 raise CellsegError("No model: pick a model .yaml file or train one first.")
-            cfg = load_yaml(current_model.path, TrainConfig)
-            box = crop_box(blob.bbox, labels.data.shape, _CONTEXT)
+            model = read_model(current_model.path)
+            box = crop_box(blob.bbox, labels.data.shape, SPLIT_CONTEXT)
             crop = image_array(image)[box]
             # the annotated objects around the blob give the object size (0: estimate it)
-            diameter = median_diameter(labels.data[box], cfg.blob_label) or 0.0
+            blob_label = model.config.blob_label
+            diameter = median_diameter(labels.data[box], blob_label) or 0.0
         except CellsegError as exc:
             show_error(str(exc))
             return
         mask = self.components[box] == blob.id
         self.propose.enabled = False
+        self.status.value = "Proposing a split…"
         self.worker = start_worker(
             predict_maps,
             current_model.path,
             crop,
             diameter,
-            returned=lambda maps: self._show_proposal(labels, box, mask, maps, cfg),
+            True,
+            returned=lambda maps: self._show_proposal(labels, box, mask, maps, model, blob),
             finished=lambda: setattr(self.propose, "enabled", True),
         )
 
-    def _show_proposal(self, labels: Labels, box, mask, maps, cfg: TrainConfig) -> None:
-        found = instances(*maps, **SegmentationSettings.of(cfg).as_dict())
-        proposal = mask_proposal(found, mask, cfg.min_size)
+    def _show_proposal(self, labels: Labels, box, mask, maps, model, blob: Blob) -> None:
+        settings = model.segmentation(tta=True)
+        proposal = split_blob(instances(*maps, **settings.as_dict()), mask, settings.min_size)
         offset = np.array([s.start for s in box]) * np.asarray(labels.scale)
         layer = output_layer(
             self.viewer,
@@ -229,26 +247,53 @@ class BlobsWidget(TabsOnFirstShow, QWidget):
             **{**placement(labels), "translate": np.asarray(labels.translate) + offset},
         )
         layer.contour = 2  # outlines, so the blob stays visible beneath
+        self.viewer.layers.selection.active = labels
         self.proposal = (labels, box, proposal)
         self.accept.enabled = self.discard.enabled = True
-        self.status.value = f"Proposal: {int(proposal.max())} cells in the blob. Accept or discard?"
+        self.status.value = _proposal_text(int(proposal.max()), blob.cells)
 
     def accept_split(self) -> None:
-        """Write the proposed cells into the labels layer as new values (Ctrl+Z undoes it)."""
+        """Write the proposed cells into the labels layer as new values (Ctrl+Z undoes it);
+        the table then lists the blobs left and the next one is selected."""
         labels, box, proposal = self.proposal
         try:
             indices, values = split_values(np.asarray(labels.data), box, proposal)
         except CellsegError as exc:
             show_error(str(exc))
             return
+        row = self.table.currentRow()
         labels.data_setitem(indices, values)
+        self._accepted = (labels, indices, values)
+        labels.events.set_data.connect(self._check_undone)  # undo emits it (once connected)
         self.discard_split()
         self.find()
+        self._select_row(min(row, len(self.blobs) - 1))
+        self.viewer.layers.selection.active = labels
         if values.size:
             self.status.value = (
-                f"Wrote labels {values.min()}–{values.max()} into '{labels.name}' "
-                "(Ctrl+Z in the layer undoes it)."
+                f"Wrote labels {values.min()}–{values.max()} into '{labels.name}'; "
+                f"{len(self.blobs)} blobs left (Ctrl+Z in the layer undoes it)."
             )
+
+    def _check_undone(self, _event=None) -> None:
+        """List the blobs again when the split written last was undone (Ctrl+Z)."""
+        if self._accepted is None:
+            return
+        labels, indices, values = self._accepted
+        if not np.array_equal(np.asarray(labels.data)[indices], values):
+            self._accepted = None
+            self.find()
+            self.status.value = "The split was undone: the blob is listed again."
+
+    def _select_row(self, row: int) -> None:
+        """Select table row ``row`` (visit its blob), or clear the outline without rows."""
+        if row >= 0:
+            self.table.clearSelection()  # so that selecting the same row visits its new blob
+            self.table.selectRow(row)
+            return
+        for layer in list(self.viewer.layers):
+            if layer.metadata.get(OWNER_KEY) == _HIGHLIGHT_TAG:
+                self.viewer.layers.remove(layer)
 
     def discard_split(self) -> None:
         """Remove the proposal layer."""
