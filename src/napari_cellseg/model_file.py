@@ -10,8 +10,10 @@ A model is two files side by side::
                   median training image side, tuning scores, the plugin's version.
 
 Prediction needs only the yaml (it names the weights).  Wherever a model is asked for,
-the name of a built-in model (:data:`BUILTIN_MODELS`) works too.  Every model file that
-earlier versions wrote reads the same: the format only ever gained optional keys.
+the name of a built-in model (:data:`BUILTIN_MODELS`) works too, and so does a
+bioimage.io package this plugin exported (:mod:`napari_cellseg.sharing.bioimageio`).
+Every model file that earlier versions wrote reads the same: the format only ever gained
+optional keys.
 """
 
 from __future__ import annotations
@@ -72,7 +74,8 @@ TRAIN_SIDE_KEY = "train_image_side"
 
 
 def model_yaml(path: str | Path) -> Path:
-    """The yaml of a model given by its yaml, its .pt or a built-in model's name.
+    """The yaml of a model given by its yaml, its .pt, a built-in model's name or a
+    bioimage.io package (.zip) exported by this plugin (unpacked once into a cache).
 
     >>> model_yaml("nuclei").name
     'nuclei-dsb2018-fluo.yaml'
@@ -82,6 +85,10 @@ def model_yaml(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists() and str(path) in BUILTIN_MODELS:
         return BUILTIN_MODELS[str(path)]
+    if path.suffix.lower() == ".zip":  # a bioimage.io package this plugin exported
+        from napari_cellseg.sharing.bioimageio import unpack_package
+
+        return unpack_package(path)
     return path.with_suffix(".yaml") if path.suffix == ".pt" else path
 
 

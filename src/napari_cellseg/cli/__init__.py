@@ -22,6 +22,7 @@ COMMANDS = {
         "tune segmentation thresholds on validation data",
     ),
     "tune": ("napari_cellseg.cli.tune:main", "search learning rate and batch size"),
+    "export": ("napari_cellseg.cli.export:main", "a model as a bioimage.io package or ONNX"),
     "demo": ("napari_cellseg.cli.demo:main", "train on synthetic nuclei and segment (a minute)"),
 }
 
