@@ -21,7 +21,7 @@ from napari_cellseg.models.registry import build_model
 from napari_cellseg.segmentation.settings import SegmentationSettings
 from napari_cellseg.sharing import bioimageio
 from napari_cellseg.sharing.bioimageio import check_package, export_package
-from napari_cellseg.sharing.networks import exported_network, scale_range, example_image
+from napari_cellseg.sharing.networks import example_image, exported_network, scale_range
 from napari_cellseg.sharing.onnx import export_onnx, onnx_difference
 from napari_cellseg.training.checkpoints import init_weights
 

@@ -26,11 +26,11 @@ from napari_cellseg.model_file import RECORD_KEY, TTA_SEGMENTATION_KEY, ModelFil
 from napari_cellseg.models.registry import required_multiple
 from napari_cellseg.sharing.networks import (
     check_output,
+    example_image,
     exported_network,
     network_source,
     output_names,
     scale_range,
-    example_image,
 )
 
 __all__ = ["CONFIG_KEY", "PACKAGES", "check_package", "export_package", "unpack_package"]

@@ -18,10 +18,10 @@ from napari_cellseg.model_file import read_model
 from napari_cellseg.models.registry import required_multiple
 from napari_cellseg.sharing.networks import (
     check_output,
+    example_image,
     exported_network,
     output_names,
     scale_range,
-    example_image,
 )
 
 __all__ = ["OPSET", "export_onnx", "onnx_difference"]
