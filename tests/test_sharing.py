@@ -160,4 +160,4 @@ def test_bad_packages_are_refused_with_what_to_do(tmp_path):
 
 def test_cli_refuses_an_unknown_format(tmp_path, capsys):
     assert cellseg(["export", "--config", "nuclei", "--output", str(tmp_path / "m.h5")]) == 2
-    assert ".zip (bioimage.io) or .onnx" in capsys.readouterr().err
+    assert ".zip (bioimage.io) or .onnx file" in capsys.readouterr().err

@@ -582,3 +582,21 @@ def test_a_long_layer_name_does_not_widen_the_dock(qtbot, predict_widget, viewer
     run(qtbot, predict_widget)  # the status names the layer
     assert name in predict_widget.status.value.replace("\u200b", "")
     assert predict_widget.status.native.minimumSizeHint().width() < 300  # it wraps
+
+
+def test_export_model_writes_a_verified_file_and_a_package_is_a_model(
+    qtbot, predict_widget, model_yaml, tmp_path, notes, monkeypatch
+):
+    from napari_cellseg.sharing import bioimageio
+
+    panel = predict_widget.model_panel
+    panel.export_model(str(tmp_path / "mine.onnx"))
+    qtbot.waitUntil(lambda: panel.export.enabled, timeout=TIMEOUT)
+    assert any("wrote" in n and "mine.onnx" in n and "largest difference" in n for n in notes)
+
+    monkeypatch.setattr(bioimageio, "PACKAGES", tmp_path / "cache")
+    package = bioimageio.export_package(model_yaml, tmp_path / "mine.zip")
+    panel.picker.line_edit.value = str(package)
+    assert current_model.path == str(package)
+    assert predict_widget.state.model.config.architecture == "unet"
+    assert predict_widget.state.model.path.parent.parent == tmp_path / "cache"

@@ -12,16 +12,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 from napari_cellseg.cli.common import report_errors
-from napari_cellseg.errors import CellsegError
+from napari_cellseg.sharing import FORMATS, export
 
 __all__ = ["main"]
-
-FORMATS = {".zip": "bioimageio", ".onnx": "onnx"}
-ONNX_TOLERANCE = 1e-4
-"""Largest difference in probability between the ONNX file and the network accepted."""
 
 
 def make_parser(prog: str = "cellseg export") -> argparse.ArgumentParser:
@@ -58,42 +53,17 @@ def make_parser(prog: str = "cellseg export") -> argparse.ArgumentParser:
 @report_errors
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    suffix = "." + args.output.rsplit(".", 1)[-1].lower() if "." in args.output else ""
-    kind = args.format or FORMATS.get(suffix)
-    if kind is None:
-        raise CellsegError(
-            f"'{args.output}': give a .zip (bioimage.io) or .onnx file, or --format."
-        )
-    start = time.perf_counter()
-    if kind == "onnx":
-        from napari_cellseg.sharing.onnx import export_onnx, onnx_difference
-
-        path = export_onnx(args.config, args.output, overwrite=args.overwrite)
-    else:
-        from napari_cellseg.sharing.bioimageio import check_package, export_package
-
-        path = export_package(
-            args.config,
-            args.output,
-            overwrite=args.overwrite,
-            authors=tuple(args.author),
-            licence=args.license,
-        )
-    size = path.stat().st_size / 2**20
-    print(f"wrote {path} ({size:.1f} MiB) in {time.perf_counter() - start:.1f} s")
-    if args.no_check:
-        return 0
-    if kind == "onnx":
-        difference = onnx_difference(path, args.config)
-        print(f"onnxruntime vs torch on a real image: largest difference {difference:.2e}")
-        failed = difference > ONNX_TOLERANCE
-    else:
-        failures = check_package(path)
-        print("bioimage.io test_model: " + ("passed" if not failures else "failed"))
-        for line in failures:
-            print(f"  {line}", file=sys.stderr)
-        failed = bool(failures)
-    return 1 if failed else 0
+    exported = export(
+        args.config,
+        args.output,
+        kind=args.format,
+        overwrite=args.overwrite,
+        authors=tuple(args.author),
+        licence=args.license,
+        check=not args.no_check,
+    )
+    print(exported.summary())
+    return 0 if exported.passed else 1
 
 
 if __name__ == "__main__":

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
+from pathlib import Path
 
-from magicgui.widgets import CheckBox, Container, FileEdit, FloatSpinBox
-from napari.utils.notifications import show_error
+from magicgui.widgets import CheckBox, Container, FileEdit, FloatSpinBox, PushButton
+from napari.utils.notifications import show_error, show_info, show_warning
 
 from napari_cellseg.config import PredictConfig
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.model_file import read_model
 from napari_cellseg.widgets._predict_state import PredictState
-from napari_cellseg.widgets._worker import current_model
+from napari_cellseg.widgets._worker import current_model, start_worker
 
 __all__ = ["ModelPanel", "model_picker", "PREDICT_HELP"]
 
@@ -21,8 +23,11 @@ PREDICT_HELP = {f.name: f.metadata["help"] for f in dataclasses.fields(PredictCo
 
 def model_picker() -> FileEdit:
     """A model yaml picker that follows, and sets, the model shared by the widgets."""
-    picker = FileEdit(mode="r", filter="*.yaml *.yml", label="model", nullable=True)
-    picker.tooltip = "settings (.yaml) of a trained model; the last trained model appears here"
+    picker = FileEdit(mode="r", filter="*.yaml *.yml *.zip", label="model", nullable=True)
+    picker.tooltip = (
+        "settings (.yaml) of a trained model, or a bioimage.io package (.zip) exported by "
+        "this plugin; the last trained model appears here"
+    )
     picker.line_edit.value = current_model.path
 
     def follow(path: str) -> None:
@@ -47,8 +52,14 @@ class ModelPanel(Container):
         self.diameter.tooltip = PREDICT_HELP["diameter"]
         self.tta = CheckBox(value=PredictConfig.tta, text="test-time augmentation (8x slower)")
         self.tta.tooltip = PREDICT_HELP["tta"]
-        super().__init__(widgets=[self.picker, self.diameter, self.tta])
+        self.export = PushButton(text="Export model…")
+        self.export.tooltip = (
+            "write the model as a bioimage.io package (.zip: deepImageJ, QuPath, ilastik, "
+            "napari) or an ONNX file, verified after writing"
+        )
+        super().__init__(widgets=[self.picker, self.diameter, self.tta, self.export])
         self.tta.changed.connect(self._tta_toggled)
+        self.export.changed.connect(lambda: self.export_model())
         current_model.connect_while_alive(self.native, self.read_model)
         if current_model.path:
             self.read_model(current_model.path)
@@ -75,3 +86,44 @@ class ModelPanel(Container):
         other kind of prediction, so they are dropped rather than re-segmented."""
         self.state.maps = None
         self.state.tta = value
+
+    def export_model(self, output: str = "") -> None:
+        """Export the model (asks where, when ``output`` is empty) in a worker; the result
+        and its verification come as a notification."""
+        from napari_cellseg.sharing import export
+
+        model = self.state.model
+        if model is None:
+            show_error("No model to export: pick a model .yaml first.")
+            return
+        if not output:
+            output = _ask_export_path(model.path)
+            if not output:
+                return  # cancelled
+        self.export.enabled = False
+
+        def done(exported) -> None:
+            (show_info if exported.passed else show_warning)(exported.summary())
+
+        start_worker(
+            partial(export, overwrite=True),  # the save dialog asked before replacing a file
+            str(model.path),
+            output,
+            returned=done,
+            finished=lambda: setattr(self.export, "enabled", True),
+        )
+
+
+def _ask_export_path(model_path: Path) -> str:
+    """A save dialog for the exported file, starting at ``<model>.zip`` in the home folder
+    (a built-in model's own folder is not yours to write)."""
+    from qtpy.QtWidgets import QFileDialog
+
+    start = Path.home() / f"{model_path.stem}.zip"
+    path, _ = QFileDialog.getSaveFileName(
+        None,
+        "Export model",
+        str(start),
+        "bioimage.io model package (*.zip);;ONNX (*.onnx)",
+    )
+    return path
