@@ -57,9 +57,14 @@ def exported(request, tmp_path_factory):
     return model, package, export_onnx(model, folder / "model.onnx")
 
 
+@pytest.mark.parametrize("exported", ["unet"], indirect=True)  # 4 s each: one is enough
 def test_bioimageio_test_model_passes(exported):
     _model, package, _onnx = exported
     assert check_package(package) == []
+
+
+def test_the_package_describes_the_network(exported):
+    _model, package, _onnx = exported
     rdf = yaml.safe_load(zipfile.ZipFile(package).read("rdf.yaml"))
     assert rdf["format_version"].startswith("0.5.")
     assert set(rdf["weights"]) == {"pytorch_state_dict", "torchscript"}

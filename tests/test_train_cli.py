@@ -187,27 +187,27 @@ def test_sigkill_at_random_moments_then_resume_ends_as_an_uninterrupted_run(tmp_
 
     from napari_cellseg.data.synthetic import write_dataset
 
-    data = write_dataset(tmp_path / "data", 4, shape=(192, 192), seed=0)  # 36 crops each
+    data = write_dataset(tmp_path / "data", 4, shape=(128, 128), seed=0)  # 16 crops each
 
     def flags(model: Path) -> list[str]:
         return ["--train_data", str(data), "--val_fraction", "0.25", "--model", str(model),
-                "--epochs", "20", "--early_stop_patience", "100", "--augments", "0",
+                "--epochs", "10", "--early_stop_patience", "100", "--augments", "0",
                 "--trim_method", "reflect", *as_flags(TINY_RUN)]  # fmt: skip
 
     straight, killed = tmp_path / "straight" / "m.pt", tmp_path / "killed" / "m.pt"
     assert run_cli(*flags(straight), cwd=tmp_path).returncode == 0
     rng = random.Random(7)
     killed_mid_run = 0
-    for _ in range(4):
+    for _ in range(3):
         process = subprocess.Popen(
             [sys.executable, "-m", "napari_cellseg.train", *flags(killed), "--resume"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path,
         )  # fmt: skip
-        time.sleep(rng.uniform(3.5, 6.0))  # in the start-up, an epoch or a save
+        time.sleep(rng.uniform(3.0, 4.5))  # in the start-up, an epoch or a save
         killed_mid_run += process.poll() is None
         process.kill()
         process.wait()
-    assert killed_mid_run >= 3
+    assert killed_mid_run >= 2
     final = run_cli(*flags(killed), "--resume", cwd=tmp_path)
     assert final.returncode == 0, final.stderr
     expected, resumed = torch.load(straight), torch.load(killed)
@@ -216,7 +216,7 @@ def test_sigkill_at_random_moments_then_resume_ends_as_an_uninterrupted_run(tmp_
     for model in (straight, killed):
         with open(model.with_name("m-log.csv"), newline="") as fh:
             logs.append([(row["epoch"], row["train_loss"]) for row in csv.DictReader(fh)])
-    assert logs[1] == logs[0] and len(logs[0]) == 20  # one row per epoch, as without kills
+    assert logs[1] == logs[0] and len(logs[0]) == 10  # one row per epoch, as without kills
     assert not list(killed.parent.glob(".*"))  # no lock, no temporary file left
 
 

@@ -108,42 +108,44 @@ def test_stop_ends_cleanly_with_a_usable_checkpoint(qtbot, train_widget, tmp_pat
     assert objects.shape == boundaries.shape == (40, 40)
 
 
-@pytest.mark.parametrize(
-    "problem, expected",
-    [
-        ("no labels", "Pair 1 lacks its labels layer"),
-        ("shape", "labels must have the image's size"),
-        ("no model", "Set 'model'"),
-        ("unwritable model", "folder cannot be written"),
-        ("bad lr", "Setting 'lr'"),
-        ("no val folder", "Set 'val data' to a folder"),
-    ],
-)
-def test_bad_input_is_a_notification(
-    qtbot, train_widget, viewer, tmp_path, notes, problem, expected
-):
-    tiny(train_widget, tmp_path / "m.pt")
-    if problem == "no labels":
-        for name in ("a labels", "b labels"):
-            viewer.layers.remove(name)
-    elif problem == "shape":  # picked by hand: the rows choose labels of the image's size
-        small = viewer.add_labels(np.zeros((32, 32), np.uint16), name="small labels")
+BAD_INPUTS = {  # problem -> what the notification says; "no labels" last: it removes them
+    "shape": "labels must have the image's size",
+    "no model": "Set 'model'",
+    "unwritable model": "folder cannot be written",
+    "bad lr": "Setting 'lr'",
+    "no val folder": "Set 'val data' to a folder",
+    "no labels": "Pair 1 lacks its labels layer",
+}
+
+
+def test_bad_input_is_a_notification(qtbot, train_widget, viewer, tmp_path, notes):
+    """Each problem in turn on one dock (a viewer per problem costs 2 s)."""
+    for problem, expected in BAD_INPUTS.items():
+        notes.clear()
+        tiny(train_widget, tmp_path / "m.pt", lr=1e-3)
+        train_widget.val_source.value = "held-out fraction"
+        train_widget.train_pairs._rows[0][1].value = viewer.layers["a labels"]
+        if problem == "no labels":
+            for name in ("a labels", "b labels", "small labels"):
+                viewer.layers.remove(name)
+        elif problem == "shape":  # picked by hand: the rows choose labels of the image's size
+            small = viewer.add_labels(np.zeros((32, 32), np.uint16), name="small labels")
+            train_widget._refresh_layers()
+            train_widget.train_pairs._rows[0][1].value = small
+        elif problem == "unwritable model":
+            blocker = tmp_path / "file"
+            blocker.write_text("not a folder")
+            train_widget.form.widgets["model"].value = str(blocker / "m.pt")
+        elif problem == "no model":
+            train_widget.form.widgets["model"].line_edit.value = ""
+        elif problem == "no val folder":
+            train_widget.val_source.value = "folders"
+        elif problem == "bad lr":
+            train_widget.form.widgets["lr"].value = "fast"
         train_widget._refresh_layers()
-        train_widget.train_pairs._rows[0][1].value = small
-    elif problem == "unwritable model":
-        blocker = tmp_path / "file"
-        blocker.write_text("not a folder")
-        train_widget.form.widgets["model"].value = str(blocker / "m.pt")
-    elif problem == "no model":
-        train_widget.form.widgets["model"].line_edit.value = ""
-    elif problem == "no val folder":
-        train_widget.val_source.value = "folders"
-    elif problem == "bad lr":
-        train_widget.form.widgets["lr"].value = "fast"
-    train_widget._refresh_layers()
-    train_widget.start_training()
-    assert any(expected.lower() in n.lower() for n in notes), notes
-    assert train_widget.worker is None and train_widget.start.enabled
+        train_widget.start_training()
+        assert any(expected.lower() in n.lower() for n in notes), (problem, notes)
+        assert train_widget.worker is None and train_widget.start.enabled
 
 
 def test_float_labels_in_a_folder_fail_in_the_worker_and_reset(
