@@ -271,7 +271,12 @@ class PredictConfig:
         "directory with images/ (and optionally labels/) to predict on; also a folder of "
         "images or one image file",
     )
-    output: str = setting("", "directory for the predicted maps and labels; empty = nothing saved")
+    output: str = setting(
+        "",
+        "directory for the predicted maps and labels; empty = nothing saved.  A name ending "
+        "in .zarr predicts one large image (TIFF or OME-Zarr in test_data) block by block "
+        "into a new OME-Zarr: maps, and labels under labels/instances",
+    )
     channel: int = setting(
         0,
         "multichannel TIFFs (Fiji hyperstacks, OME-TIFF): the channel that shows the objects, "
@@ -343,6 +348,13 @@ class PredictConfig:
         minimum=0,
     )
     device: str = setting("auto", "auto (CUDA, then MPS, else CPU), cpu, cuda, mps", advanced=True)
+    block_size: int = setting(
+        2048,
+        "--output OUT.zarr: side of the blocks a large image is predicted in (pixels; each "
+        "is read with a halo of three object diameters around it)",
+        advanced=True,
+        minimum=128,
+    )
     overwrite: bool = setting(
         False,
         "replace the results of an earlier run in 'output' (without it they are kept and "

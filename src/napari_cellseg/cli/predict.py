@@ -41,8 +41,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 
-from napari_cellseg.cli.common import build_parser, report_errors
+from napari_cellseg.cli.common import build_parser, report_errors, stop_on_signals
 from napari_cellseg.config import PredictConfig
 from napari_cellseg.config_io import config_from_args
 
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, default in (("architecture", ""), ("channels", 0)):
         if getattr(settings, name) != default:
             print(f"note: --{name} is ignored; the model yaml sets it.", file=sys.stderr)
+    if settings.output.rstrip("/").endswith(".zarr"):
+        return _predict_blockwise(settings)
     scores = None
     with ProgressBars("predict") as bars:
         for result in predict_folder(settings, progress=bars.update):
@@ -84,6 +87,40 @@ def main(argv: list[str] | None = None) -> int:
     if scores is not None:
         print(f"scores of the {len(scores.images)} labelled images:")
         print(format_table(scores.result()))
+    return 0
+
+
+def _predict_blockwise(settings: PredictConfig) -> int:
+    """One large image, block by block, into an OME-Zarr (``--output OUT.zarr``)."""
+    from tqdm import tqdm
+
+    from napari_cellseg.bigimage.blockwise import segment_blockwise
+    from napari_cellseg.bigimage.sources import open_lazy
+    from napari_cellseg.inference.predictor import load_model, tiling_options
+
+    image = open_lazy(settings.test_data, settings.channel - 1 if settings.channel else None)
+    predictor = load_model(settings.config, settings.device, **tiling_options(settings))
+    stop = threading.Event()
+    with stop_on_signals(stop), tqdm(desc="blocks", unit="block") as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        result = segment_blockwise(
+            image,
+            predictor,
+            settings.output,
+            block=settings.block_size,
+            diameter=settings.diameter,
+            progress=progress,
+            cancel=stop,
+        )
+    print(
+        f"{result.objects} objects in {result.blocks} blocks of '{image.path.name}' "
+        f"({image.shape[0]} x {image.shape[1]}) written to {result.path}"
+    )
     return 0
 
 

@@ -317,21 +317,47 @@ class Predictor:
 
     def _predict_slice(self, image: np.ndarray, diameter: float, count: _Count):
         """(C, H, W) normalised slice -> (2, H, W) maps; yields progress per batch."""
+        maps, _scale = yield from self._scaled_prediction(image, diameter, count)
+        return maps
+
+    def _scaled_prediction(self, image: np.ndarray, diameter: float, count: _Count):
+        """The maps of a (C, H, W) normalised slice and the scale they were predicted at."""
         scale = self._first_scale(diameter)
         if not self.config.object_diameter or diameter:
-            return (yield from self._predict_at(image, scale, count))
+            return (yield from self._predict_at(image, scale, count)), scale
         for n in range(MAX_PASSES):
             if n:
                 count.total += self._count_at(image.shape[-2:], scale)
+            used = scale
             maps = yield from self._predict_at(image, scale, count)
             measured = median_diameter(
                 instances(*maps, **DIAMETER_SETTINGS.as_dict()), ignore_label=None
             )
-            estimate = scale_factor(self.config.object_diameter, measured)
-            if abs(np.log(estimate / scale)) <= np.log(SCALE_TOLERANCE):
+            scale = scale_factor(self.config.object_diameter, measured)
+            if abs(np.log(scale / used)) <= np.log(SCALE_TOLERANCE):
                 break
-            scale = estimate
-        return maps
+        return maps, used
+
+    def predict_normalised(
+        self, image: np.ndarray, diameter: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Objects and boundaries maps of one (C, H, W) slice already scaled to 0..1.
+
+        For images predicted block by block, whose intensities are scaled once for the
+        whole image (:mod:`napari_cellseg.bigimage`).
+        """
+        maps = _run(
+            self._predict_slice(image.astype(np.float32, copy=False), diameter, _Count(0, 1)), None
+        )
+        return maps[0], maps[1]
+
+    def estimate_diameter(self, image: np.ndarray) -> float:
+        """The objects' diameter in pixels that this model measures on a (C, H, W) slice
+        scaled to 0..1, for models trained with ``object_diameter`` (else 0)."""
+        if not self.config.object_diameter:
+            return 0.0
+        _maps, scale = _run(self._scaled_prediction(image, 0.0, _Count(0, 1)), None)
+        return self.config.object_diameter / scale
 
     def _predict_at(self, image: np.ndarray, scale: float, count: _Count):
         """The maps of a (C, H, W) slice predicted at ``scale``, back at its size."""

@@ -1,0 +1,306 @@
+"""Images larger than memory: predicted and segmented block by block, seamless instances.
+
+1. The intensity range (1st..99.8th percentile) is computed once for the whole image,
+   on a strided sample (:func:`intensity_range`), and the objects' diameter once on its
+   central region: every block is scaled alike, as the in-memory path scales an image.
+2. **Pass 1**, each block with a halo around it: predicted, segmented with the model's
+   settings, and its core written to the output (maps; labels numbered apart from every
+   other block's).  It also writes what it saw of its right and lower neighbours' edges
+   (its halo there, in its own numbers).
+3. **Merge**: an object that crosses a block face is seen by both blocks in the strip of
+   ``halo`` pixels behind the face.  Two labels that cover the same strip pixels (at least
+   half of the smaller one's pixels there) are one object (union-find).
+4. **Pass 2**: every block's labels are renumbered: one global label per object, 2, 3,
+   ... as annotations are numbered.
+
+Each pass records the blocks it finished in the output, so an interrupted run resumes
+where it stopped; the completion marker is written last.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from napari_cellseg.bigimage.sources import LazyImage
+from napari_cellseg.bigimage.zarr_output import OutputZarr
+from napari_cellseg.errors import DataError
+from napari_cellseg.segmentation.instances import instances
+from napari_cellseg.segmentation.settings import SegmentationSettings
+
+__all__ = ["BlockGrid", "BlockwiseResult", "intensity_range", "segment_blockwise"]
+
+log = logging.getLogger(__name__)
+
+SAMPLE_PIXELS = 4_000_000
+"""Pixels of the strided sample the intensity range is computed on."""
+
+DIAMETER_SAMPLE = 1024
+"""Side of the central region the objects' diameter is estimated on."""
+
+FIRST_LABEL = 2
+"""Objects are numbered from 2, as annotations (1 marks blobs)."""
+
+
+@dataclass(frozen=True)
+class BlockGrid:
+    """Blocks of ``block`` pixels over an image of ``shape``, each read with ``halo`` more."""
+
+    shape: tuple[int, int]
+    block: int
+    halo: int
+
+    @property
+    def counts(self) -> tuple[int, int]:
+        return tuple(math.ceil(s / self.block) for s in self.shape)
+
+    def __len__(self) -> int:
+        rows, cols = self.counts
+        return rows * cols
+
+    def core(self, index: int) -> tuple[slice, slice]:
+        """The pixels block ``index`` (raster order) owns."""
+        row, col = divmod(index, self.counts[1])
+        return tuple(
+            slice(i * self.block, min((i + 1) * self.block, size))
+            for i, size in zip((row, col), self.shape, strict=True)
+        )
+
+    def window(self, index: int) -> tuple[slice, slice]:
+        """The pixels block ``index`` is predicted on: its core and the halo around it."""
+        return tuple(
+            slice(max(s.start - self.halo, 0), min(s.stop + self.halo, size))
+            for s, size in zip(self.core(index), self.shape, strict=True)
+        )
+
+
+@dataclass(frozen=True)
+class BlockwiseResult:
+    """What a blockwise run wrote."""
+
+    path: Path
+    objects: int
+    blocks: int
+    intensity_range: tuple[float, float]
+    diameter: float
+
+
+def intensity_range(image, samples: int = SAMPLE_PIXELS) -> tuple[float, float]:
+    """The 1st and 99.8th percentile of the finite pixels of a (lazy) 2D image, on every
+    k-th row and column (``samples`` pixels at most); min..max when they coincide."""
+    from napari_cellseg.data.normalize import PERCENTILES, percentiles
+
+    stride = max(1, math.ceil(math.sqrt(image.shape[0] * image.shape[1] / samples)))
+    sample = np.asarray(image[::stride, ::stride])
+    values = sample[np.isfinite(sample)] if sample.dtype.kind == "f" else sample.ravel()
+    if values.size == 0:
+        raise DataError("The image holds no finite pixel.")
+    low, high = percentiles(values[np.newaxis], PERCENTILES)
+    if high <= low:
+        low, high = float(values.min()), float(values.max())
+    return float(low), float(high)
+
+
+def _scaled(block: np.ndarray, low: float, high: float) -> np.ndarray:
+    """A block scaled by the whole image's range; non-finite pixels 0 (background)."""
+    out = (block.astype(np.float32) - low) / max(high - low, 1e-12)
+    out[~np.isfinite(out)] = 0.0
+    return out
+
+
+def segment_blockwise(
+    image: LazyImage,
+    predictor,
+    output: str | Path,
+    *,
+    settings: SegmentationSettings | None = None,
+    block: int = 2048,
+    halo: int = 0,
+    diameter: float = 0.0,
+    progress: Callable[[int, int], object] | None = None,
+    cancel: threading.Event | None = None,
+) -> BlockwiseResult:
+    """Predict and segment a large 2D image block by block into an OME-Zarr at ``output``.
+
+    Parameters
+    ----------
+    predictor : napari_cellseg.inference.predictor.Predictor
+    settings
+        Segmentation settings (default: the model's).
+    block, halo
+        Block side and the pixels read around each block (0: three object diameters,
+        at least 64).
+    diameter
+        The objects' diameter for models trained with ``object_diameter`` (0: estimated
+        once on the image's central region).
+    progress
+        Called with (blocks done, blocks to do) over both passes.
+    cancel
+        When set, the run stops after the block in progress; run it again to resume.
+    """
+    settings = settings or predictor.segmentation()
+    channels = predictor.config.channels
+    low, high = intensity_range(image.data)
+    if predictor.config.object_diameter and not diameter:
+        diameter = _estimate_diameter(image, predictor, low, high, channels)
+    halo = halo or max(64, int(3 * (diameter or predictor.config.object_diameter or 20)))
+    grid = BlockGrid(image.shape, block, halo)
+    job = {
+        "source": str(image.path),
+        "shape": list(image.shape),
+        "block": block,
+        "halo": halo,
+        "model": str(predictor.model_file.path),
+        "settings": settings.as_dict(),
+    }
+    out = OutputZarr(Path(output), image.shape, block, job)
+    finished = out.done("pass1"), out.done("pass2")
+    total, done = 2 * len(grid), len(finished[0]) + len(finished[1])
+    for index in range(len(grid)):
+        if index in finished[0]:
+            continue
+        if cancel is not None and cancel.is_set():
+            raise _Cancelled(out.path)
+        window = grid.window(index)
+        pixels = _scaled(np.asarray(image.data[window]), low, high)
+        objects, boundaries = predictor.predict_normalised(
+            np.repeat(pixels[np.newaxis], channels, axis=0), diameter
+        )
+        labels = instances(objects, boundaries, **settings.as_dict())
+        _write_pass1(out, grid, index, labels, np.stack([objects, boundaries]))
+        done += 1
+        if progress is not None:
+            progress(done, total)
+    lookup = _merge(out, grid)
+    for index in range(len(grid)):
+        if index in finished[1]:
+            continue
+        if cancel is not None and cancel.is_set():
+            raise _Cancelled(out.path)
+        core = grid.core(index)
+        provisional = np.asarray(out.provisional[core])
+        out.labels[core] = _apply(lookup, provisional)
+        out.mark("pass2", {index})
+        done += 1
+        if progress is not None:
+            progress(done, total)
+    objects = int(lookup[1].max()) - FIRST_LABEL + 1 if len(lookup[1]) else 0
+    out.finish({"objects": objects, "intensity_range": [low, high], "diameter": diameter})
+    return BlockwiseResult(out.path, objects, len(grid), (low, high), diameter)
+
+
+class _Cancelled(DataError):
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"Stopped; '{path}' keeps the finished blocks: run the same command again to go on."
+        )
+
+
+def _estimate_diameter(image: LazyImage, predictor, low, high, channels) -> float:
+    """The objects' diameter the model measures on the central region of the image."""
+    starts = [max(0, (size - DIAMETER_SAMPLE) // 2) for size in image.shape]
+    centre = tuple(
+        slice(start, min(size, start + DIAMETER_SAMPLE))
+        for start, size in zip(starts, image.shape, strict=True)
+    )
+    pixels = _scaled(np.asarray(image.data[centre]), low, high)
+    diameter = predictor.estimate_diameter(np.repeat(pixels[np.newaxis], channels, axis=0))
+    log.info("Objects' diameter estimated on the image's centre: %.1f pixels.", diameter)
+    return diameter
+
+
+def _write_pass1(out: OutputZarr, grid: BlockGrid, index: int, labels, maps) -> None:
+    """Write a block's core (maps, labels numbered apart) and its view of its neighbours."""
+    core, window = grid.core(index), grid.window(index)
+    inner = tuple(
+        slice(c.start - w.start, c.stop - w.start) for c, w in zip(core, window, strict=True)
+    )
+    offset = np.uint64(index) * np.uint64(labels.size)  # a block has fewer labels than pixels
+    numbered = np.where(labels > 0, labels.astype(np.uint64) + offset, np.uint64(0))
+    out.maps[(slice(None), *core)] = maps[(slice(None), *inner)]
+    out.provisional[core] = numbered[inner]
+    rows, cols = grid.counts
+    (y0, y1), (x0, x1) = [(s.start, s.stop) for s in core]
+    in_core = np.isin(numbered, np.unique(numbered[inner]))  # halo labels of own objects
+    seen = np.where(in_core, numbered, np.uint64(0))
+    if index % cols < cols - 1:  # the right neighbour's first columns
+        width = min(grid.halo, window[1].stop - x1)
+        right = slice(inner[1].stop, inner[1].stop + width)
+        out.seen_from_left[y0:y1, x1 : x1 + width] = seen[inner[0], right]
+    if index // cols < rows - 1:  # the lower neighbour's first rows
+        height = min(grid.halo, window[0].stop - y1)
+        below = slice(inner[0].stop, inner[0].stop + height)
+        out.seen_from_above[y1 : y1 + height, x0:x1] = seen[below, inner[1]]
+    out.mark("pass1", {index})
+
+
+def _merge(out: OutputZarr, grid: BlockGrid) -> tuple[np.ndarray, np.ndarray]:
+    """Union the labels that two blocks saw as one object; (provisional ids, final ids)."""
+    rows, cols = grid.counts
+    parent: dict[int, int] = {}
+
+    def find(a: int) -> int:
+        while parent.get(a, a) != a:
+            parent[a] = parent.get(parent[a], parent[a])
+            a = parent[a]
+        return a
+
+    ids = set()
+    for index in range(len(grid)):
+        core = grid.core(index)
+        (y0, y1), (x0, x1) = [(s.start, s.stop) for s in core]
+        own = np.asarray(out.provisional[core])
+        ids.update(np.unique(own).tolist())
+        strips = []
+        if index % cols:
+            strip = (slice(y0, y1), slice(x0, min(x0 + grid.halo, x1)))
+            strips.append((np.asarray(out.seen_from_left[strip]), own[:, : strip[1].stop - x0]))
+        if index // cols:
+            strip = (slice(y0, min(y0 + grid.halo, y1)), slice(x0, x1))
+            strips.append((np.asarray(out.seen_from_above[strip]), own[: strip[0].stop - y0]))
+        for seen, mine in strips:
+            for a, b in _same_objects(seen, mine):
+                parent[find(a)] = find(b)
+    ids.discard(0)
+    provisional = np.array(sorted(ids), dtype=np.uint64)
+    roots = np.array([find(int(a)) for a in provisional], dtype=np.int64)
+    _, final = np.unique(roots, return_inverse=True)
+    return provisional, (final + FIRST_LABEL).astype(np.uint32)
+
+
+def _same_objects(seen: np.ndarray, mine: np.ndarray) -> list[tuple[int, int]]:
+    """Pairs (neighbour's label, own label) covering at least half of the smaller one's
+    pixels in the strip both blocks saw, each the other's best match."""
+    both = (seen > 0) & (mine > 0)
+    if not both.any():
+        return []
+    pairs, overlap = np.unique(np.stack([seen[both], mine[both]]), axis=1, return_counts=True)
+    seen_ids, seen_area = np.unique(seen[seen > 0], return_counts=True)
+    mine_ids, mine_area = np.unique(mine[mine > 0], return_counts=True)
+    area_a = seen_area[np.searchsorted(seen_ids, pairs[0])]
+    area_b = mine_area[np.searchsorted(mine_ids, pairs[1])]
+    keep = overlap >= 0.5 * np.minimum(area_a, area_b)
+    # one to one: a label that covers two across the face joins only its best match, so
+    # two touching objects that one block saw as one are not merged
+    best_a, best_b = {}, {}
+    for a, b, n in zip(
+        pairs[0][keep].tolist(), pairs[1][keep].tolist(), overlap[keep].tolist(), strict=True
+    ):
+        best_a[a] = max(best_a.get(a, (0, 0)), (n, b))
+        best_b[b] = max(best_b.get(b, (0, 0)), (n, a))
+    return [(a, b) for a, (_n, b) in best_a.items() if best_b[b][1] == a]
+
+
+def _apply(lookup: tuple[np.ndarray, np.ndarray], labels: np.ndarray) -> np.ndarray:
+    """Renumber provisional labels by ``lookup`` (0 stays 0)."""
+    provisional, final = lookup
+    out = np.zeros(labels.shape, np.uint32)
+    mask = labels > 0
+    out[mask] = final[np.searchsorted(provisional, labels[mask])]
+    return out

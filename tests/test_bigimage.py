@@ -1,0 +1,150 @@
+"""Large images block by block: lazy TIFF and OME-Zarr in, seamless labels in an OME-Zarr out."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+
+import numpy as np
+import pytest
+import tifffile
+import zarr
+
+from napari_cellseg.analysis.matching import matching
+from napari_cellseg.bigimage.blockwise import BlockGrid, segment_blockwise
+from napari_cellseg.bigimage.sources import open_lazy
+from napari_cellseg.cli import main as cellseg
+from napari_cellseg.data.io import read_image
+from napari_cellseg.errors import DataError
+from napari_cellseg.inference.predictor import load_model
+from napari_cellseg.sharing.networks import SAMPLE_IMAGE
+
+BLOCK = 128  # 3 x 3 blocks over the crop: their faces cut many nuclei
+
+
+@pytest.fixture(scope="module")
+def predictor():
+    return load_model("nuclei")
+
+
+@pytest.fixture(scope="module")
+def image() -> np.ndarray:
+    """A 300 x 360 crop of the real DSB2018 sample (about 50 nuclei)."""
+    return read_image(SAMPLE_IMAGE)[0][100:400, 200:560]
+
+
+@pytest.fixture
+def tiff(tmp_path, image):
+    path = tmp_path / "big.tif"
+    tifffile.imwrite(path, image, tile=(64, 64))
+    return path
+
+
+def labels_of(path) -> np.ndarray:
+    return np.asarray(zarr.open_group(str(path), mode="r")["labels/instances/0"])
+
+
+def test_blockwise_instances_equal_the_in_memory_ones(tmp_path, predictor):
+    image = read_image(SAMPLE_IMAGE)[0]  # 520 x 696, 147 nuclei, 12 blocks
+    tiff = tmp_path / "sample.tif"
+    tifffile.imwrite(tiff, image, tile=(64, 64))
+    before = hashlib.sha256(tiff.read_bytes()).hexdigest()
+    result = segment_blockwise(
+        open_lazy(tiff), predictor, tmp_path / "out.zarr", block=192, diameter=24
+    )
+    assert result.blocks == 12 and hashlib.sha256(tiff.read_bytes()).hexdigest() == before
+    found = labels_of(result.path)
+    whole = predictor.instances(*predictor.predict(image, diameter=24))
+    scores = matching(whole, found, ignore_label=None)
+    assert scores.thresholds[0.5].ap >= 0.99 and len(np.unique(whole)) > 140
+    values = np.unique(found[found > 0])
+    assert values.tolist() == list(range(2, 2 + result.objects))  # one label each, none reused
+    root = zarr.open_group(str(result.path), mode="r")
+    assert root.attrs["napari-cellseg"]["complete"] and "provisional" not in root
+    assert root["0"].shape == (2, *image.shape)
+
+
+def test_the_output_is_ome_zarr_with_labels(tmp_path, tiff, predictor):
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Label, Multiscales, Reader
+
+    segment_blockwise(open_lazy(tiff), predictor, tmp_path / "out.zarr", block=BLOCK, diameter=24)
+    nodes = list(Reader(parse_url(str(tmp_path / "out.zarr")))())
+    kinds = [type(spec) for node in nodes for spec in node.specs]
+    assert Multiscales in kinds and Label in kinds
+
+
+def test_an_interrupted_run_resumes_without_redoing_blocks(tmp_path, tiff, predictor):
+    stop, seen = threading.Event(), []
+
+    def progress(done: int, total: int) -> None:
+        seen.append(done)
+        if done == 4:
+            stop.set()
+
+    output = tmp_path / "out.zarr"
+    with pytest.raises(DataError, match="run the same command again"):
+        segment_blockwise(
+            open_lazy(tiff), predictor, output, block=BLOCK, diameter=24,
+            progress=progress, cancel=stop,
+        )  # fmt: skip
+    resumed = []
+    segment_blockwise(
+        open_lazy(tiff), predictor, output, block=BLOCK, diameter=24,
+        progress=lambda done, total: resumed.append(done),
+    )  # fmt: skip
+    assert resumed[0] == 5  # the 4 finished blocks were not predicted again
+    straight = segment_blockwise(
+        open_lazy(tiff), predictor, tmp_path / "straight.zarr", block=BLOCK, diameter=24
+    )
+    assert np.array_equal(labels_of(output), labels_of(straight.path))
+    with pytest.raises(DataError, match="finished results already"):
+        segment_blockwise(open_lazy(tiff), predictor, output, block=BLOCK, diameter=24)
+
+
+def test_an_ome_zarr_channel_is_read_lazily(tmp_path, image):
+    from ome_zarr.format import FormatV04
+    from ome_zarr.writer import write_image
+
+    group = zarr.open_group(str(tmp_path / "in.zarr"), mode="w", zarr_format=2)
+    two = np.stack([np.zeros_like(image), image])
+    write_image(two, group, axes="cyx", fmt=FormatV04(), storage_options={"chunks": (1, 64, 64)})
+    lazy = open_lazy(tmp_path / "in.zarr", channel=1)
+    assert lazy.axes == "cyx" and lazy.shape == image.shape
+    assert np.array_equal(np.asarray(lazy.data), image)
+    with pytest.raises(DataError, match="2 channels: choose one with --channel"):
+        open_lazy(tmp_path / "in.zarr")
+
+
+def test_bad_inputs_name_the_path_and_the_fix(tmp_path, image):
+    plain = zarr.open_group(str(tmp_path / "plain.zarr"), mode="w", zarr_format=2)
+    plain.create_array("0", shape=(8, 8), dtype="uint8")
+    with pytest.raises(DataError, match="no OME-Zarr metadata"):
+        open_lazy(tmp_path / "plain.zarr")
+    stack = tmp_path / "stack.tif"
+    tifffile.imwrite(stack, np.stack([image] * 3), metadata={"axes": "ZYX"})
+    with pytest.raises(DataError, match="3 planes along 'z'"):
+        open_lazy(stack)
+    rows = tmp_path / "rows.tif"
+    tifffile.imwrite(rows, image, rowsperstrip=1)
+    with pytest.raises(DataError, match="chunks of 1 x 360 pixels"):
+        open_lazy(rows)
+    with pytest.raises(DataError, match="does not exist"):
+        open_lazy(tmp_path / "missing.tif")
+
+
+def test_the_cli_predicts_block_by_block_into_a_zarr(tmp_path, tiff, capsys):
+    flags = ["predict", "--config", "nuclei", "--test_data", str(tiff), "--diameter", "24"]
+    output = tmp_path / "out.zarr"
+    assert cellseg([*flags, "--output", str(output), "--block_size", "128"]) == 0
+    assert "objects in 9 blocks of 'big.tif' (300 x 360)" in capsys.readouterr().out
+    assert labels_of(output).max() > 40
+
+
+def test_the_block_grid_covers_the_image_once():
+    grid = BlockGrid((300, 360), 128, 20)
+    covered = np.zeros((300, 360), int)
+    for index in range(len(grid)):
+        covered[grid.core(index)] += 1
+    assert len(grid) == 9 and (covered == 1).all()
+    assert grid.window(4) == (slice(108, 276), slice(108, 276))
