@@ -1,0 +1,115 @@
+"""Time, peak memory and agreement of the blockwise prediction on large OME-Zarr mosaics.
+
+    python benchmarks/big_image.py --data ../shared/data/dsb2018-fluo/train \\
+        --sizes 2048 4096 8192 --agreement 4096
+
+For each size an OME-Zarr mosaic of DSB2018 fluorescence images (written block by block,
+never whole in memory) is segmented by ``cellseg predict --output OUT.zarr`` in a process
+of its own (``--config nuclei --diameter 24 --block_size 2048``), whose peak RSS is read
+when it ends.  For the sizes in ``--agreement`` the same image is also predicted in memory
+as one image, and the blockwise instances are scored against those (AP@0.5).  The last
+line is one JSON object: per size the seconds, peak RSS in MB, objects, and the AP@0.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def write_mosaic(folder: Path, size: int, path: Path, chunk: int = 512) -> None:
+    """An OME-Zarr of ``size`` x ``size`` made of the images of ``folder`` side by side."""
+    import zarr
+    from ome_zarr.format import FormatV04
+    from ome_zarr.writer import write_multiscales_metadata
+
+    from napari_cellseg.data.io import read_image
+
+    tiles = [read_image(p)[0] for p in sorted((folder / "images").iterdir())[:200]]
+    tiles = [t.astype(np.uint8) if t.max() < 256 else t for t in tiles]
+    group = zarr.open_group(str(path), mode="w", zarr_format=2)
+    array = group.create_array("0", shape=(size, size), chunks=(chunk, chunk), dtype="uint16")
+    write_multiscales_metadata(
+        group,
+        [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0, 1.0]}]}],
+        fmt=FormatV04(),
+        axes=[{"name": "y", "type": "space"}, {"name": "x", "type": "space"}],
+    )
+    index, y = 0, 0
+    while y < size:
+        row_height, x = 0, 0
+        band = np.zeros((max(t.shape[0] for t in tiles), size), np.uint16)
+        while x < size:
+            tile = tiles[index % len(tiles)]
+            index += 1
+            width = min(tile.shape[1], size - x)
+            band[: tile.shape[0], x : x + width] = tile[:, :width]
+            row_height, x = max(row_height, tile.shape[0]), x + width
+        height = min(row_height, size - y)
+        array[y : y + height] = band[:height]
+        y += height
+
+
+def run_one(size: int, data: Path, block: int, agreement: bool) -> dict:
+    """Segment one mosaic in a child process; its seconds, peak RSS and objects."""
+    import zarr
+
+    with tempfile.TemporaryDirectory() as folder:
+        mosaic, output = Path(folder) / "mosaic.zarr", Path(folder) / "out.zarr"
+        write_mosaic(data, size, mosaic)
+        command = [
+            sys.executable, "-m", "napari_cellseg.cli", "predict", "--config", "nuclei",
+            "--test_data", str(mosaic), "--output", str(output), "--diameter", "24",
+            "--block_size", str(block),
+        ]  # fmt: skip
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        start = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
+        seconds = time.perf_counter() - start
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        labels = zarr.open_group(str(output), mode="r")["labels/instances/0"]
+        result = {
+            "seconds": round(seconds, 1),
+            "peak_rss_mb": round(max(peak, before) / 1024),
+            "objects": int(
+                zarr.open_group(str(output), mode="r").attrs["napari-cellseg"]["objects"]
+            ),
+        }
+        if agreement:
+            from napari_cellseg.analysis.matching import matching
+            from napari_cellseg.inference.predictor import load_model
+
+            predictor = load_model("nuclei")
+            image = np.asarray(zarr.open_group(str(mosaic), mode="r")["0"])
+            whole = predictor.instances(*predictor.predict(image, diameter=24))
+            scores = matching(whole, np.asarray(labels), ignore_label=None)
+            result["ap50_vs_one_block"] = round(scores.thresholds[0.5].ap, 4)
+        return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018-fluo/train"))
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096])
+    parser.add_argument("--agreement", type=int, nargs="*", default=[2048, 4096])
+    parser.add_argument("--block_size", type=int, default=2048)
+    args = parser.parse_args()
+    results = {}
+    for size in args.sizes:
+        # a child per size: ru_maxrss of children is the largest of them so far, so the
+        # sizes go smallest first
+        results[str(size)] = run_one(size, args.data, args.block_size, size in args.agreement)
+        print(size, results[str(size)], file=sys.stderr)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
