@@ -116,6 +116,35 @@ def test_an_ome_zarr_channel_is_read_lazily(tmp_path, image):
         open_lazy(tmp_path / "in.zarr")
 
 
+def test_a_dask_cluster_over_tcp_predicts_the_same_labels(
+    tmp_path, tiff, predictor, monkeypatch
+):
+    from distributed import LocalCluster
+
+    from napari_cellseg.bigimage import blockwise
+
+    local = segment_blockwise(
+        open_lazy(tiff), predictor, tmp_path / "here.zarr", block=BLOCK, diameter=24
+    )
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://",
+        dashboard_address=None,
+    )  # fmt: skip
+    with cluster:
+        assert cluster.scheduler_address.startswith("tcp://")
+        spread = segment_blockwise(
+            open_lazy(tiff), predictor, tmp_path / "there.zarr", block=BLOCK, diameter=24,
+            scheduler=cluster.scheduler_address,
+        )  # fmt: skip
+    assert np.array_equal(labels_of(spread.path), labels_of(local.path))
+    monkeypatch.setattr(blockwise, "CONNECT_TIMEOUT", "1s")
+    with pytest.raises(DataError, match="Cannot reach the dask scheduler"):
+        segment_blockwise(
+            open_lazy(tiff), predictor, tmp_path / "none.zarr", block=BLOCK, diameter=24,
+            scheduler="tcp://127.0.0.1:9",
+        )  # fmt: skip
+
+
 def test_bad_inputs_name_the_path_and_the_fix(tmp_path, image):
     plain = zarr.open_group(str(tmp_path / "plain.zarr"), mode="w", zarr_format=2)
     plain.create_array("0", shape=(8, 8), dtype="uint8")

@@ -355,6 +355,12 @@ class PredictConfig:
         advanced=True,
         minimum=128,
     )
+    scheduler: str = setting(
+        "",
+        "--output OUT.zarr: address of a dask.distributed scheduler (tcp://host:8786) whose "
+        "workers predict the blocks; empty = this process, every core on each block",
+        advanced=True,
+    )
     overwrite: bool = setting(
         False,
         "replace the results of an earlier run in 'output' (without it they are kept and "

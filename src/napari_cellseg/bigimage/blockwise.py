@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_cellseg.bigimage.sources import LazyImage
-from napari_cellseg.bigimage.zarr_output import OutputZarr
+from napari_cellseg.bigimage.sources import LazyImage, open_lazy
+from napari_cellseg.bigimage.zarr_output import OutputArrays, OutputZarr
 from napari_cellseg.errors import DataError
 from napari_cellseg.segmentation.instances import instances
 from napari_cellseg.segmentation.settings import SegmentationSettings
@@ -43,6 +43,9 @@ SAMPLE_PIXELS = 4_000_000
 
 DIAMETER_SAMPLE = 1024
 """Side of the central region the objects' diameter is estimated on."""
+
+CONNECT_TIMEOUT = "20s"
+"""How long to try to reach a dask scheduler."""
 
 FIRST_LABEL = 2
 """Objects are numbered from 2, as annotations (1 marks blobs)."""
@@ -97,7 +100,7 @@ def intensity_range(image, samples: int = SAMPLE_PIXELS) -> tuple[float, float]:
     from napari_cellseg.data.normalize import PERCENTILES, percentiles
 
     stride = max(1, math.ceil(math.sqrt(image.shape[0] * image.shape[1] / samples)))
-    sample = np.asarray(image[::stride, ::stride])
+    sample = _read(image[::stride, ::stride])
     values = sample[np.isfinite(sample)] if sample.dtype.kind == "f" else sample.ravel()
     if values.size == 0:
         raise DataError("The image holds no finite pixel.")
@@ -105,6 +108,14 @@ def intensity_range(image, samples: int = SAMPLE_PIXELS) -> tuple[float, float]:
     if high <= low:
         low, high = float(values.min()), float(values.max())
     return float(low), float(high)
+
+
+def _read(region) -> np.ndarray:
+    """A region of a lazy image read here, in this thread (in a dask worker too: the
+    blocks are the tasks, not the reads)."""
+    if hasattr(region, "compute"):
+        region = region.compute(scheduler="synchronous")
+    return np.asarray(region)
 
 
 def _scaled(block: np.ndarray, low: float, high: float) -> np.ndarray:
@@ -125,6 +136,7 @@ def segment_blockwise(
     diameter: float = 0.0,
     progress: Callable[[int, int], object] | None = None,
     cancel: threading.Event | None = None,
+    scheduler: str = "",
 ) -> BlockwiseResult:
     """Predict and segment a large 2D image block by block into an OME-Zarr at ``output``.
 
@@ -143,6 +155,11 @@ def segment_blockwise(
         Called with (blocks done, blocks to do) over both passes.
     cancel
         When set, the run stops after the block in progress; run it again to resume.
+    scheduler
+        The address of a ``dask.distributed`` scheduler (``tcp://host:8786``) whose
+        workers predict the blocks (each loads the model once; they need the input and
+        the output at the same paths); empty: this process predicts them one by one,
+        with every core on each block.
     """
     settings = settings or predictor.segmentation()
     channels = predictor.config.channels
@@ -162,18 +179,21 @@ def segment_blockwise(
     out = OutputZarr(Path(output), image.shape, block, job)
     finished = out.done("pass1"), out.done("pass2")
     total, done = 2 * len(grid), len(finished[0]) + len(finished[1])
-    for index in range(len(grid)):
-        if index in finished[0]:
-            continue
-        if cancel is not None and cancel.is_set():
-            raise _Cancelled(out.path)
-        window = grid.window(index)
-        pixels = _scaled(np.asarray(image.data[window]), low, high)
-        objects, boundaries = predictor.predict_normalised(
-            np.repeat(pixels[np.newaxis], channels, axis=0), diameter
-        )
-        labels = instances(objects, boundaries, **settings.as_dict())
-        _write_pass1(out, grid, index, labels, np.stack([objects, boundaries]))
+    task = BlockTask(
+        (str(image.path), image.channel),
+        _predictor_key(predictor),
+        settings.as_dict(),
+        grid,
+        low,
+        high,
+        diameter,
+        str(out.path),
+    )
+    _PREDICTORS[task.predictor] = predictor  # this process's tasks use them
+    _IMAGES[task.source] = image
+    todo = [index for index in range(len(grid)) if index not in finished[0]]
+    for index in _run(task, todo, scheduler, cancel, out.path):
+        out.mark("pass1", {index})
         done += 1
         if progress is not None:
             progress(done, total)
@@ -202,6 +222,116 @@ class _Cancelled(DataError):
         )
 
 
+_PREDICTORS: dict[tuple, object] = {}
+"""The predictors this process loaded for block tasks, by (model, device, tiling, tta)."""
+
+_IMAGES: dict[tuple, LazyImage] = {}
+"""The images this process opened for block tasks, by (path, channel)."""
+
+
+def _predictor_key(predictor) -> tuple:
+    return (
+        str(predictor.model_file.path),
+        str(predictor.device),
+        predictor.tile,
+        predictor.overlap,
+        predictor.tile_batch,
+        predictor.tta,
+    )
+
+
+def _predictor(key: tuple):
+    """The predictor of ``key``, loaded once per process (a dask worker loads its own)."""
+    if key not in _PREDICTORS:
+        from napari_cellseg.inference.predictor import load_model
+
+        model, device, tile, overlap, batch, tta = key
+        _PREDICTORS[key] = load_model(
+            model, device, tile_size=tile, tile_overlap=overlap, tile_batch=batch, tta=tta
+        )
+        _share_cores()
+    return _PREDICTORS[key]
+
+
+def _share_cores() -> None:
+    """In a dask worker of several threads, give each thread its share of the cores."""
+    try:
+        from distributed import get_worker
+
+        threads = get_worker().state.nthreads
+    except (ImportError, ValueError):
+        return
+    import os
+
+    import torch
+
+    cores = int(os.environ.get("OMP_NUM_THREADS", 0)) or (os.cpu_count() or 1) // threads
+    torch.set_num_threads(max(1, cores))
+
+
+@dataclass(frozen=True)
+class BlockTask:
+    """Pass 1 of one block, as a dask worker runs it: everything it needs, picklable."""
+
+    source: tuple  # (path, channel) of the image
+    predictor: tuple
+    settings: dict
+    grid: BlockGrid
+    low: float
+    high: float
+    diameter: float
+    output: str
+
+    def __call__(self, index: int) -> int:
+        """Predict, segment and write block ``index``; returns it."""
+        predictor = _predictor(self.predictor)
+        if self.source not in _IMAGES:
+            _IMAGES[self.source] = open_lazy(*self.source)
+        window = _read(_IMAGES[self.source].data[self.grid.window(index)])
+        pixels = _scaled(window, self.low, self.high)
+        channels = predictor.config.channels
+        objects, boundaries = predictor.predict_normalised(
+            np.repeat(pixels[np.newaxis], channels, axis=0), self.diameter
+        )
+        labels = instances(objects, boundaries, **self.settings)
+        _write_pass1(
+            OutputArrays(Path(self.output)),
+            self.grid,
+            index,
+            labels,
+            np.stack([objects, boundaries]),
+        )
+        return index
+
+
+def _run(task: BlockTask, todo: list[int], scheduler: str, cancel, path: Path):
+    """Run ``task`` on the blocks ``todo`` here or on a dask cluster; yield each block
+    as it is finished."""
+    if not scheduler:
+        for index in todo:
+            if cancel is not None and cancel.is_set():
+                raise _Cancelled(path)
+            yield task(index)
+        return
+    from distributed import Client, as_completed
+
+    try:
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+    except OSError as exc:
+        raise DataError(
+            f"Cannot reach the dask scheduler '{scheduler}' ({exc}): start it with "
+            "'dask scheduler' and workers with 'dask worker <address>', or leave --scheduler "
+            "out to predict here."
+        ) from None
+    with client:
+        futures = client.map(task, todo, pure=False)
+        for future in as_completed(futures):
+            yield future.result()
+            if cancel is not None and cancel.is_set():
+                client.cancel(futures)
+                raise _Cancelled(path)
+
+
 def _estimate_diameter(image: LazyImage, predictor, low, high, channels) -> float:
     """The objects' diameter the model measures on the central region of the image."""
     starts = [max(0, (size - DIAMETER_SAMPLE) // 2) for size in image.shape]
@@ -209,13 +339,13 @@ def _estimate_diameter(image: LazyImage, predictor, low, high, channels) -> floa
         slice(start, min(size, start + DIAMETER_SAMPLE))
         for start, size in zip(starts, image.shape, strict=True)
     )
-    pixels = _scaled(np.asarray(image.data[centre]), low, high)
+    pixels = _scaled(_read(image.data[centre]), low, high)
     diameter = predictor.estimate_diameter(np.repeat(pixels[np.newaxis], channels, axis=0))
     log.info("Objects' diameter estimated on the image's centre: %.1f pixels.", diameter)
     return diameter
 
 
-def _write_pass1(out: OutputZarr, grid: BlockGrid, index: int, labels, maps) -> None:
+def _write_pass1(out, grid: BlockGrid, index: int, labels, maps) -> None:
     """Write a block's core (maps, labels numbered apart) and its view of its neighbours."""
     core, window = grid.core(index), grid.window(index)
     inner = tuple(
@@ -237,7 +367,6 @@ def _write_pass1(out: OutputZarr, grid: BlockGrid, index: int, labels, maps) -> 
         height = min(grid.halo, window[0].stop - y1)
         below = slice(inner[0].stop, inner[0].stop + height)
         out.seen_from_above[y1 : y1 + height, x0:x1] = seen[below, inner[1]]
-    out.mark("pass1", {index})
 
 
 def _merge(out: OutputZarr, grid: BlockGrid) -> tuple[np.ndarray, np.ndarray]:

@@ -31,11 +31,14 @@ class LazyImage:
         Where it comes from.
     axes : str
         The axes of the stored array (``yx``, ``cyx``, ``zyx``, ``tczyx``, ...).
+    channel : int or None
+        The channel read from a multichannel image.
     """
 
     data: object
     path: Path
     axes: str
+    channel: int | None = None
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -75,7 +78,7 @@ def open_lazy(path: str | Path, channel: int | None = None) -> LazyImage:
             f"block by block would take a read per row.  Rewrite it with chunks of at least "
             "256 x 256 (for example with ome-zarr's or bioformats2raw's defaults)."
         )
-    return LazyImage(image, path, axes)
+    return LazyImage(image, path, axes, channel)
 
 
 def _open_zarr(path: Path):

@@ -19,10 +19,23 @@ from pathlib import Path
 
 from napari_cellseg.errors import DataError
 
-__all__ = ["OutputZarr", "KEY"]
+__all__ = ["OutputArrays", "OutputZarr", "KEY"]
 
 KEY = "napari-cellseg"
 LABELS = "instances"
+
+
+class OutputArrays:
+    """The arrays of an output being written, opened where a block task runs."""
+
+    def __init__(self, path: Path) -> None:
+        import zarr
+
+        group = zarr.open_group(str(path), mode="r+")
+        self.maps = group["0"]
+        self.provisional = group["provisional"]
+        self.seen_from_left = group["seen_from_left"]
+        self.seen_from_above = group["seen_from_above"]
 
 
 class OutputZarr:

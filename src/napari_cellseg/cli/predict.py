@@ -116,6 +116,7 @@ def _predict_blockwise(settings: PredictConfig) -> int:
             diameter=settings.diameter,
             progress=progress,
             cancel=stop,
+            scheduler=settings.scheduler,
         )
     print(
         f"{result.objects} objects in {result.blocks} blocks of '{image.path.name}' "
