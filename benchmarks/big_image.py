@@ -66,7 +66,7 @@ def run_one(size: int, data: Path, block: int, agreement: bool) -> dict:
         mosaic, output = Path(folder) / "mosaic.zarr", Path(folder) / "out.zarr"
         write_mosaic(data, size, mosaic)
         command = [
-            sys.executable, "-m", "napari_cellseg.cli", "predict", "--config", "nuclei",
+            sys.executable, "-m", "napari_cellseg.predict", "--config", "nuclei",
             "--test_data", str(mosaic), "--output", str(output), "--diameter", "24",
             "--block_size", str(block),
         ]  # fmt: skip
