@@ -116,9 +116,7 @@ def test_an_ome_zarr_channel_is_read_lazily(tmp_path, image):
         open_lazy(tmp_path / "in.zarr")
 
 
-def test_a_dask_cluster_over_tcp_predicts_the_same_labels(
-    tmp_path, tiff, predictor, monkeypatch
-):
+def test_a_dask_cluster_over_tcp_predicts_the_same_labels(tmp_path, tiff, predictor, monkeypatch):
     from distributed import LocalCluster
 
     from napari_cellseg.bigimage import blockwise
@@ -165,9 +163,27 @@ def test_bad_inputs_name_the_path_and_the_fix(tmp_path, image):
 def test_the_cli_predicts_block_by_block_into_a_zarr(tmp_path, tiff, capsys):
     flags = ["predict", "--config", "nuclei", "--test_data", str(tiff), "--diameter", "24"]
     output = tmp_path / "out.zarr"
-    assert cellseg([*flags, "--output", str(output), "--block_size", "128"]) == 0
+    assert cellseg([*flags, "--output", str(output), "--block_size", "128", "--measure"]) == 0
     assert "objects in 9 blocks of 'big.tif' (300 x 360)" in capsys.readouterr().out
     assert labels_of(output).max() > 40
+    rows = (tmp_path / "out_measurements.csv").read_text().splitlines()
+    assert rows[0].startswith("label,area,centroid_y") and len(rows) == labels_of(output).max()
+
+
+def test_measurements_block_by_block_equal_those_of_the_whole_labels(
+    tmp_path, tiff, image, predictor
+):
+    from napari_cellseg.analysis.measure import measure_objects
+    from napari_cellseg.bigimage.blockwise import measure_result
+
+    result = segment_blockwise(
+        open_lazy(tiff), predictor, tmp_path / "o.zarr", block=BLOCK, diameter=24
+    )
+    table = measure_result(result, open_lazy(tiff), BLOCK)
+    whole = measure_objects(labels_of(result.path), image)
+    assert table.keys() == whole.keys() and len(table["label"]) == result.objects
+    for key in whole:
+        np.testing.assert_allclose(table[key], whole[key], rtol=1e-6, atol=1e-6, err_msg=key)
 
 
 def test_the_block_grid_covers_the_image_once():

@@ -53,7 +53,6 @@ THRESHOLDS: tuple[float, ...] = tuple(round(0.5 + 0.05 * i, 2) for i in range(10
 """IoU thresholds 0.5, 0.55, ..., 0.95."""
 
 
-
 class ThresholdScores(NamedTuple):
     """The scores at one IoU threshold (see the module notes for each figure)."""
 

@@ -31,6 +31,7 @@ __all__ = [
     "table_csv",
     "summary_rows",
     "rows_csv",
+    "ellipse_columns",
 ]
 
 
@@ -107,13 +108,13 @@ def _measure_page(
         "mean_intensity": intensity / area,
         "integrated_intensity": intensity,
         "equivalent_diameter": np.sqrt(4 * area / np.pi),
-        **_ellipse(*moments),
+        **ellipse_columns(*moments),
         "touches_edge": total(_edge(labels.shape).ravel()[pixels]) > 0,
     }
     if pixel_size is not None:
         sy, sx = map(float, pixel_size)
         yy, xx, yx = moments
-        ellipse = _ellipse(yy * sy * sy, xx * sx * sx, yx * sy * sx)
+        ellipse = ellipse_columns(yy * sy * sy, xx * sx * sx, yx * sy * sx)
         table["area_um2"] = area * sy * sx
         table["equivalent_diameter_um"] = np.sqrt(4 * table["area_um2"] / np.pi)
         table["major_axis_length_um"] = ellipse["major_axis_length"]
@@ -265,7 +266,7 @@ def _channel_columns(channels: dict, pixels: np.ndarray, total, size: np.ndarray
     return columns
 
 
-def _ellipse(yy: np.ndarray, xx: np.ndarray, yx: np.ndarray) -> dict[str, np.ndarray]:
+def ellipse_columns(yy: np.ndarray, xx: np.ndarray, yx: np.ndarray) -> dict[str, np.ndarray]:
     """Axis lengths and eccentricity of the ellipses of the central second moments."""
     mean, spread = (yy + xx) / 2, np.hypot((yy - xx) / 2, yx)
     large, small = mean + spread, np.maximum(mean - spread, 0)

@@ -34,7 +34,14 @@ from napari_cellseg.errors import DataError
 from napari_cellseg.segmentation.instances import instances
 from napari_cellseg.segmentation.settings import SegmentationSettings
 
-__all__ = ["BlockGrid", "BlockwiseResult", "intensity_range", "segment_blockwise"]
+__all__ = [
+    "BlockGrid",
+    "BlockwiseResult",
+    "intensity_range",
+    "measure_result",
+    "read_region",
+    "segment_blockwise",
+]
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +107,7 @@ def intensity_range(image, samples: int = SAMPLE_PIXELS) -> tuple[float, float]:
     from napari_cellseg.data.normalize import PERCENTILES, percentiles
 
     stride = max(1, math.ceil(math.sqrt(image.shape[0] * image.shape[1] / samples)))
-    sample = _read(image[::stride, ::stride])
+    sample = read_region(image[::stride, ::stride])
     values = sample[np.isfinite(sample)] if sample.dtype.kind == "f" else sample.ravel()
     if values.size == 0:
         raise DataError("The image holds no finite pixel.")
@@ -110,7 +117,7 @@ def intensity_range(image, samples: int = SAMPLE_PIXELS) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _read(region) -> np.ndarray:
+def read_region(region) -> np.ndarray:
     """A region of a lazy image read here, in this thread (in a dask worker too: the
     blocks are the tasks, not the reads)."""
     if hasattr(region, "compute"):
@@ -215,6 +222,18 @@ def segment_blockwise(
     return BlockwiseResult(out.path, objects, len(grid), (low, high), diameter)
 
 
+def measure_result(result: BlockwiseResult, image: LazyImage, block: int) -> dict:
+    """The measurements of every object of a finished run (``analysis.measure`` columns,
+    one row per object), read block by block."""
+    import zarr
+
+    from napari_cellseg.bigimage.measure import measure_blockwise
+
+    labels = zarr.open_group(str(result.path), mode="r")["labels/instances/0"]
+    grid = BlockGrid(image.shape, block, 0)
+    return measure_blockwise(labels, image.data, grid, result.objects, read_region)
+
+
 class _Cancelled(DataError):
     def __init__(self, path: Path) -> None:
         super().__init__(
@@ -287,7 +306,7 @@ class BlockTask:
         predictor = _predictor(self.predictor)
         if self.source not in _IMAGES:
             _IMAGES[self.source] = open_lazy(*self.source)
-        window = _read(_IMAGES[self.source].data[self.grid.window(index)])
+        window = read_region(_IMAGES[self.source].data[self.grid.window(index)])
         pixels = _scaled(window, self.low, self.high)
         channels = predictor.config.channels
         objects, boundaries = predictor.predict_normalised(
@@ -339,7 +358,7 @@ def _estimate_diameter(image: LazyImage, predictor, low, high, channels) -> floa
         slice(start, min(size, start + DIAMETER_SAMPLE))
         for start, size in zip(starts, image.shape, strict=True)
     )
-    pixels = _scaled(_read(image.data[centre]), low, high)
+    pixels = _scaled(read_region(image.data[centre]), low, high)
     diameter = predictor.estimate_diameter(np.repeat(pixels[np.newaxis], channels, axis=0))
     log.info("Objects' diameter estimated on the image's centre: %.1f pixels.", diameter)
     return diameter

@@ -122,6 +122,15 @@ def _predict_blockwise(settings: PredictConfig) -> int:
         f"{result.objects} objects in {result.blocks} blocks of '{image.path.name}' "
         f"({image.shape[0]} x {image.shape[1]}) written to {result.path}"
     )
+    if settings.measure:
+        from napari_cellseg.analysis.measure import table_csv
+        from napari_cellseg.bigimage.blockwise import measure_result
+        from napari_cellseg.io_utils import atomic_write_text
+
+        table = measure_result(result, image, settings.block_size)
+        csv = result.path.with_name(result.path.stem + "_measurements.csv")
+        atomic_write_text(csv, table_csv(table))
+        print(f"measurements of {len(table['label'])} objects written to {csv}")
     return 0
 
 

@@ -256,9 +256,7 @@ def _list_one_folder(folder: Path, labels: bool) -> list[DataFile]:
     if not labels and (folder.is_file() or folder.is_dir() and not image_dir.is_dir()):
         return _list_images_only(folder)
     if folder.is_file():
-        raise DataError(
-            f"'{folder}' is a file; give a data folder holding images/ and labels/."
-        )
+        raise DataError(f"'{folder}' is a file; give a data folder holding images/ and labels/.")
     if not folder.is_dir():
         raise DataError(f"Data folder '{folder}' does not exist; check the path.")
     if not image_dir.is_dir():

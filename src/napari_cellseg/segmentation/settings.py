@@ -62,8 +62,7 @@ class SegmentationSettings:
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ConfigError(
-                    f"Setting '{name}' is {value}; it is a probability: give a value from 0 "
-                    "to 1."
+                    f"Setting '{name}' is {value}; it is a probability: give a value from 0 to 1."
                 )
         if self.split_depth < 0:
             raise ConfigError(

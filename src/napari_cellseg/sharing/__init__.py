@@ -60,9 +60,7 @@ def export(
     else:
         from napari_cellseg.sharing.bioimageio import check_package, export_package
 
-        path = export_package(
-            model, output, overwrite=overwrite, authors=authors, licence=licence
-        )
+        path = export_package(model, output, overwrite=overwrite, authors=authors, licence=licence)
     seconds = time.perf_counter() - start
     if not check:
         return Exported(path, seconds, "", True)

@@ -144,9 +144,7 @@ class TrainWidget(TabsOnFirstShow, QWidget):
     def use_cpu_network(self) -> None:
         """Set the network to the small one that trains in minutes on a CPU (``CPU_NETWORK``)."""
         self.form.set_config(self.form.config(**CPU_NETWORK))
-        self.status.setText(
-            "The small CPU network is set: 16 filters, 4 levels, 128 px inputs."
-        )
+        self.status.setText("The small CPU network is set: 16 filters, 4 levels, 128 px inputs.")
 
     def _lay_out(self) -> None:
         """Data, validation and settings scroll above; buttons, progress and curves below."""
