@@ -164,7 +164,8 @@ def test_the_cli_predicts_block_by_block_into_a_zarr(tmp_path, tiff, capsys):
     flags = ["predict", "--config", "nuclei", "--test_data", str(tiff), "--diameter", "24"]
     output = tmp_path / "out.zarr"
     assert cellseg([*flags, "--output", str(output), "--block_size", "128", "--measure"]) == 0
-    assert "objects in 9 blocks of 'big.tif' (300 x 360)" in capsys.readouterr().out
+    out = capsys.readouterr().out  # blocks of 128 rounded to the model's tile step, 224
+    assert "objects in 4 blocks of 'big.tif' (300 x 360)" in out
     assert labels_of(output).max() > 40
     rows = (tmp_path / "out_measurements.csv").read_text().splitlines()
     assert rows[0].startswith("label,area,centroid_y") and len(rows) == labels_of(output).max()
@@ -187,9 +188,25 @@ def test_measurements_block_by_block_equal_those_of_the_whole_labels(
 
 
 def test_the_block_grid_covers_the_image_once():
-    grid = BlockGrid((300, 360), 128, 20)
+    grid = BlockGrid((300, 360), 128, 20, 30)
     covered = np.zeros((300, 360), int)
     for index in range(len(grid)):
         covered[grid.core(index)] += 1
     assert len(grid) == 9 and (covered == 1).all()
-    assert grid.window(4) == (slice(108, 276), slice(108, 276))
+    assert grid.window(4) == (slice(108, 286), slice(108, 286))
+
+
+def test_blocks_are_aligned_on_the_whole_images_tiles(predictor):
+    from napari_cellseg.bigimage.blockwise import aligned_grid
+    from napari_cellseg.inference.tiling import tile_starts
+
+    grid = aligned_grid((4096, 4096), 2048, 72, predictor, 24)
+    whole = set(tile_starts(4096, 256, predictor.overlap, predictor.align))
+    for index in range(len(grid)):
+        rows = grid.window(index)[0]
+        starts = tile_starts(rows.stop - rows.start, 256, predictor.overlap, predictor.align)
+        covering = [
+            rows.start + s for s in starts if rows.start + s + 256 > grid.core(index)[0].start
+        ]
+        assert set(covering) <= whole  # every tile over the block is one of the image's
+    assert (grid.block, grid.before, grid.after) == (2016, 224, 256)

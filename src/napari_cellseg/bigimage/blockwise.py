@@ -30,6 +30,7 @@ import numpy as np
 
 from napari_cellseg.bigimage.sources import LazyImage, open_lazy
 from napari_cellseg.bigimage.zarr_output import OutputArrays, OutputZarr
+from napari_cellseg.data.normalize import scale_to_range
 from napari_cellseg.errors import DataError
 from napari_cellseg.segmentation.instances import instances
 from napari_cellseg.segmentation.settings import SegmentationSettings
@@ -60,11 +61,13 @@ FIRST_LABEL = 2
 
 @dataclass(frozen=True)
 class BlockGrid:
-    """Blocks of ``block`` pixels over an image of ``shape``, each read with ``halo`` more."""
+    """Blocks of ``block`` pixels over an image of ``shape``, each read with ``before``
+    more pixels before it (above, left) and ``after`` more after it."""
 
     shape: tuple[int, int]
     block: int
-    halo: int
+    before: int
+    after: int
 
     @property
     def counts(self) -> tuple[int, int]:
@@ -85,9 +88,35 @@ class BlockGrid:
     def window(self, index: int) -> tuple[slice, slice]:
         """The pixels block ``index`` is predicted on: its core and the halo around it."""
         return tuple(
-            slice(max(s.start - self.halo, 0), min(s.stop + self.halo, size))
+            slice(max(s.start - self.before, 0), min(s.stop + self.after, size))
             for s, size in zip(self.core(index), self.shape, strict=True)
         )
+
+
+def aligned_grid(shape, block: int, halo: int, predictor, diameter: float) -> BlockGrid:
+    """The blocks whose network tiles fall where the whole image's would.
+
+    The predictor tiles each window from its top-left corner, ``step`` pixels apart,
+    the last tile flush with the window's end.  At the model's own scale the block side
+    and the halo before a block are rounded to multiples of ``step``, and the halo
+    after it to ``tile`` plus a multiple of ``step``: every tile that covers a block's
+    pixels is then one of the whole image's tiles, and the block's maps are the whole
+    image's maps (the blockwise instances equal the in-memory ones).  At another scale
+    the windows are resampled and the halo is used as given.
+    """
+    from napari_cellseg.inference.tiling import tile_starts
+
+    scale = predictor.first_scale(diameter)
+    if abs(scale - 1) > 1e-9:
+        return BlockGrid(shape, block, halo, halo)
+    tile = predictor.tile_side(shape)
+    starts = tile_starts(10 * tile, tile, predictor.overlap, predictor.align)
+    step = starts[1] - starts[0]
+    block = max(step, round(block / step) * step)
+    before = math.ceil(halo / step) * step
+    after = (tile - before) % step
+    after += math.ceil(max(halo - after, 0) / step) * step
+    return BlockGrid(shape, block, before, after)
 
 
 @dataclass(frozen=True)
@@ -123,13 +152,6 @@ def read_region(region) -> np.ndarray:
     if hasattr(region, "compute"):
         region = region.compute(scheduler="synchronous")
     return np.asarray(region)
-
-
-def _scaled(block: np.ndarray, low: float, high: float) -> np.ndarray:
-    """A block scaled by the whole image's range; non-finite pixels 0 (background)."""
-    out = (block.astype(np.float32) - low) / max(high - low, 1e-12)
-    out[~np.isfinite(out)] = 0.0
-    return out
 
 
 def segment_blockwise(
@@ -174,12 +196,12 @@ def segment_blockwise(
     if predictor.config.object_diameter and not diameter:
         diameter = _estimate_diameter(image, predictor, low, high, channels)
     halo = halo or max(64, int(3 * (diameter or predictor.config.object_diameter or 20)))
-    grid = BlockGrid(image.shape, block, halo)
+    grid = aligned_grid(image.shape, block, halo, predictor, diameter)
     job = {
         "source": str(image.path),
         "shape": list(image.shape),
-        "block": block,
-        "halo": halo,
+        "block": grid.block,
+        "halo": [grid.before, grid.after],
         "model": str(predictor.model_file.path),
         "settings": settings.as_dict(),
     }
@@ -230,7 +252,7 @@ def measure_result(result: BlockwiseResult, image: LazyImage, block: int) -> dic
     from napari_cellseg.bigimage.measure import measure_blockwise
 
     labels = zarr.open_group(str(result.path), mode="r")["labels/instances/0"]
-    grid = BlockGrid(image.shape, block, 0)
+    grid = BlockGrid(image.shape, block, 0, 0)
     return measure_blockwise(labels, image.data, grid, result.objects, read_region)
 
 
@@ -307,7 +329,7 @@ class BlockTask:
         if self.source not in _IMAGES:
             _IMAGES[self.source] = open_lazy(*self.source)
         window = read_region(_IMAGES[self.source].data[self.grid.window(index)])
-        pixels = _scaled(window, self.low, self.high)
+        pixels = scale_to_range(window, self.low, self.high)
         channels = predictor.config.channels
         objects, boundaries = predictor.predict_normalised(
             np.repeat(pixels[np.newaxis], channels, axis=0), self.diameter
@@ -358,7 +380,7 @@ def _estimate_diameter(image: LazyImage, predictor, low, high, channels) -> floa
         slice(start, min(size, start + DIAMETER_SAMPLE))
         for start, size in zip(starts, image.shape, strict=True)
     )
-    pixels = _scaled(read_region(image.data[centre]), low, high)
+    pixels = scale_to_range(read_region(image.data[centre]), low, high)
     diameter = predictor.estimate_diameter(np.repeat(pixels[np.newaxis], channels, axis=0))
     log.info("Objects' diameter estimated on the image's centre: %.1f pixels.", diameter)
     return diameter
@@ -379,11 +401,11 @@ def _write_pass1(out, grid: BlockGrid, index: int, labels, maps) -> None:
     in_core = np.isin(numbered, np.unique(numbered[inner]))  # halo labels of own objects
     seen = np.where(in_core, numbered, np.uint64(0))
     if index % cols < cols - 1:  # the right neighbour's first columns
-        width = min(grid.halo, window[1].stop - x1)
+        width = min(grid.after, window[1].stop - x1)
         right = slice(inner[1].stop, inner[1].stop + width)
         out.seen_from_left[y0:y1, x1 : x1 + width] = seen[inner[0], right]
     if index // cols < rows - 1:  # the lower neighbour's first rows
-        height = min(grid.halo, window[0].stop - y1)
+        height = min(grid.after, window[0].stop - y1)
         below = slice(inner[0].stop, inner[0].stop + height)
         out.seen_from_above[y1 : y1 + height, x0:x1] = seen[below, inner[1]]
 
@@ -407,10 +429,10 @@ def _merge(out: OutputZarr, grid: BlockGrid) -> tuple[np.ndarray, np.ndarray]:
         ids.update(np.unique(own).tolist())
         strips = []
         if index % cols:
-            strip = (slice(y0, y1), slice(x0, min(x0 + grid.halo, x1)))
+            strip = (slice(y0, y1), slice(x0, min(x0 + grid.after, x1)))
             strips.append((np.asarray(out.seen_from_left[strip]), own[:, : strip[1].stop - x0]))
         if index // cols:
-            strip = (slice(y0, min(y0 + grid.halo, y1)), slice(x0, x1))
+            strip = (slice(y0, min(y0 + grid.after, y1)), slice(x0, x1))
             strips.append((np.asarray(out.seen_from_above[strip]), own[: strip[0].stop - y0]))
         for seen, mine in strips:
             for a, b in _same_objects(seen, mine):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["normalize_image", "count_nonfinite", "percentiles", "PERCENTILES"]
+__all__ = ["normalize_image", "count_nonfinite", "percentiles", "scale_to_range", "PERCENTILES"]
 
 PERCENTILES = (1.0, 99.8)
 
@@ -43,11 +43,27 @@ def normalize_image(image: np.ndarray) -> np.ndarray:
         lo, hi = percentiles(values, PERCENTILES)
         if hi <= lo:
             lo, hi = float(values.min()), float(values.max())
-        np.subtract(page, lo, out=result, dtype=np.float64, casting="unsafe")
-        result *= np.float32(1 / (hi - lo) if hi > lo else 1.0)
-        if finite is not None:
-            result[~finite] = 0
+        scale_to_range(page, lo, hi, out=result)
     return out.reshape(image.shape)
+
+
+def scale_to_range(
+    page: np.ndarray, lo: float, hi: float, out: np.ndarray | None = None
+) -> np.ndarray:
+    """``(page - lo) / (hi - lo)`` as float32, non-finite pixels 0: how every image is
+    scaled, in memory (:func:`normalize_image`) or block by block with the whole image's
+    ``lo`` and ``hi`` (the same float operations, so a block gets the same values).
+
+    >>> scale_to_range(np.array([[2, 4], [6, 10]], np.uint8), 2.0, 10.0)
+    array([[0.  , 0.25],
+           [0.5 , 1.  ]], dtype=float32)
+    """
+    out = np.empty(page.shape, np.float32) if out is None else out
+    np.subtract(page, lo, out=out, dtype=np.float64, casting="unsafe")
+    out *= np.float32(1 / (hi - lo) if hi > lo else 1.0)
+    if page.dtype.kind == "f":
+        out[~np.isfinite(page)] = 0
+    return out
 
 
 def count_nonfinite(image: np.ndarray) -> int:

@@ -294,7 +294,7 @@ class Predictor:
         Estimating the object diameter may add predictions; progress records then
         grow their total.
         """
-        return self._count_at(shape, self._first_scale(diameter))
+        return self._count_at(shape, self.first_scale(diameter))
 
     # --- geometry ---------------------------------------------------------------------------
 
@@ -310,7 +310,8 @@ class Predictor:
         """Side of the tiles of a slice of ``size`` (at the network's scale) larger than im_dim."""
         return max(self.config.im_dim, min(self.tile, max(padded_shape(size, 1, self.align))))
 
-    def _first_scale(self, diameter: float) -> float:
+    def first_scale(self, diameter: float) -> float:
+        """The scale a slice is first predicted at (network pixels per image pixel)."""
         if self.config.object_diameter:
             return scale_factor(self.config.object_diameter, diameter)  # 1 when unknown
         return self.scale
@@ -322,7 +323,7 @@ class Predictor:
 
     def _scaled_prediction(self, image: np.ndarray, diameter: float, count: _Count):
         """The maps of a (C, H, W) normalised slice and the scale they were predicted at."""
-        scale = self._first_scale(diameter)
+        scale = self.first_scale(diameter)
         if not self.config.object_diameter or diameter:
             return (yield from self._predict_at(image, scale, count)), scale
         for n in range(MAX_PASSES):
