@@ -119,7 +119,7 @@ def test_an_ome_zarr_channel_is_read_lazily(tmp_path, image):
 def test_a_dask_cluster_over_tcp_predicts_the_same_labels(tmp_path, tiff, predictor, monkeypatch):
     from distributed import LocalCluster
 
-    from napari_cellseg.bigimage import blockwise
+    from napari_cellseg.bigimage import tasks
 
     local = segment_blockwise(
         open_lazy(tiff), predictor, tmp_path / "here.zarr", block=BLOCK, diameter=24
@@ -135,7 +135,7 @@ def test_a_dask_cluster_over_tcp_predicts_the_same_labels(tmp_path, tiff, predic
             scheduler=cluster.scheduler_address,
         )  # fmt: skip
     assert np.array_equal(labels_of(spread.path), labels_of(local.path))
-    monkeypatch.setattr(blockwise, "CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(tasks, "CONNECT_TIMEOUT", "1s")
     with pytest.raises(DataError, match="Cannot reach the dask scheduler"):
         segment_blockwise(
             open_lazy(tiff), predictor, tmp_path / "none.zarr", block=BLOCK, diameter=24,

@@ -123,6 +123,47 @@ def _describe(model: ModelFile, folder: Path, authors: list[str], licence: str):
     _write_cover(model, raw, probabilities, folder / "cover.png")
     (folder / "README.md").write_text(_readme(model))
 
+    image, maps = _tensors(model, folder)
+    version = torch.__version__.split("+")[0]
+    weights = spec.WeightsDescr(
+        pytorch_state_dict=spec.PytorchStateDictWeightsDescr(
+            source=folder / "weights.pt",
+            architecture=spec.ArchitectureFromFileDescr(
+                source=folder / "networks.py", callable=spec.Identifier(name), kwargs=kwargs
+            ),
+            pytorch_version=spec.Version(version),
+        ),
+        torchscript=spec.TorchscriptWeightsDescr(
+            source=folder / "torchscript.pt",
+            pytorch_version=spec.Version(version),
+            parent="pytorch_state_dict",
+        ),
+    )
+    cite = [_citation(model.config.architecture)]
+    if model.builtin:
+        cite.append(_citation("dsb2018"))
+    return spec.ModelDescr(
+        name=_name(model),
+        description=f"{_ARCHITECTURE[model.config.architecture]} for cell and nucleus "
+        "segmentation, trained with napari-cellseg: object and boundary probabilities.",
+        authors=[spec.Author(name=a) for a in authors],
+        cite=[spec.CiteEntry(text=text, doi=spec.Doi(doi)) for text, doi in cite],
+        license=spec.LicenseId(licence),
+        tags=["napari-cellseg", "instance-segmentation", "2d", model.config.architecture],
+        covers=[spec.FileDescr(source=folder / "cover.png")],
+        documentation=spec.FileDescr(source=folder / "README.md"),
+        inputs=[image],
+        outputs=[maps],
+        weights=weights,
+        config=spec.Config(**{CONFIG_KEY: _model_content(model)}),
+    )
+
+
+def _tensors(model: ModelFile, folder: Path):
+    """The input (with its percentile scaling) and output descriptions, of any height and
+    width that are multiples of the network's pooling grid."""
+    from bioimageio.spec.model import v0_5 as spec
+
     grid = spec.ParameterizedSize(
         min=required_multiple(model.config), step=required_multiple(model.config)
     )
@@ -158,39 +199,7 @@ def _describe(model: ModelFile, folder: Path, authors: list[str], licence: str):
         test_tensor=spec.FileDescr(source=folder / "test_output.npy"),
         data=spec.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
     )
-    version = torch.__version__.split("+")[0]
-    weights = spec.WeightsDescr(
-        pytorch_state_dict=spec.PytorchStateDictWeightsDescr(
-            source=folder / "weights.pt",
-            architecture=spec.ArchitectureFromFileDescr(
-                source=folder / "networks.py", callable=spec.Identifier(name), kwargs=kwargs
-            ),
-            pytorch_version=spec.Version(version),
-        ),
-        torchscript=spec.TorchscriptWeightsDescr(
-            source=folder / "torchscript.pt",
-            pytorch_version=spec.Version(version),
-            parent="pytorch_state_dict",
-        ),
-    )
-    cite = [_citation(model.config.architecture)]
-    if model.builtin:
-        cite.append(_citation("dsb2018"))
-    return spec.ModelDescr(
-        name=_name(model),
-        description=f"{_ARCHITECTURE[model.config.architecture]} for cell and nucleus "
-        "segmentation, trained with napari-cellseg: object and boundary probabilities.",
-        authors=[spec.Author(name=a) for a in authors],
-        cite=[spec.CiteEntry(text=text, doi=spec.Doi(doi)) for text, doi in cite],
-        license=spec.LicenseId(licence),
-        tags=["napari-cellseg", "instance-segmentation", "2d", model.config.architecture],
-        covers=[spec.FileDescr(source=folder / "cover.png")],
-        documentation=spec.FileDescr(source=folder / "README.md"),
-        inputs=[image],
-        outputs=[maps],
-        weights=weights,
-        config=spec.Config(**{CONFIG_KEY: _model_content(model)}),
-    )
+    return image, maps
 
 
 _ARCHITECTURE = {

@@ -1,0 +1,182 @@
+"""Pass 1 of a blockwise run as tasks: here one by one, or on a dask.distributed cluster.
+
+A :class:`BlockTask` holds everything a worker needs (the image's path, the model's,
+the grid, the intensity range), so that it pickles; each process loads the model and
+opens the image once.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from napari_cellseg.bigimage.sources import LazyImage, open_lazy
+from napari_cellseg.bigimage.zarr_output import OutputArrays
+from napari_cellseg.data.normalize import scale_to_range
+from napari_cellseg.errors import DataError
+from napari_cellseg.segmentation.instances import instances
+
+if TYPE_CHECKING:
+    from napari_cellseg.bigimage.blockwise import BlockGrid
+
+__all__ = ["BlockTask", "Cancelled", "predictor_key", "read_region", "register", "run_tasks"]
+
+CONNECT_TIMEOUT = "20s"
+"""How long to try to reach a dask scheduler."""
+
+
+def read_region(region) -> np.ndarray:
+    """A region of a lazy image read here, in this thread (in a dask worker too: the
+    blocks are the tasks, not the reads)."""
+    if hasattr(region, "compute"):
+        region = region.compute(scheduler="synchronous")
+    return np.asarray(region)
+
+
+class Cancelled(DataError):
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"Stopped; '{path}' keeps the finished blocks: run the same command again to go on."
+        )
+
+
+_PREDICTORS: dict[tuple, object] = {}
+"""The predictors this process loaded for block tasks, by (model, device, tiling, tta)."""
+
+_IMAGES: dict[tuple, LazyImage] = {}
+"""The images this process opened for block tasks, by (path, channel)."""
+
+
+def register(predictor, image: LazyImage) -> None:
+    """Let this process's tasks use ``predictor`` and ``image`` (already loaded)."""
+    _PREDICTORS[predictor_key(predictor)] = predictor
+    _IMAGES[(str(image.path), image.channel)] = image
+
+
+def predictor_key(predictor) -> tuple:
+    return (
+        str(predictor.model_file.path),
+        str(predictor.device),
+        predictor.tile,
+        predictor.overlap,
+        predictor.tile_batch,
+        predictor.tta,
+    )
+
+
+def _predictor(key: tuple):
+    """The predictor of ``key``, loaded once per process (a dask worker loads its own)."""
+    if key not in _PREDICTORS:
+        from napari_cellseg.inference.predictor import load_model
+
+        model, device, tile, overlap, batch, tta = key
+        _PREDICTORS[key] = load_model(
+            model, device, tile_size=tile, tile_overlap=overlap, tile_batch=batch, tta=tta
+        )
+        _share_cores()
+    return _PREDICTORS[key]
+
+
+def _share_cores() -> None:
+    """In a dask worker of several threads, give each thread its share of the cores."""
+    try:
+        from distributed import get_worker
+
+        threads = get_worker().state.nthreads
+    except (ImportError, ValueError):
+        return
+    import torch
+
+    cores = int(os.environ.get("OMP_NUM_THREADS", 0)) or (os.cpu_count() or 1) // threads
+    torch.set_num_threads(max(1, cores))
+
+
+@dataclass(frozen=True)
+class BlockTask:
+    """Pass 1 of one block, as a dask worker runs it: everything it needs, picklable."""
+
+    source: tuple  # (path, channel) of the image
+    predictor: tuple
+    settings: dict
+    grid: BlockGrid
+    low: float
+    high: float
+    diameter: float
+    output: str
+
+    def __call__(self, index: int) -> int:
+        """Predict, segment and write block ``index``; returns it."""
+        predictor = _predictor(self.predictor)
+        if self.source not in _IMAGES:
+            _IMAGES[self.source] = open_lazy(*self.source)
+        window = read_region(_IMAGES[self.source].data[self.grid.window(index)])
+        pixels = scale_to_range(window, self.low, self.high)
+        channels = predictor.config.channels
+        objects, boundaries = predictor.predict_normalised(
+            np.repeat(pixels[np.newaxis], channels, axis=0), self.diameter
+        )
+        labels = instances(objects, boundaries, **self.settings)
+        _write_pass1(
+            OutputArrays(Path(self.output)),
+            self.grid,
+            index,
+            labels,
+            np.stack([objects, boundaries]),
+        )
+        return index
+
+
+def run_tasks(task: BlockTask, todo: list[int], scheduler: str, cancel, path: Path):
+    """Run ``task`` on the blocks ``todo`` here or on a dask cluster; yield each block
+    as it is finished."""
+    if not scheduler:
+        for index in todo:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(path)
+            yield task(index)
+        return
+    from distributed import Client, as_completed
+
+    try:
+        client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+    except OSError as exc:
+        raise DataError(
+            f"Cannot reach the dask scheduler '{scheduler}' ({exc}): start it with "
+            "'dask scheduler' and workers with 'dask worker <address>', or leave --scheduler "
+            "out to predict here."
+        ) from None
+    with client:
+        futures = client.map(task, todo, pure=False)
+        for future in as_completed(futures):
+            yield future.result()
+            if cancel is not None and cancel.is_set():
+                client.cancel(futures)
+                raise Cancelled(path)
+
+
+def _write_pass1(out, grid: BlockGrid, index: int, labels, maps) -> None:
+    """Write a block's core (maps, labels numbered apart) and its view of its neighbours."""
+    core, window = grid.core(index), grid.window(index)
+    inner = tuple(
+        slice(c.start - w.start, c.stop - w.start) for c, w in zip(core, window, strict=True)
+    )
+    offset = np.uint64(index) * np.uint64(labels.size)  # a block has fewer labels than pixels
+    numbered = np.where(labels > 0, labels.astype(np.uint64) + offset, np.uint64(0))
+    out.maps[(slice(None), *core)] = maps[(slice(None), *inner)]
+    out.provisional[core] = numbered[inner]
+    rows, cols = grid.counts
+    (y0, y1), (x0, x1) = [(s.start, s.stop) for s in core]
+    in_core = np.isin(numbered, np.unique(numbered[inner]))  # halo labels of own objects
+    seen = np.where(in_core, numbered, np.uint64(0))
+    if index % cols < cols - 1:  # the right neighbour's first columns
+        width = min(grid.after, window[1].stop - x1)
+        right = slice(inner[1].stop, inner[1].stop + width)
+        out.seen_from_left[y0:y1, x1 : x1 + width] = seen[inner[0], right]
+    if index // cols < rows - 1:  # the lower neighbour's first rows
+        height = min(grid.after, window[0].stop - y1)
+        below = slice(inner[0].stop, inner[0].stop + height)
+        out.seen_from_above[y1 : y1 + height, x0:x1] = seen[below, inner[1]]
