@@ -201,7 +201,7 @@ def segment_blockwise(
         "model": str(predictor.model_file.path),
         "settings": settings.as_dict(),
     }
-    out = OutputZarr(Path(output), image.shape, block, job)
+    out = OutputZarr(Path(output), image.shape, grid.block, job)  # a chunk per block
     finished = out.done("pass1"), out.done("pass2")
     total, done = 2 * len(grid), len(finished[0]) + len(finished[1])
     task = BlockTask(
