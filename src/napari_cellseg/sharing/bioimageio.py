@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import os
 import zipfile
 from pathlib import Path
 
@@ -38,7 +39,9 @@ __all__ = ["CONFIG_KEY", "PACKAGES", "check_package", "export_package", "unpack_
 CONFIG_KEY = "napari-cellseg"
 """Key under the package's ``config`` that holds the model yaml."""
 
-PACKAGES = Path.home() / ".cache" / "napari-cellseg" / "packages"
+PACKAGES = (
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "napari-cellseg" / "packages"
+)
 """Where imported packages are unpacked (one folder per package content)."""
 
 _CITATIONS = {
