@@ -187,10 +187,9 @@ def segment_blockwise(
         with every core on each block.
     """
     settings = settings or predictor.segmentation()
-    channels = predictor.config.channels
     low, high = intensity_range(image.data)
     if predictor.config.object_diameter and not diameter:
-        diameter = _estimate_diameter(image, predictor, low, high, channels)
+        diameter = _estimate_diameter(image, predictor, low, high)
     halo = halo or max(64, int(3 * (diameter or predictor.config.object_diameter or 20)))
     grid = aligned_grid(image.shape, block, halo, predictor, diameter)
     job = {
@@ -203,31 +202,26 @@ def segment_blockwise(
     }
     out = OutputZarr(Path(output), image.shape, grid.block, job)  # a chunk per block
     finished = out.done("pass1"), out.done("pass2")
-    total, done = 2 * len(grid), len(finished[0]) + len(finished[1])
-    task = BlockTask(
-        (str(image.path), image.channel),
-        predictor_key(predictor),
-        settings.as_dict(),
-        grid,
-        low,
-        high,
-        diameter,
-        str(out.path),
-    )
+    done = [len(finished[0]) + len(finished[1])]
+
+    def advance() -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], 2 * len(grid))
+
+    source = (str(image.path), image.channel)
+    key, values = predictor_key(predictor), settings.as_dict()
+    task = BlockTask(source, key, values, grid, low, high, diameter, str(out.path))
     register(predictor, image)  # this process's tasks use them
     todo = [index for index in range(len(grid)) if index not in finished[0]]
     for index in run_tasks(task, todo, scheduler, cancel, out.path):
         out.mark("pass1", {index})
-        done += 1
-        if progress is not None:
-            progress(done, total)
+        advance()
     lookup = _merge(out, grid)
     for index in range(len(grid)):
         if index not in finished[1]:
             _renumber(out, grid, index, lookup, cancel)
-            done += 1
-            if progress is not None:
-                progress(done, total)
+            advance()
     objects = int(lookup[1].max()) - FIRST_LABEL + 1 if len(lookup[1]) else 0
     out.finish({"objects": objects, "intensity_range": [low, high], "diameter": diameter})
     return BlockwiseResult(out.path, objects, len(grid), (low, high), diameter)
@@ -254,7 +248,7 @@ def measure_result(result: BlockwiseResult, image: LazyImage, block: int) -> dic
     return measure_blockwise(labels, image.data, grid, result.objects, read_region)
 
 
-def _estimate_diameter(image: LazyImage, predictor, low, high, channels) -> float:
+def _estimate_diameter(image: LazyImage, predictor, low, high) -> float:
     """The objects' diameter the model measures on the central region of the image."""
     starts = [max(0, (size - DIAMETER_SAMPLE) // 2) for size in image.shape]
     centre = tuple(
@@ -262,6 +256,7 @@ def _estimate_diameter(image: LazyImage, predictor, low, high, channels) -> floa
         for start, size in zip(starts, image.shape, strict=True)
     )
     pixels = scale_to_range(read_region(image.data[centre]), low, high)
+    channels = predictor.config.channels
     diameter = predictor.estimate_diameter(np.repeat(pixels[np.newaxis], channels, axis=0))
     log.info("Objects' diameter estimated on the image's centre: %.1f pixels.", diameter)
     return diameter
