@@ -108,14 +108,13 @@ def aligned_grid(shape, block: int, halo: int, predictor, diameter: float) -> Bl
     image's maps (the blockwise instances equal the in-memory ones).  At another scale
     the windows are resampled and the halo is used as given.
     """
-    from napari_cellseg.inference.tiling import tile_starts
+    from napari_cellseg.inference.tiling import tile_step
 
     scale = predictor.first_scale(diameter)
     if abs(scale - 1) > 1e-9:
         return BlockGrid(shape, block, halo, halo)
     tile = predictor.tile_side(shape)
-    starts = tile_starts(10 * tile, tile, predictor.overlap, predictor.align)
-    step = starts[1] - starts[0]
+    step = tile_step(tile, predictor.overlap, predictor.align)
     block = max(step, round(block / step) * step)
     before = math.ceil(halo / step) * step
     after = (tile - before) % step

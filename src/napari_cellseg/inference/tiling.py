@@ -15,7 +15,24 @@ import math
 
 import numpy as np
 
-__all__ = ["tile_starts", "tile_positions", "blend_ramp", "Blender", "padded_shape", "pad_to"]
+__all__ = [
+    "tile_step",
+    "tile_starts",
+    "tile_positions",
+    "blend_ramp",
+    "Blender",
+    "padded_shape",
+    "pad_to",
+]
+
+
+def tile_step(tile: int, overlap: int, align: int = 1) -> int:
+    """Distance between the starts of neighbouring tiles (a multiple of ``align``).
+
+    >>> tile_step(256, 32, 16)
+    224
+    """
+    return max(align, (tile - overlap) // align * align)
 
 
 def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[int]:
@@ -33,7 +50,7 @@ def tile_starts(length: int, tile: int, overlap: int, align: int = 1) -> list[in
     """
     if length <= tile:
         return [0]
-    step = max(align, (tile - overlap) // align * align)
+    step = tile_step(tile, overlap, align)
     count = math.ceil((length - tile) / step) + 1
     return [min(i * step, length - tile) for i in range(count)]
 
