@@ -11,7 +11,9 @@ import tifffile
 import zarr
 
 from napari_cellseg.analysis.matching import matching
+from napari_cellseg.bigimage import zarr_output
 from napari_cellseg.bigimage.blockwise import BlockGrid, segment_blockwise
+from napari_cellseg.bigimage.zarr_output import read_output
 from napari_cellseg.bigimage.sources import open_lazy
 from napari_cellseg.cli import main as cellseg
 from napari_cellseg.data.io import read_image
@@ -64,14 +66,24 @@ def test_blockwise_instances_equal_the_in_memory_ones(tmp_path, predictor):
     assert root["0"].shape == (2, *image.shape)
 
 
-def test_the_output_is_ome_zarr_with_labels(tmp_path, tiff, predictor):
+def test_the_output_is_ome_zarr_with_labels_and_a_pyramid(tmp_path, tiff, predictor, monkeypatch):
     from ome_zarr.io import parse_url
     from ome_zarr.reader import Label, Multiscales, Reader
 
+    monkeypatch.setattr(zarr_output, "PYRAMID_SIDE", 100)  # 300 x 360: 150 x 180, 75 x 90
     segment_blockwise(open_lazy(tiff), predictor, tmp_path / "out.zarr", block=BLOCK, diameter=24)
     nodes = list(Reader(parse_url(str(tmp_path / "out.zarr")))())
     kinds = [type(spec) for node in nodes for spec in node.specs]
     assert Multiscales in kinds and Label in kinds
+    assert [len(node.data) for node in nodes if node.data] == [3, 3]  # maps, labels
+    levels = read_output(tmp_path / "out.zarr")
+    assert [level.shape for level in levels["labels"]] == [(300, 360), (150, 180), (75, 90)]
+    assert [level.shape for level in levels["objects"]] == [(300, 360), (150, 180), (75, 90)]
+    full = levels["labels"][0].compute()
+    assert np.array_equal(levels["labels"][2].compute(), full[::4, ::4])
+    assert np.array_equal(levels["boundaries"][1], levels["boundaries"][0][::2, ::2])
+    with pytest.raises(DataError, match="not a finished"):
+        read_output(tiff.parent)
 
 
 def test_an_interrupted_run_resumes_without_redoing_blocks(tmp_path, tiff, predictor):
@@ -93,7 +105,7 @@ def test_an_interrupted_run_resumes_without_redoing_blocks(tmp_path, tiff, predi
         open_lazy(tiff), predictor, output, block=BLOCK, diameter=24,
         progress=lambda done, total: resumed.append(done),
     )  # fmt: skip
-    assert resumed[0] == 5  # the 4 finished blocks were not predicted again
+    assert resumed[:2] == [4, 5]  # the 4 finished blocks were not predicted again
     straight = segment_blockwise(
         open_lazy(tiff), predictor, tmp_path / "straight.zarr", block=BLOCK, diameter=24
     )

@@ -12,6 +12,8 @@
    half of the smaller one's pixels there) are one object (union-find).
 4. **Pass 2**: every block's labels are renumbered: one global label per object, 2, 3,
    ... as annotations are numbered.
+5. **Pyramid**: levels of half resolution, down to a side of 1024, so that napari (and
+   Fiji/MoBIE, QuPath) show the result without reading it whole.
 
 Each pass records the blocks it finished in the output, so an interrupted run resumes
 where it stopped; the completion marker is written last.
@@ -22,7 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +39,7 @@ from napari_cellseg.bigimage.tasks import (
     register,
     run_tasks,
 )
-from napari_cellseg.bigimage.zarr_output import OutputZarr
+from napari_cellseg.bigimage.zarr_output import OutputZarr, writing
 from napari_cellseg.data.normalize import scale_to_range
 from napari_cellseg.errors import DataError
 from napari_cellseg.segmentation.settings import SegmentationSettings
@@ -46,6 +48,7 @@ __all__ = [
     "BlockGrid",
     "BlockwiseResult",
     "intensity_range",
+    "iter_blockwise",
     "measure_result",
     "read_region",
     "segment_blockwise",
@@ -154,15 +157,37 @@ def segment_blockwise(
     predictor,
     output: str | Path,
     *,
+    progress: Callable[[int, int], object] | None = None,
+    **options,
+) -> BlockwiseResult:
+    """Run :func:`iter_blockwise`, calling ``progress(done, total)`` after each step."""
+    steps = iter_blockwise(image, predictor, output, **options)
+    while True:
+        try:
+            done, total = next(steps)
+        except StopIteration as finished:
+            return finished.value
+        if progress is not None:
+            progress(done, total)
+
+
+def iter_blockwise(
+    image: LazyImage,
+    predictor,
+    output: str | Path,
+    *,
     settings: SegmentationSettings | None = None,
     block: int = 2048,
     halo: int = 0,
     diameter: float = 0.0,
-    progress: Callable[[int, int], object] | None = None,
     cancel: threading.Event | None = None,
     scheduler: str = "",
-) -> BlockwiseResult:
+) -> Generator[tuple[int, int], None, BlockwiseResult]:
     """Predict and segment a large 2D image block by block into an OME-Zarr at ``output``.
+
+    Yields (steps done, steps) after each block of each pass and each pyramid level;
+    returns what it wrote.  Closing the generator between steps (a napari worker's quit)
+    stops the run as ``cancel`` does.
 
     Parameters
     ----------
@@ -175,8 +200,6 @@ def segment_blockwise(
     diameter
         The objects' diameter for models trained with ``object_diameter`` (0: estimated
         once on the image's central region).
-    progress
-        Called with (blocks done, blocks to do) over both passes.
     cancel
         When set, the run stops after the block in progress; run it again to resume.
     scheduler
@@ -201,13 +224,10 @@ def segment_blockwise(
     }
     out = OutputZarr(Path(output), image.shape, grid.block, job)  # a chunk per block
     finished = out.done("pass1"), out.done("pass2")
-    done = [len(finished[0]) + len(finished[1])]
-
-    def advance() -> None:
-        done[0] += 1
-        if progress is not None:
-            progress(done[0], 2 * len(grid))
-
+    levels = out.pyramid_levels()
+    total = 2 * len(grid) + levels
+    done = len(finished[0]) + len(finished[1])
+    yield done, total
     source = (str(image.path), image.channel)
     key, values = predictor_key(predictor), settings.as_dict()
     task = BlockTask(source, key, values, grid, low, high, diameter, str(out.path))
@@ -215,12 +235,17 @@ def segment_blockwise(
     todo = [index for index in range(len(grid)) if index not in finished[0]]
     for index in run_tasks(task, todo, scheduler, cancel, out.path):
         out.mark("pass1", {index})
-        advance()
+        done += 1
+        yield done, total
     lookup = _merge(out, grid)
     for index in range(len(grid)):
         if index not in finished[1]:
             _renumber(out, grid, index, lookup, cancel)
-            advance()
+            done += 1
+            yield done, total
+    for level in range(1, levels + 1):
+        out.write_level(level)
+        yield done + level, total
     objects = int(lookup[1].max()) - FIRST_LABEL + 1 if len(lookup[1]) else 0
     out.finish({"objects": objects, "intensity_range": [low, high], "diameter": diameter})
     return BlockwiseResult(out.path, objects, len(grid), (low, high), diameter)
@@ -231,7 +256,8 @@ def _renumber(out: OutputZarr, grid: BlockGrid, index: int, lookup, cancel) -> N
     if cancel is not None and cancel.is_set():
         raise Cancelled(out.path)
     core = grid.core(index)
-    out.labels[core] = _apply(lookup, np.asarray(out.provisional[core]))
+    with writing(out.path):
+        out.labels[core] = _apply(lookup, np.asarray(out.provisional[core]))
     out.mark("pass2", {index})
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_cellseg.bigimage.sources import LazyImage, open_lazy
-from napari_cellseg.bigimage.zarr_output import OutputArrays
+from napari_cellseg.bigimage.zarr_output import OutputArrays, writing
 from napari_cellseg.data.normalize import scale_to_range
 from napari_cellseg.errors import DataError
 from napari_cellseg.segmentation.instances import instances
@@ -120,13 +120,9 @@ class BlockTask:
             np.repeat(pixels[np.newaxis], channels, axis=0), self.diameter
         )
         labels = instances(objects, boundaries, **self.settings)
-        _write_pass1(
-            OutputArrays(Path(self.output)),
-            self.grid,
-            index,
-            labels,
-            np.stack([objects, boundaries]),
-        )
+        maps = np.stack([objects, boundaries])
+        with writing(Path(self.output)):
+            _write_pass1(OutputArrays(Path(self.output)), self.grid, index, labels, maps)
         return index
 
 

@@ -3,8 +3,10 @@
 Layout (OME-Zarr 0.4, zarr format 2, which napari-ome-zarr, Fiji/MoBIE and QuPath read)::
 
     OUT.zarr/             multiscale image: the maps (c: objects, boundaries; y; x), float32
-    OUT.zarr/0
-    OUT.zarr/labels/instances/0     the instance labels (y, x), uint32, image-label metadata
+    OUT.zarr/0, 1, ...    full resolution, then every other pixel of the level above, down
+                          to a side of at most 1024 (napari shows a big image from these)
+    OUT.zarr/labels/instances/0, 1, ...  the instance labels (y, x), uint32, image-label
+                                    metadata, the same levels
     OUT.zarr/provisional            labels before merging across block faces, and
     OUT.zarr/seen_from_left, _above  what each block saw of its neighbour's edge (removed
                                     at the end)
@@ -15,14 +17,55 @@ interrupted run resumes), and ``complete: true`` written last.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from napari_cellseg.errors import DataError
 
-__all__ = ["OutputArrays", "OutputZarr", "KEY"]
+__all__ = ["OutputArrays", "OutputZarr", "KEY", "read_output", "writing"]
 
 KEY = "napari-cellseg"
 LABELS = "instances"
+PYRAMID_SIDE = 1024
+"""The lowest resolution level of the outputs is at most this many pixels on a side."""
+_SPACE = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+
+
+@contextlib.contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """Turn a failed write into the output (a full disk, no permission) into a clear error."""
+    try:
+        yield
+    except OSError as exc:
+        raise DataError(
+            f"Cannot write to '{path}' ({exc.strerror or exc}): free disk space there or "
+            "choose another output; run the same job again to go on from the finished blocks."
+        ) from None
+
+
+def read_output(path: str | Path) -> dict[str, list]:
+    """The levels of a finished output as lazy (dask) arrays, full resolution first.
+
+    Returns ``{"objects": [...], "boundaries": [...], "labels": [...]}``; nothing is
+    read until a region is asked for (napari asks only for what it shows).
+    """
+    import dask.array as da
+    import zarr
+
+    try:
+        group = zarr.open_group(str(path), mode="r")
+    except Exception:  # zarr raises several kinds for a folder that is no zarr
+        group = None
+    if group is None or not dict(group.attrs).get(KEY, {}).get("complete"):
+        raise DataError(f"'{path}' is not a finished napari-cellseg output.")
+    levels = [d["path"] for d in group.attrs["multiscales"][0]["datasets"]]
+    maps = [da.from_zarr(group[level]) for level in levels]
+    return {
+        "objects": [m[0] for m in maps],
+        "boundaries": [m[1] for m in maps],
+        "labels": [da.from_zarr(group[f"labels/{LABELS}/{level}"]) for level in levels],
+    }
 
 
 class OutputArrays:
@@ -70,7 +113,7 @@ class OutputZarr:
     def _create(self, shape, block, job):
         import zarr
         from ome_zarr.format import FormatV04
-        from ome_zarr.writer import write_label_metadata, write_multiscales_metadata
+        from ome_zarr.writer import write_label_metadata
 
         try:
             group = zarr.open_group(str(self.path), mode="w-", zarr_format=2)
@@ -78,32 +121,17 @@ class OutputZarr:
             raise DataError(
                 f"Cannot create '{self.path}' ({exc}); choose a folder you can write to."
             ) from None
-        fmt = FormatV04()
-        space = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
-        transform = [{"type": "scale", "scale": [1.0, 1.0, 1.0]}]
-        group.create_array("0", shape=(2, *shape), chunks=(2, block, block), dtype="float32")
-        write_multiscales_metadata(
-            group,
-            [{"path": "0", "coordinateTransformations": transform}],
-            fmt=fmt,
-            axes=[{"name": "c", "type": "channel"}, *space],
-            name="probabilities (objects, boundaries)",
-        )
-        for name in ("provisional", "seen_from_left", "seen_from_above"):
-            group.create_array(name, shape=shape, chunks=(block, block), dtype="uint64")
-        labels = group.create_group("labels")
-        labels.attrs["labels"] = [LABELS]
-        instances = labels.create_group(LABELS)
-        instances.create_array("0", shape=shape, chunks=(block, block), dtype="uint32")
-        write_multiscales_metadata(
-            instances,
-            [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1.0, 1.0]}]}],
-            fmt=fmt,
-            axes=space,
-            name=LABELS,
-        )
-        write_label_metadata(labels, LABELS, fmt=fmt)
-        group.attrs[KEY] = {"job": job, "pass1": [], "pass2": [], "complete": False}
+        with writing(self.path):
+            group.create_array("0", shape=(2, *shape), chunks=(2, block, block), dtype="float32")
+            for name in ("provisional", "seen_from_left", "seen_from_above"):
+                group.create_array(name, shape=shape, chunks=(block, block), dtype="uint64")
+            labels = group.create_group("labels")
+            labels.attrs["labels"] = [LABELS]
+            instances = labels.create_group(LABELS)
+            instances.create_array("0", shape=shape, chunks=(block, block), dtype="uint32")
+            _write_levels_metadata(group, 1)
+            write_label_metadata(labels, LABELS, fmt=FormatV04())
+            group.attrs[KEY] = {"job": job, "pass1": [], "pass2": [], "complete": False}
         return group
 
     # --- the record of what is done -------------------------------------------------------
@@ -116,11 +144,65 @@ class OutputZarr:
         """Record ``blocks`` as finished in ``stage``."""
         state = dict(self.group.attrs)[KEY]
         state[stage] = sorted(set(state[stage]) | blocks)
-        self.group.attrs[KEY] = state
+        with writing(self.path):
+            self.group.attrs[KEY] = state
+
+    def pyramid_levels(self) -> int:
+        """How many levels of half the resolution of the one above :meth:`write_level` adds."""
+        side, levels = max(self.labels.shape), 0
+        while side > PYRAMID_SIDE:
+            side, levels = (side + 1) // 2, levels + 1
+        return levels
+
+    def write_level(self, level: int) -> None:
+        """Write resolution ``level`` (1, 2, ...): every other pixel of ``level - 1`` (as
+        ome-zarr's nearest scaler), chunk by chunk."""
+        import dask.array as da
+
+        instances = self.group[f"labels/{LABELS}"]
+        with writing(self.path):
+            for group, name in ((self.group, str(level)), (instances, str(level))):
+                above = da.from_zarr(group[str(level - 1)])
+                half = above[..., ::2, ::2].rechunk(group[str(level - 1)].chunks)
+                array = group.create_array(
+                    name, shape=half.shape, chunks=half.chunksize, dtype=half.dtype,
+                    overwrite=True,
+                )
+                da.store(half, array, lock=False, scheduler="threads")
+            _write_levels_metadata(self.group, level + 1)
 
     def finish(self, record: dict) -> None:
         """Drop the provisional labels and write the completion marker, last."""
-        for name in ("provisional", "seen_from_left", "seen_from_above"):
-            del self.group[name]
-        state = dict(self.group.attrs)[KEY]
-        self.group.attrs[KEY] = {**state, **record, "pass1": [], "pass2": [], "complete": True}
+        with writing(self.path):
+            for name in ("provisional", "seen_from_left", "seen_from_above"):
+                del self.group[name]
+            state = dict(self.group.attrs)[KEY]
+            self.group.attrs[KEY] = {**state, **record, "pass1": [], "pass2": [], "complete": True}
+
+
+def _write_levels_metadata(group, levels: int) -> None:
+    """The OME-Zarr 0.4 multiscales metadata of the maps and the labels, ``levels`` deep."""
+    from ome_zarr.format import FormatV04
+    from ome_zarr.writer import write_multiscales_metadata
+
+    def datasets(channel: list[float]) -> list[dict]:
+        return [
+            {
+                "path": str(level),
+                "coordinateTransformations": [
+                    {"type": "scale", "scale": [*channel, 2.0**level, 2.0**level]}
+                ],
+            }
+            for level in range(levels)
+        ]
+
+    write_multiscales_metadata(
+        group,
+        datasets([1.0]),
+        fmt=FormatV04(),
+        axes=[{"name": "c", "type": "channel"}, *_SPACE],
+        name="probabilities (objects, boundaries)",
+    )
+    write_multiscales_metadata(
+        group[f"labels/{LABELS}"], datasets([]), fmt=FormatV04(), axes=_SPACE, name=LABELS
+    )
