@@ -13,8 +13,8 @@ import zarr
 from napari_cellseg.analysis.matching import matching
 from napari_cellseg.bigimage import zarr_output
 from napari_cellseg.bigimage.blockwise import BlockGrid, segment_blockwise
-from napari_cellseg.bigimage.zarr_output import read_output
 from napari_cellseg.bigimage.sources import open_lazy
+from napari_cellseg.bigimage.zarr_output import read_output
 from napari_cellseg.cli import main as cellseg
 from napari_cellseg.data.io import read_image
 from napari_cellseg.errors import DataError

@@ -27,8 +27,21 @@ def test_defaults_come_from_the_dataclass():
 
 
 def test_seed_flags_parse_to_typed_values():
-    cfg = parse("--architecture", "dcan", "--epochs", "7", "--lr", "0.01", "--trim_method",
-                "reflect", "--dcan_final_act", "sigmoid", "--blob_label", "none", "--remove_blobs")
+    cfg = parse(
+        "--architecture",
+        "dcan",
+        "--epochs",
+        "7",
+        "--lr",
+        "0.01",
+        "--trim_method",
+        "reflect",
+        "--dcan_final_act",
+        "sigmoid",
+        "--blob_label",
+        "none",
+        "--remove_blobs",
+    )
     assert (cfg.architecture, cfg.epochs, cfg.lr, cfg.trim_method) == ("dcan", 7, 0.01, "reflect")
     assert cfg.blob_label is None and cfg.remove_blobs is True
 

@@ -221,7 +221,8 @@ def test_unlabelled_slices_of_a_partly_annotated_stack_are_left_out():
     volume = np.stack([image + i for i in range(5)])  # slice i is marked by +i
     partly = np.stack([labels if i in (1, 3) else 0 * labels for i in range(5)])
     stacks = stacks_from_arrays(
-        [volume, volume, image], [partly, np.stack([labels] * 5), 0 * labels],
+        [volume, volume, image],
+        [partly, np.stack([labels] * 5), 0 * labels],
         names=["partly", "whole", "empty"],
     )
     kept, notes = drop_unlabelled_slices(stacks)

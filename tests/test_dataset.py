@@ -151,4 +151,3 @@ def test_normalize_maps_percentiles_per_slice_and_survives_constant_slices():
     np.testing.assert_allclose(out[1], out[0], rtol=1e-5)  # each slice on its own scale
     np.testing.assert_array_equal(out[2], 0)  # constant: zeros, no NaN
     np.testing.assert_array_equal(normalize_image(volume[0]), out[0])
-

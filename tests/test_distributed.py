@@ -84,7 +84,10 @@ def _train_as_rank(rank, port, runs, data, out):
     ``runs`` holds (settings, rank that asks to stop after its first batch or None).
     """
     os.environ.update(
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(WORLD), RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE=str(WORLD),
+        RANK=str(rank),
         LOCAL_RANK=str(rank),
     )
     torch.set_num_threads(1)
@@ -114,7 +117,11 @@ def two_process_run(tmp_path_factory):
     the events per rank and run, and the weights after each run."""
     tmp = tmp_path_factory.mktemp("ddp")
     cfg = TrainConfig(
-        **TINY_RUN, epochs=1, augments=0, device="cpu", tb_samples=1,
+        **TINY_RUN,
+        epochs=1,
+        augments=0,
+        device="cpu",
+        tb_samples=1,
         mixed_precision=False,  # float32: compared weight by weight with one process
         model=str(tmp / "models" / "m.pt"),
     )
@@ -208,7 +215,11 @@ def test_only_rank_0_writes_and_resuming_continues_on_every_rank(two_process_run
         first, resumed, _ = rank
         assert isinstance(first[-1], TrainFinished) and isinstance(resumed[-1], TrainFinished)
         assert resumed[0] == TrainStarted(
-            epochs=2, batches_per_epoch=2, train_samples=8, val_samples=3, device="cpu (float32)",
+            epochs=2,
+            batches_per_epoch=2,
+            train_samples=8,
+            val_samples=3,
+            device="cpu (float32)",
             start_epoch=1,
         )
     expected = {
@@ -245,12 +256,37 @@ def test_torchrun_trains_from_the_command_line_and_rank_0_alone_prints(tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in TORCHRUN_ENV}
     result = subprocess.run(
         [
-            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
-            str(WORLD), "-m", "napari_cellseg.train", "--train_data", str(data), "--val_fraction",
-            "0.5", "--model", str(model), "--epochs", "2", "--batch", "1", "--augments", "1",
-            *as_flags(TINY_NETWORK), "--num_workers", "0", "--device", "cpu",
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            str(WORLD),
+            "-m",
+            "napari_cellseg.train",
+            "--train_data",
+            str(data),
+            "--val_fraction",
+            "0.5",
+            "--model",
+            str(model),
+            "--epochs",
+            "2",
+            "--batch",
+            "1",
+            "--augments",
+            "1",
+            *as_flags(TINY_NETWORK),
+            "--num_workers",
+            "0",
+            "--device",
+            "cpu",
         ],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("epoch 2/2") == 1

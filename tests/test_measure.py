@@ -10,15 +10,27 @@ from napari_cellseg.analysis.measure import measure_objects, measure_volumes, ta
 from napari_cellseg.data.synthetic import make_nuclei
 
 COLUMNS = [
-    "label", "area", "centroid_y", "centroid_x", "mean_intensity", "integrated_intensity",
-    "equivalent_diameter", "major_axis_length", "minor_axis_length", "eccentricity",
+    "label",
+    "area",
+    "centroid_y",
+    "centroid_x",
+    "mean_intensity",
+    "integrated_intensity",
+    "equivalent_diameter",
+    "major_axis_length",
+    "minor_axis_length",
+    "eccentricity",
     "touches_edge",
 ]
 #: our column -> skimage.measure.regionprops' property of the same definition
 SKIMAGE = {
-    "area": "area", "centroid_y": "centroid-0", "centroid_x": "centroid-1",
-    "mean_intensity": "intensity_mean", "equivalent_diameter": "equivalent_diameter_area",
-    "major_axis_length": "axis_major_length", "minor_axis_length": "axis_minor_length",
+    "area": "area",
+    "centroid_y": "centroid-0",
+    "centroid_x": "centroid-1",
+    "mean_intensity": "intensity_mean",
+    "equivalent_diameter": "equivalent_diameter_area",
+    "major_axis_length": "axis_major_length",
+    "minor_axis_length": "axis_minor_length",
     "eccentricity": "eccentricity",
 }
 
@@ -68,7 +80,8 @@ def test_micrometre_columns_with_a_pixel_size(pixel_size):
     labels[labels == 1] = 0
     table = measure_objects(labels, image, pixel_size=pixel_size)
     theirs = regionprops_table(
-        labels, spacing=pixel_size,
+        labels,
+        spacing=pixel_size,
         properties=["area", "equivalent_diameter_area", "axis_major_length", "axis_minor_length"],
     )
     np.testing.assert_allclose(table["area_um2"], theirs["area"])

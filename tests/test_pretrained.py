@@ -36,8 +36,10 @@ def val_sample(shared_data, tmp_path):
 
 def test_the_nuclei_model_segments_real_nuclei_by_name(val_sample, tmp_path):
     scores = tmp_path / "scores.json"
-    assert evaluate.main(["--config", "nuclei", "--test_data", str(val_sample),
-                          "--json", str(scores)]) == 0
+    assert (
+        evaluate.main(["--config", "nuclei", "--test_data", str(val_sample), "--json", str(scores)])
+        == 0
+    )
     at_half = json.loads(scores.read_text())["thresholds"]["0.5"]
     assert at_half["tp"] + at_half["fn"] == 188
     assert at_half["ap"] >= AP_AT_HALF - 0.02
@@ -45,8 +47,10 @@ def test_the_nuclei_model_segments_real_nuclei_by_name(val_sample, tmp_path):
 
 def test_predicted_labels_can_be_trained_on_as_they_are(val_sample, tmp_path):
     out = tmp_path / "out"
-    assert predict.main(["--config", "nuclei", "--test_data", str(val_sample),
-                         "--output", str(out)]) == 0
+    assert (
+        predict.main(["--config", "nuclei", "--test_data", str(val_sample), "--output", str(out)])
+        == 0
+    )
     found = 0
     for path in sorted(out.glob("*_labels.tif")):
         labels = tifffile.imread(path)
@@ -67,8 +71,22 @@ def test_the_built_in_model_is_not_tuned_in_place(val_sample, capsys):
 def test_fine_tuning_starts_from_the_built_in_model(tmp_path):
     data = write_dataset(tmp_path / "mine", 2, shape=(64, 64), seed=3)
     model = tmp_path / "mine.pt"
-    argv = ["--args_load_path", "nuclei", "--init_model", "nuclei", "--train_data", str(data),
-            "--model", str(model), "--epochs", "1", "--lr", "1e-9", "--num_workers", "0"]
+    argv = [
+        "--args_load_path",
+        "nuclei",
+        "--init_model",
+        "nuclei",
+        "--train_data",
+        str(data),
+        "--model",
+        str(model),
+        "--epochs",
+        "1",
+        "--lr",
+        "1e-9",
+        "--num_workers",
+        "0",
+    ]
     assert train.main(argv) == 0
     start = torch.load(BUILTIN_MODELS["nuclei"].with_suffix(".pt"))
     tuned = torch.load(model)

@@ -69,7 +69,10 @@ def test_without_validation_data_only_the_last_weights_are_written(tiny_train_co
     events = list(train(tiny_train_config, data=TrainData(train=synthetic_stacks(4), val=[])))
     assert {e.kind for e in events if isinstance(e, CheckpointSaved)} == {"last"}
     assert sorted(p.name for p in tmp_path.glob("model*")) == [
-        "model-log.csv", "model-train-state.pt", "model.pt", "model.yaml",
+        "model-log.csv",
+        "model-train-state.pt",
+        "model.pt",
+        "model.yaml",
     ]
     finished = events[-1]
     assert (finished.model_path, finished.best) == (tiny_train_config.model, {})
@@ -204,8 +207,9 @@ def test_a_resumed_run_stops_early_and_keeps_the_bests_of_an_uninterrupted_one(
     # the loss stalls from the first epoch: a resumed run that forgot the stale epochs
     # before the interruption would stop later
     data = data if validation else TrainData(train=data.train, val=[])
-    cfg = dataclasses.replace(tiny_train_config, epochs=30, lr=1e-9, early_stop_patience=3,
-                              early_stop_min_delta=1.0)
+    cfg = dataclasses.replace(
+        tiny_train_config, epochs=30, lr=1e-9, early_stop_patience=3, early_stop_min_delta=1.0
+    )
     straight = run_training(
         dataclasses.replace(cfg, model=str(tmp_path / "straight" / "m.pt")), data=data
     )
@@ -226,8 +230,9 @@ def test_held_out_fraction_is_used_when_no_validation_is_given(tiny_train_config
 def test_early_stopping_stops_when_the_loss_stalls(tiny_train_config, data, validation):
     # without validation data the training loss is the one watched
     data = data if validation else TrainData(train=data.train, val=[])
-    cfg = dataclasses.replace(tiny_train_config, epochs=30, lr=1e-9, early_stop_patience=2,
-                              early_stop_min_delta=1.0)
+    cfg = dataclasses.replace(
+        tiny_train_config, epochs=30, lr=1e-9, early_stop_patience=2, early_stop_min_delta=1.0
+    )
     finished = run_training(cfg, data=data)
     assert (finished.reason, finished.epochs_run) == ("early_stopping", 3)
 
@@ -266,8 +271,10 @@ def test_only_the_labelled_slices_of_a_stack_train(tiny_train_config, data):
 
 
 def test_the_blobs_of_the_training_labels_are_reported(tiny_train_config, data):
-    blob, labelled = (sum(int(np.count_nonzero(f(s.labels))) for s in data.train)
-                      for f in (lambda labels: labels == 1, lambda labels: labels))
+    blob, labelled = (
+        sum(int(np.count_nonzero(f(s.labels))) for s in data.train)
+        for f in (lambda labels: labels == 1, lambda labels: labels)
+    )
     started = next(train(tiny_train_config, data=data))
     assert blob and started.notes == (
         f"Blobs (label 1, ignored by the loss) in 'image 0': {100 * blob / labelled:.1f} % "
@@ -295,8 +302,12 @@ def test_fine_tuning_starts_from_the_weights_of_the_given_model(tiny_train_confi
     start = torch.load(tiny_train_config.model)
     # at a negligible learning rate the parameters stay those the run started from
     still = dict(epochs=1, lr=1e-9)
-    tuned = dataclasses.replace(tiny_train_config, **still, model=str(tmp_path / "b" / "m.pt"),
-                                init_model=tiny_train_config.model.replace(".pt", ".yaml"))
+    tuned = dataclasses.replace(
+        tiny_train_config,
+        **still,
+        model=str(tmp_path / "b" / "m.pt"),
+        init_model=tiny_train_config.model.replace(".pt", ".yaml"),
+    )
     fresh = dataclasses.replace(tiny_train_config, **still, model=str(tmp_path / "c" / "m.pt"))
     run_training(tuned, data=data)
     run_training(fresh, data=data)
@@ -319,8 +330,9 @@ def test_fine_tuning_starts_from_the_weights_of_the_given_model(tiny_train_confi
 def test_fine_tuning_errors_name_the_setting(tiny_train_config, data, tmp_path, change, message):
     run_training(tiny_train_config, data=data)
     best = tiny_train_config.model.replace(".pt", "-best-val-loss.pt")
-    cfg = dataclasses.replace(tiny_train_config, model=str(tmp_path / "b" / "m.pt"),
-                              init_model=best)
+    cfg = dataclasses.replace(
+        tiny_train_config, model=str(tmp_path / "b" / "m.pt"), init_model=best
+    )
     if change.get("model") == "same":  # a run into the first one's name overwrites its checkpoints
         change = {"model": tiny_train_config.model, "overwrite": True}  # even so
     with pytest.raises(CellsegError, match=message):
@@ -331,7 +343,6 @@ def test_diverging_training_names_the_learning_rate(tiny_train_config, data):
     cfg = dataclasses.replace(tiny_train_config, lr=1e12)
     with pytest.raises(TrainingDiverged, match="Lower the learning rate"):
         run_training(cfg, data=data)
-
 
 
 def test_postprocessing_is_tuned_on_validation_data_at_the_end(tiny_train_config, data):

@@ -165,7 +165,10 @@ class OutputZarr:
                 above = da.from_zarr(group[str(level - 1)])
                 half = above[..., ::2, ::2].rechunk(group[str(level - 1)].chunks)
                 array = group.create_array(
-                    name, shape=half.shape, chunks=half.chunksize, dtype=half.dtype,
+                    name,
+                    shape=half.shape,
+                    chunks=half.chunksize,
+                    dtype=half.dtype,
                     overwrite=True,
                 )
                 da.store(half, array, lock=False, scheduler="threads")
