@@ -136,11 +136,13 @@ class BlockwiseResult:
     diameter: float
 
 
-def intensity_range(image, samples: int = SAMPLE_PIXELS) -> tuple[float, float]:
+def intensity_range(image, samples: int = 0) -> tuple[float, float]:
     """The 1st and 99.8th percentile of the finite pixels of a (lazy) 2D image, on every
-    k-th row and column (``samples`` pixels at most); min..max when they coincide."""
+    k-th row and column (``samples`` pixels at most, 0: :data:`SAMPLE_PIXELS`); min..max
+    when they coincide."""
     from napari_cellseg.data.normalize import PERCENTILES, percentiles
 
+    samples = samples or SAMPLE_PIXELS
     stride = max(1, math.ceil(math.sqrt(image.shape[0] * image.shape[1] / samples)))
     sample = read_region(image[::stride, ::stride])
     values = sample[np.isfinite(sample)] if sample.dtype.kind == "f" else sample.ravel()

@@ -155,15 +155,23 @@ def breakable(text: str, width: int = 20) -> str:
 
 
 def output_layer(
-    viewer, data: np.ndarray, *, kind: str, name: str, tag: str, **kwargs: Any
+    viewer,
+    data: np.ndarray,
+    *,
+    kind: str,
+    name: str,
+    tag: str,
+    next_label: int | None = None,
+    **kwargs: Any,
 ) -> Layer:
     """Show ``data`` in the layer this plugin tagged ``tag``, adding it when absent.
 
     Only layers whose metadata carries the tag are reused, so a user's layer is never
     overwritten.  A labels layer the user edits (paint, fill, erase, ...) loses its tag:
     it is theirs from then on, and the next result goes to a new layer.  A labels layer's
-    brush is set to a value no object has yet.  ``kwargs`` (scale, translate, colormap,
-    ...) apply on creation; scale, translate and units are also updated on reuse.
+    brush is set to a value no object has yet (``next_label``, else one above the
+    largest).  ``kwargs`` (scale, translate, colormap, ...) apply on creation; scale,
+    translate and units are also updated on reuse.
     """
     layer = next((lay for lay in viewer.layers if lay.metadata.get(OWNER_KEY) == tag), None)
     if layer is None:
@@ -177,7 +185,7 @@ def output_layer(
             if key in kwargs:
                 setattr(layer, key, kwargs[key])
     if kind == "labels":  # the brush paints a new object, never the blob value 1
-        layer.selected_label = max(int(data.max(initial=0)) + 1, 2)
+        layer.selected_label = next_label or max(int(data.max(initial=0)) + 1, 2)
     return layer
 
 

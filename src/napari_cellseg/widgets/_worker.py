@@ -37,6 +37,7 @@ __all__ = [
     "training_events",
     "predict_maps",
     "predict_files",
+    "predict_blockwise",
     "gui_threads",
     "start_worker",
     "report",
@@ -150,6 +151,23 @@ def predict_maps(
         predictor = copy.copy(current_model.predictor(yaml_path))
         predictor.tta = tta
         return (yield from predictor.iter_predict(image, diameter))
+
+
+def predict_blockwise(
+    yaml_path: str, image, output: str, tta: bool, options: dict
+) -> Generator[tuple[int, int], None, object]:
+    """Segment a large image block by block into the OME-Zarr ``output``, yielding (steps
+    done, steps); ``options`` go to :func:`~napari_cellseg.bigimage.blockwise.iter_blockwise`.
+
+    Quitting the worker stops after the block in progress; the finished blocks are kept.
+    """
+    from napari_cellseg.bigimage.blockwise import iter_blockwise
+
+    _yield_cpu_to_gui()
+    with _reported_errors("Lower the block size (the command line's --block_size)."):
+        predictor = copy.copy(current_model.predictor(yaml_path))
+        predictor.tta = tta
+        return (yield from iter_blockwise(image, predictor, output, **options))
 
 
 def predict_files(

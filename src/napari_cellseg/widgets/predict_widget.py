@@ -13,7 +13,9 @@ from napari.layers import Image
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import QFileDialog, QProgressBar, QWidget
 
+from napari_cellseg.config import PredictConfig
 from napari_cellseg.errors import CellsegError
+from napari_cellseg.widgets._big_image import default_output, lazy_image, show_result
 from napari_cellseg.widgets._dock import TabsOnFirstShow, scrolling_layout
 from napari_cellseg.widgets._layers import (
     OWNER_KEY,
@@ -32,6 +34,7 @@ from napari_cellseg.widgets._predict_state import Maps, PredictState
 from napari_cellseg.widgets._segmentation_panel import SegmentationPanel, button
 from napari_cellseg.widgets._worker import (
     current_model,
+    predict_blockwise,
     predict_files,
     predict_maps,
     start_worker,
@@ -58,6 +61,7 @@ class PredictWidget(TabsOnFirstShow, QWidget):
         self.viewer = napari_viewer
         self.state = PredictState()
         self.worker = None
+        self._unfinished: dict[str, str] = {}  # cancelled blockwise outputs, by layer name
         self.model_panel = ModelPanel(self.state)
         self.image = layer_combo(napari_viewer, Image, label="image")
         self.run = PushButton(text=_PREDICT)
@@ -92,7 +96,7 @@ class PredictWidget(TabsOnFirstShow, QWidget):
         self.state.events.status.connect(
             lambda text: setattr(self.status, "value", breakable(text))
         )
-        self.run.changed.connect(self.predict)
+        self.run.changed.connect(lambda: self.predict())
         self.run_folder.changed.connect(lambda: self.predict_folder())
         self.image.changed.connect(self._show_stitch)
         for event in ("inserted", "removed", "renamed", "reordered"):
@@ -120,10 +124,12 @@ class PredictWidget(TabsOnFirstShow, QWidget):
         self.progress_bar.setRange(0, total)
         self.progress_bar.setValue(done)
 
-    def predict(self) -> None:
+    def predict(self, output: str = "") -> None:
         """Predict on the chosen image layer in a worker; errors become notifications.
 
-        While it runs, the button cancels it (after the current batch of tiles).
+        While it runs, the button cancels it (after the current batch of tiles).  A large
+        image is predicted block by block into the OME-Zarr ``output`` (asked for when
+        empty).
         """
         if self.worker is not None:
             self.worker.quit()
@@ -135,8 +141,9 @@ class PredictWidget(TabsOnFirstShow, QWidget):
                 raise CellsegError("No image layer: open an image to predict on.")
             if not current_model.path:
                 raise CellsegError("No model: pick a model .yaml file or train one first.")
-            image = image_array(layer)
-            if image.ndim > 3:
+            big = lazy_image(layer)
+            image = image_array(layer) if big is None else None
+            if image is not None and image.ndim > 3:
                 raise CellsegError(
                     f"'{layer.name}' has {image.ndim} dimensions {image.shape}; the dock "
                     "predicts an image or a stack (Z, H, W).  A multichannel stack (a Fiji "
@@ -147,13 +154,14 @@ class PredictWidget(TabsOnFirstShow, QWidget):
         except CellsegError as exc:
             show_error(str(exc))
             return
+        if big is not None:
+            self._predict_blockwise(layer, big, output)
+            return
         model = self.state.model
         blob_label = model.config.blob_label if model else None
         context = (placement(layer), blob_label, image, pixel_size(layer), z_spacing(layer))
         channels = other_channels(self.viewer, layer)
-        self.run.text = _CANCEL
-        self._set_progress(0, 1)  # not the last run's count
-        self.state.status = f"Predicting on '{layer.name}'…"
+        self._started(f"Predicting on '{layer.name}'…")
         self.worker = start_worker(
             predict_maps,
             current_model.path,
@@ -165,6 +173,64 @@ class PredictWidget(TabsOnFirstShow, QWidget):
             errored=lambda _exc: setattr(self.state, "status", "Prediction failed."),
             aborted=lambda: setattr(self.state, "status", "Prediction cancelled."),
             finished=self._predict_finished,
+        )
+
+    def _started(self, status: str, progress: str = "tile %v / %m") -> None:
+        self.run.text, self.run_folder.enabled = _CANCEL, False
+        self.progress_bar.setFormat(progress)
+        self._set_progress(0, 1)  # not the last run's count
+        self.state.status = status
+
+    def _predict_blockwise(self, layer: Image, image, output: str) -> None:
+        """Segment a large layer block by block into an OME-Zarr; the results come back as
+        layers reading it.  Cancelled, it keeps the finished blocks: predicting into the
+        same output (proposed next time) goes on from them."""
+        if not output:
+            suggested = self._unfinished.get(layer.name) or default_output(layer)
+            output, _ = QFileDialog.getSaveFileName(
+                self, f"OME-Zarr for the results of '{layer.name}'", str(suggested)
+            )
+        if not output:
+            return
+        output = output if output.rstrip("/").endswith(".zarr") else output + ".zarr"
+        options = {
+            "settings": self.segmentation.settings(),
+            "block": PredictConfig.block_size,
+            "diameter": self.model_panel.diameter.value,
+        }
+        height, width = image.shape
+        self._started(
+            f"'{layer.name}' ({height} x {width}) is predicted block by block into '{output}'…",
+            "step %v / %m",
+        )
+
+        def cancelled() -> None:
+            self._unfinished[layer.name] = output
+            self.state.status = (
+                f"Cancelled: '{output}' keeps the finished blocks; predict again into it to go on."
+            )
+
+        self.worker = start_worker(
+            predict_blockwise,
+            current_model.path,
+            image,
+            output,
+            self.state.tta,
+            options,
+            yielded=lambda counts: self._set_progress(*counts),
+            returned=lambda result: self._blockwise_done(layer, result),
+            errored=lambda _exc: setattr(self.state, "status", "Prediction failed."),
+            aborted=cancelled,
+            finished=self._predict_finished,
+        )
+
+    def _blockwise_done(self, layer: Image, result) -> None:
+        self._unfinished.pop(layer.name, None)
+        self.state.maps = None  # the thresholds apply to the next prediction
+        show_result(self.viewer, layer.name, result, placement(layer))
+        self.state.status = (
+            f"'{layer.name}': {result.objects} objects in {result.blocks} blocks, written to "
+            f"'{result.path}' (the layers read it from there)."
         )
 
     def predict_folder(self, folder: str = "", output: str = "") -> None:
@@ -187,10 +253,7 @@ class PredictWidget(TabsOnFirstShow, QWidget):
             "measure": True,
             "rois": True,
         }
-        self.run.text, self.run_folder.enabled = _CANCEL, False
-        self.progress_bar.setFormat("image %v / %m")
-        self._set_progress(0, 1)
-        self.state.status = f"Segmenting the images of '{folder}'…"
+        self._started(f"Segmenting the images of '{folder}'…", "image %v / %m")
         self.worker = start_worker(
             predict_files,
             current_model.path,
