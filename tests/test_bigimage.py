@@ -222,3 +222,32 @@ def test_blocks_are_aligned_on_the_whole_images_tiles(predictor):
         ]
         assert set(covering) <= whole  # every tile over the block is one of the image's
     assert (grid.block, grid.before, grid.after) == (2016, 224, 256)
+
+
+def _limit_file_size() -> None:
+    """In the child: files cannot grow past 40 kB, as on a full disk (EFBIG, not a signal)."""
+    import resource
+    import signal
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (40_000, 40_000))
+
+
+def test_a_full_disk_stops_with_a_message_and_nothing_that_looks_complete(tmp_path, tiff):
+    import subprocess
+    import sys
+
+    output = tmp_path / "out.zarr"
+    command = [
+        sys.executable, "-m", "napari_cellseg.predict", "--config", "nuclei", "--test_data",
+        str(tiff), "--diameter", "24", "--block_size", "128", "--output", str(output),
+    ]  # fmt: skip
+    failed = subprocess.run(
+        command, capture_output=True, text=True, preexec_fn=_limit_file_size, timeout=300
+    )
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr
+    assert f"Cannot write to '{output}'" in failed.stderr and "free disk space" in failed.stderr
+    state = dict(zarr.open_group(str(output), mode="r").attrs)["napari-cellseg"]
+    assert not state["complete"]
+    assert subprocess.run(command, capture_output=True, timeout=300).returncode == 0  # goes on
+    assert labels_of(output).max() > 40
