@@ -128,24 +128,32 @@ def test_an_ome_zarr_channel_is_read_lazily(tmp_path, image):
         open_lazy(tmp_path / "in.zarr")
 
 
-def test_a_dask_cluster_over_tcp_predicts_the_same_labels(tmp_path, tiff, predictor, monkeypatch):
+@pytest.fixture(scope="module")
+def cluster():
+    """A dask.distributed cluster of 2 workers over TCP (threads of this process)."""
     from distributed import LocalCluster
 
-    from napari_cellseg.bigimage import tasks
-
-    local = segment_blockwise(
-        open_lazy(tiff), predictor, tmp_path / "here.zarr", block=BLOCK, diameter=24
-    )
     cluster = LocalCluster(
         n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://",
         dashboard_address=None,
     )  # fmt: skip
     with cluster:
         assert cluster.scheduler_address.startswith("tcp://")
-        spread = segment_blockwise(
-            open_lazy(tiff), predictor, tmp_path / "there.zarr", block=BLOCK, diameter=24,
-            scheduler=cluster.scheduler_address,
-        )  # fmt: skip
+        yield cluster.scheduler_address
+
+
+def test_a_dask_cluster_over_tcp_predicts_the_same_labels(
+    tmp_path, tiff, predictor, cluster, monkeypatch
+):
+    from napari_cellseg.bigimage import tasks
+
+    local = segment_blockwise(
+        open_lazy(tiff), predictor, tmp_path / "here.zarr", block=BLOCK, diameter=24
+    )
+    spread = segment_blockwise(
+        open_lazy(tiff), predictor, tmp_path / "there.zarr", block=BLOCK, diameter=24,
+        scheduler=cluster,
+    )  # fmt: skip
     assert np.array_equal(labels_of(spread.path), labels_of(local.path))
     monkeypatch.setattr(tasks, "CONNECT_TIMEOUT", "1s")
     with pytest.raises(DataError, match="Cannot reach the dask scheduler"):
@@ -153,6 +161,27 @@ def test_a_dask_cluster_over_tcp_predicts_the_same_labels(tmp_path, tiff, predic
             open_lazy(tiff), predictor, tmp_path / "none.zarr", block=BLOCK, diameter=24,
             scheduler="tcp://127.0.0.1:9",
         )  # fmt: skip
+
+
+def test_a_folder_is_one_task_per_image_on_the_cluster(tmp_path, image, cluster, capsys):
+    images = tmp_path / "data" / "images"
+    images.mkdir(parents=True)
+    for name, crop in (("a", image[:150]), ("b", image[150:]), ("c", image[:, :180])):
+        tifffile.imwrite(images / f"{name}.tif", crop)
+    (images / "broken.tif").write_bytes(b"not a tiff")
+    flags = ["predict", "--config", "nuclei", "--test_data", str(tmp_path / "data"), "--measure"]
+    assert cellseg([*flags, "--output", str(tmp_path / "here"), "--diameter", "24"]) == 2
+    assert cellseg(
+        [*flags, "--output", str(tmp_path / "there"), "--diameter", "24", "--scheduler", cluster]
+    ) == 2  # fmt: skip
+    assert capsys.readouterr().err.count("1 of 4 images were skipped") == 2  # the broken one
+    for name in ("a", "b", "c"):
+        here = tifffile.imread(tmp_path / "here" / f"{name}_labels.tif")
+        assert here.max() > 10
+        assert np.array_equal(here, tifffile.imread(tmp_path / "there" / f"{name}_labels.tif"))
+    summary = (tmp_path / "there" / "summary.csv").read_text()
+    assert summary == (tmp_path / "here" / "summary.csv").read_text()
+    assert [row.split(",")[0] for row in summary.splitlines()[1:]] == ["a", "b", "c"]
 
 
 def test_bad_inputs_name_the_path_and_the_fix(tmp_path, image):

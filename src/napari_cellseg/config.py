@@ -357,8 +357,9 @@ class PredictConfig:
     )
     scheduler: str = setting(
         "",
-        "--output OUT.zarr: address of a dask.distributed scheduler (tcp://host:8786) whose "
-        "workers predict the blocks; empty = this process, every core on each block",
+        "address of a dask.distributed scheduler (tcp://host:8786) whose workers predict "
+        "the blocks of --output OUT.zarr, or the images of a folder (one task each); "
+        "empty = this process, every core on each block or image",
         advanced=True,
     )
     overwrite: bool = setting(

@@ -143,21 +143,19 @@ def predict_folder(
     files = list_folder(settings.test_data, labels=labels)
     _keep_earlier_results(settings, [file.name for file in files])
     summary: list[dict] = []
+    order = {file.name: index for index, file in enumerate(files)}
     skipped: list[str] = []
     report = progress or (lambda _record: None)
-    for index, file in enumerate(files):
-        report(ImageStarted(index, len(files), file.name))
-        try:
-            result = _predict_file(predictor, file, settings, segmentation, report, cancel)
-        except DataError as exc:  # an unreadable or unfit file: the others go on
-            log.warning("skipped: %s", exc)
-            skipped.append(str(exc))
+    for result in _outcomes(predictor, files, settings, segmentation, report, cancel):
+        if isinstance(result, DataError):  # an unreadable or unfit file: the others go on
+            log.warning("skipped: %s", result)
+            skipped.append(str(result))
             continue
-        if result is None:  # cancelled
-            return
         table = _write(result, settings)
         if table is not None:  # the summary so far: complete for the images written
             summary += summary_rows(result.stack.name, table, pages=len(result.labels))
+            # in the files' order: a cluster's results come as they finish
+            summary.sort(key=lambda row: order[row["image"]])
             atomic_write_text(Path(settings.output) / "summary.csv", rows_csv(summary))
         yield result
     if skipped:
@@ -165,6 +163,52 @@ def predict_folder(
             f"{len(skipped)} of {len(files)} images were skipped (the others are done):\n"
             + "\n".join(f"- {reason}" for reason in skipped)
         )
+
+
+def _outcomes(predictor, files, settings, segmentation, report, cancel) -> Iterator:
+    """The prediction of each file, or the DataError that skips it: here one file after
+    another, or with ``settings.scheduler`` one dask task per file, as they finish."""
+    if settings.scheduler:
+        from napari_cellseg.bigimage.tasks import predictor_key, register, run_tasks
+
+        register(predictor)  # tasks run in this process use it
+        task = _FileTask(predictor_key(predictor), settings, segmentation)
+        for index, result in enumerate(run_tasks(task, files, settings.scheduler, cancel)):
+            name = result.stack.name if isinstance(result, StackPrediction) else ""
+            report(ImageStarted(index, len(files), name))
+            yield result
+        return
+    for index, file in enumerate(files):
+        report(ImageStarted(index, len(files), file.name))
+        try:
+            result = _predict_file(predictor, file, settings, segmentation, report, cancel)
+        except DataError as exc:
+            result = exc
+        if result is None:  # cancelled
+            return
+        yield result
+
+
+@dataclass(frozen=True)
+class _FileTask:
+    """One file of a folder predicted and segmented where a dask worker runs it."""
+
+    predictor: tuple  # bigimage.tasks.predictor_key
+    settings: PredictConfig
+    segmentation: SegmentationSettings
+
+    def __call__(self, file) -> StackPrediction | DataError:
+        from napari_cellseg.bigimage.tasks import worker_predictor
+
+        predictor = worker_predictor(self.predictor)
+        try:
+            return _predict_file(predictor, file, self.settings, self.segmentation, _ignore, None)
+        except DataError as exc:  # returned: the other files go on
+            return exc
+
+
+def _ignore(_record) -> None:
+    """Progress nobody watches (a file predicted on a dask worker)."""
 
 
 def _predict_file(

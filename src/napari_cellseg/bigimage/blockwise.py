@@ -235,10 +235,12 @@ def iter_blockwise(
     task = BlockTask(source, key, values, grid, low, high, diameter, str(out.path))
     register(predictor, image)  # this process's tasks use them
     todo = [index for index in range(len(grid)) if index not in finished[0]]
-    for index in run_tasks(task, todo, scheduler, cancel, out.path):
+    for index in run_tasks(task, todo, scheduler, cancel):
         out.mark("pass1", {index})
         done += 1
         yield done, total
+    if cancel is not None and cancel.is_set():
+        raise Cancelled(out.path)
     lookup = _merge(out, grid)
     for index in range(len(grid)):
         if index not in finished[1]:

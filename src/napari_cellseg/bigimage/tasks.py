@@ -8,6 +8,7 @@ opens the image once.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,7 +24,15 @@ from napari_cellseg.segmentation.instances import instances
 if TYPE_CHECKING:
     from napari_cellseg.bigimage.blockwise import BlockGrid
 
-__all__ = ["BlockTask", "Cancelled", "predictor_key", "read_region", "register", "run_tasks"]
+__all__ = [
+    "BlockTask",
+    "Cancelled",
+    "predictor_key",
+    "read_region",
+    "register",
+    "run_tasks",
+    "worker_predictor",
+]
 
 CONNECT_TIMEOUT = "20s"
 """How long to try to reach a dask scheduler."""
@@ -51,10 +60,11 @@ _IMAGES: dict[tuple, LazyImage] = {}
 """The images this process opened for block tasks, by (path, channel)."""
 
 
-def register(predictor, image: LazyImage) -> None:
+def register(predictor, image: LazyImage | None = None) -> None:
     """Let this process's tasks use ``predictor`` and ``image`` (already loaded)."""
     _PREDICTORS[predictor_key(predictor)] = predictor
-    _IMAGES[(str(image.path), image.channel)] = image
+    if image is not None:
+        _IMAGES[(str(image.path), image.channel)] = image
 
 
 def predictor_key(predictor) -> tuple:
@@ -68,27 +78,39 @@ def predictor_key(predictor) -> tuple:
     )
 
 
-def _predictor(key: tuple):
-    """The predictor of ``key``, loaded once per process (a dask worker loads its own)."""
+def worker_predictor(key: tuple):
+    """The predictor of ``key``, loaded once per process.  A dask worker loads its own, on
+    its own best device (the client's may not exist there)."""
     if key not in _PREDICTORS:
         from napari_cellseg.inference.predictor import load_model
 
         model, device, tile, overlap, batch, tta = key
+        threads = _worker_threads()
         _PREDICTORS[key] = load_model(
-            model, device, tile_size=tile, tile_overlap=overlap, tile_batch=batch, tta=tta
+            model,
+            "auto" if threads else device,
+            tile_size=tile,
+            tile_overlap=overlap,
+            tile_batch=batch,
+            tta=tta,
         )
-        _share_cores()
+        if threads:
+            _share_cores(threads)
     return _PREDICTORS[key]
 
 
-def _share_cores() -> None:
-    """In a dask worker of several threads, give each thread its share of the cores."""
+def _worker_threads() -> int:
+    """The threads of the dask worker this runs in; 0 outside one."""
     try:
         from distributed import get_worker
 
-        threads = get_worker().state.nthreads
+        return get_worker().state.nthreads
     except (ImportError, ValueError):
-        return
+        return 0
+
+
+def _share_cores(threads: int) -> None:
+    """In a dask worker of ``threads`` threads, give each thread its share of the cores."""
     import torch
 
     cores = int(os.environ.get("OMP_NUM_THREADS", 0)) or (os.cpu_count() or 1) // threads
@@ -110,7 +132,7 @@ class BlockTask:
 
     def __call__(self, index: int) -> int:
         """Predict, segment and write block ``index``; returns it."""
-        predictor = _predictor(self.predictor)
+        predictor = worker_predictor(self.predictor)
         if self.source not in _IMAGES:
             _IMAGES[self.source] = open_lazy(*self.source)
         window = read_region(_IMAGES[self.source].data[self.grid.window(index)])
@@ -126,14 +148,15 @@ class BlockTask:
         return index
 
 
-def run_tasks(task: BlockTask, todo: list[int], scheduler: str, cancel, path: Path):
-    """Run ``task`` on the blocks ``todo`` here or on a dask cluster; yield each block
-    as it is finished."""
+def run_tasks(task, todo: list, scheduler: str, cancel) -> Iterator:
+    """Run ``task`` on each item of ``todo`` here, in order, or on the dask cluster at
+    ``scheduler``, as they finish; yield each result.  Once ``cancel`` is set it stops
+    (the cluster's tasks are cancelled) without error: the caller says what was kept."""
     if not scheduler:
-        for index in todo:
+        for item in todo:
             if cancel is not None and cancel.is_set():
-                raise Cancelled(path)
-            yield task(index)
+                return
+            yield task(item)
         return
     from distributed import Client, as_completed
 
@@ -148,10 +171,12 @@ def run_tasks(task: BlockTask, todo: list[int], scheduler: str, cancel, path: Pa
     with client:
         futures = client.map(task, todo, pure=False)
         for future in as_completed(futures):
-            yield future.result()
+            result = future.result()
+            future.release()  # the client holds one result at a time
+            yield result
             if cancel is not None and cancel.is_set():
                 client.cancel(futures)
-                raise Cancelled(path)
+                return
 
 
 def _write_pass1(out, grid: BlockGrid, index: int, labels, maps) -> None:
