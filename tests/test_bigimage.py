@@ -280,3 +280,20 @@ def test_a_full_disk_stops_with_a_message_and_nothing_that_looks_complete(tmp_pa
     assert not state["complete"]
     assert subprocess.run(command, capture_output=True, timeout=300).returncode == 0  # goes on
     assert labels_of(output).max() > 40
+
+
+def test_the_diameter_is_estimated_where_the_objects_are(image, monkeypatch):
+    import dask.array as da
+
+    from napari_cellseg.bigimage import statistics
+
+    monkeypatch.setattr(statistics, "SAMPLE_PIXELS", 250_000)  # every 4th row and column
+    slide = np.zeros((2000, 2000), image.dtype)  # nuclei in a corner, the centre empty
+    slide[1500:1800, 100:460] = image
+    sample = statistics.strided_sample(da.from_array(slide, chunks=500))
+    assert sample.stride == 4 and sample.high > sample.low
+    rows, cols = statistics.diameter_region(sample, slide.shape)
+    assert rows.stop - rows.start == cols.stop - cols.start == 1024
+    assert rows.start <= 1500 and 1800 <= rows.stop and cols.start == 0  # the whole crop
+    plain = statistics.strided_sample(da.from_array(np.ones((3000, 3000)), chunks=500))
+    assert statistics.diameter_region(plain, (3000, 3000)) == (slice(988, 2012),) * 2

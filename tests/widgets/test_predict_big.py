@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import zarr
 
-from napari_cellseg.bigimage import blockwise, zarr_output
+from napari_cellseg.bigimage import statistics, zarr_output
 from napari_cellseg.config import PredictConfig
 from napari_cellseg.data.io import read_image
 from napari_cellseg.sharing.networks import SAMPLE_IMAGE
@@ -41,7 +41,7 @@ class Source:
 def slide(viewer, monkeypatch):
     monkeypatch.setattr(_big_image, "IN_MEMORY_PIXELS", 100_000)
     monkeypatch.setattr(PredictConfig, "block_size", 384)
-    monkeypatch.setattr(blockwise, "SAMPLE_PIXELS", SAMPLE)
+    monkeypatch.setattr(statistics, "SAMPLE_PIXELS", SAMPLE)
     monkeypatch.setattr(zarr_output, "PYRAMID_SIDE", 800)
     image = np.tile(read_image(SAMPLE_IMAGE)[0], (2, 2))
     source = Source(image)

@@ -1,8 +1,9 @@
 """Images larger than memory: predicted and segmented block by block, seamless instances.
 
 1. The intensity range (1st..99.8th percentile) is computed once for the whole image,
-   on a strided sample (:func:`intensity_range`), and the objects' diameter once on its
-   central region: every block is scaled alike, as the in-memory path scales an image.
+   on a strided sample, and the objects' diameter once on its most crowded region
+   (:mod:`~napari_cellseg.bigimage.statistics`): every block is scaled alike, as the
+   in-memory path scales an image.
 2. **Pass 1**, each block with a halo around it: predicted, segmented with the model's
    settings, and its core written to the output (maps; labels numbered apart from every
    other block's).  It also writes what it saw of its right and lower neighbours' edges
@@ -21,7 +22,6 @@ where it stopped; the completion marker is written last.
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 from collections.abc import Callable, Generator
@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_cellseg.bigimage.sources import LazyImage
+from napari_cellseg.bigimage.statistics import estimate_diameter, strided_sample
 from napari_cellseg.bigimage.tasks import (
     BlockTask,
     Cancelled,
@@ -40,27 +41,16 @@ from napari_cellseg.bigimage.tasks import (
     run_tasks,
 )
 from napari_cellseg.bigimage.zarr_output import OutputZarr, writing
-from napari_cellseg.data.normalize import scale_to_range
-from napari_cellseg.errors import DataError
 from napari_cellseg.segmentation.settings import SegmentationSettings
 
 __all__ = [
     "BlockGrid",
     "BlockwiseResult",
-    "intensity_range",
     "iter_blockwise",
     "measure_result",
     "read_region",
     "segment_blockwise",
 ]
-
-log = logging.getLogger(__name__)
-
-SAMPLE_PIXELS = 4_000_000
-"""Pixels of the strided sample the intensity range is computed on."""
-
-DIAMETER_SAMPLE = 1024
-"""Side of the central region the objects' diameter is estimated on."""
 
 FIRST_LABEL = 2
 """Objects are numbered from 2, as annotations (1 marks blobs)."""
@@ -136,24 +126,6 @@ class BlockwiseResult:
     diameter: float
 
 
-def intensity_range(image, samples: int = 0) -> tuple[float, float]:
-    """The 1st and 99.8th percentile of the finite pixels of a (lazy) 2D image, on every
-    k-th row and column (``samples`` pixels at most, 0: :data:`SAMPLE_PIXELS`); min..max
-    when they coincide."""
-    from napari_cellseg.data.normalize import PERCENTILES, percentiles
-
-    samples = samples or SAMPLE_PIXELS
-    stride = max(1, math.ceil(math.sqrt(image.shape[0] * image.shape[1] / samples)))
-    sample = read_region(image[::stride, ::stride])
-    values = sample[np.isfinite(sample)] if sample.dtype.kind == "f" else sample.ravel()
-    if values.size == 0:
-        raise DataError("The image holds no finite pixel.")
-    low, high = percentiles(values[np.newaxis], PERCENTILES)
-    if high <= low:
-        low, high = float(values.min()), float(values.max())
-    return float(low), float(high)
-
-
 def segment_blockwise(
     image: LazyImage,
     predictor,
@@ -211,9 +183,10 @@ def iter_blockwise(
         with every core on each block.
     """
     settings = settings or predictor.segmentation()
-    low, high = intensity_range(image.data)
+    sample = strided_sample(image.data)
+    low, high = sample.low, sample.high
     if predictor.config.object_diameter and not diameter:
-        diameter = _estimate_diameter(image, predictor, low, high)
+        diameter = estimate_diameter(image.data, predictor, sample)
     halo = halo or max(64, int(3 * (diameter or predictor.config.object_diameter or 20)))
     grid = aligned_grid(image.shape, block, halo, predictor, diameter)
     job = {
@@ -275,20 +248,6 @@ def measure_result(result: BlockwiseResult, image: LazyImage, block: int) -> dic
     labels = zarr.open_group(str(result.path), mode="r")["labels/instances/0"]
     grid = BlockGrid(image.shape, block, 0, 0)
     return measure_blockwise(labels, image.data, grid, result.objects, read_region)
-
-
-def _estimate_diameter(image: LazyImage, predictor, low, high) -> float:
-    """The objects' diameter the model measures on the central region of the image."""
-    starts = [max(0, (size - DIAMETER_SAMPLE) // 2) for size in image.shape]
-    centre = tuple(
-        slice(start, min(size, start + DIAMETER_SAMPLE))
-        for start, size in zip(starts, image.shape, strict=True)
-    )
-    pixels = scale_to_range(read_region(image.data[centre]), low, high)
-    channels = predictor.config.channels
-    diameter = predictor.estimate_diameter(np.repeat(pixels[np.newaxis], channels, axis=0))
-    log.info("Objects' diameter estimated on the image's centre: %.1f pixels.", diameter)
-    return diameter
 
 
 def _merge(out: OutputZarr, grid: BlockGrid) -> tuple[np.ndarray, np.ndarray]:
