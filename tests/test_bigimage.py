@@ -241,16 +241,19 @@ def test_blocks_are_aligned_on_the_whole_images_tiles(predictor):
     from napari_cellseg.bigimage.blockwise import aligned_grid
     from napari_cellseg.inference.tiling import tile_starts
 
-    grid = aligned_grid((4096, 4096), 2048, 72, predictor, 24)
+    grid = aligned_grid((4096, 4096), 2048, 72, predictor, 24, 24)
     whole = set(tile_starts(4096, 256, predictor.overlap, predictor.align))
     for index in range(len(grid)):
         rows = grid.window(index)[0]
         starts = tile_starts(rows.stop - rows.start, 256, predictor.overlap, predictor.align)
+        core = grid.core(index)[0]
         covering = [
-            rows.start + s for s in starts if rows.start + s + 256 > grid.core(index)[0].start
-        ]
+            rows.start + s for s in starts if core.start < rows.start + s + 256 and
+            rows.start + s < core.stop
+        ]  # fmt: skip
         assert set(covering) <= whole  # every tile over the block is one of the image's
-    assert (grid.block, grid.before, grid.after) == (2016, 224, 256)
+        assert len(covering) == len(starts)  # and no tile covers only the halo
+    assert (grid.block, grid.before, grid.after) == (2240, 224, 32)  # 2 blocks a side
 
 
 def _limit_file_size() -> None:

@@ -8,8 +8,8 @@
    settings, and its core written to the output (maps; labels numbered apart from every
    other block's).  It also writes what it saw of its right and lower neighbours' edges
    (its halo there, in its own numbers).
-3. **Merge**: an object that crosses a block face is seen by both blocks in the strip of
-   ``halo`` pixels behind the face.  Two labels that cover the same strip pixels (at least
+3. **Merge**: an object that crosses a block face is seen by both blocks in the strip
+   behind the face (as wide as the halo after a block).  Two labels that cover the same strip pixels (at least
    half of the smaller one's pixels there) are one object (union-find).
 4. **Pass 2**: every block's labels are renumbered: one global label per object, 2, 3,
    ... as annotations are numbered.
@@ -90,16 +90,22 @@ class BlockGrid:
         )
 
 
-def aligned_grid(shape, block: int, halo: int, predictor, diameter: float) -> BlockGrid:
+def aligned_grid(
+    shape, block: int, halo: int, predictor, diameter: float, reach: int
+) -> BlockGrid:
     """The blocks whose network tiles fall where the whole image's would.
 
     The predictor tiles each window from its top-left corner, ``step`` pixels apart,
     the last tile flush with the window's end.  At the model's own scale the block side
-    and the halo before a block are rounded to multiples of ``step``, and the halo
-    after it to ``tile`` plus a multiple of ``step``: every tile that covers a block's
-    pixels is then one of the whole image's tiles, and the block's maps are the whole
-    image's maps (the blockwise instances equal the in-memory ones).  At another scale
-    the windows are resampled and the halo is used as given.
+    (rounded up so that the blocks along the longer side are about equal: no thin last
+    block) and the halo before a block (at least ``halo``) are rounded to multiples of ``step``,
+    and the halo after it to ``tile`` plus a multiple of ``step``, the least that
+    covers ``reach`` pixels (an object's diameter: an object that crosses the block's
+    far face has its centre there, and the next block sees it whole from behind).  Every
+    tile that covers a block's pixels is then one of the whole image's tiles, and the
+    block's maps are the whole image's maps (the blockwise instances equal the in-memory
+    ones); no tile is predicted that covers none of them.  At another scale the windows
+    are resampled and ``halo`` is used on both sides.
     """
     from napari_cellseg.inference.tiling import tile_step
 
@@ -108,10 +114,11 @@ def aligned_grid(shape, block: int, halo: int, predictor, diameter: float) -> Bl
         return BlockGrid(shape, block, halo, halo)
     tile = predictor.tile_side(shape)
     step = tile_step(tile, predictor.overlap, predictor.align)
-    block = max(step, round(block / step) * step)
+    count = math.ceil(max(shape) / block)  # blocks along the longer side, as even as
+    block = max(step, math.ceil(math.ceil(max(shape) / count) / step) * step)  # steps allow
     before = math.ceil(halo / step) * step
     after = (tile - before) % step
-    after += math.ceil(max(halo - after, 0) / step) * step
+    after += math.ceil(max(reach - after, 0) / step) * step
     return BlockGrid(shape, block, before, after)
 
 
@@ -187,8 +194,9 @@ def iter_blockwise(
     low, high = sample.low, sample.high
     if predictor.config.object_diameter and not diameter:
         diameter = estimate_diameter(image.data, predictor, sample)
-    halo = halo or max(64, int(3 * (diameter or predictor.config.object_diameter or 20)))
-    grid = aligned_grid(image.shape, block, halo, predictor, diameter)
+    size = diameter or predictor.config.object_diameter or 20
+    halo = halo or max(64, int(3 * size))
+    grid = aligned_grid(image.shape, block, halo, predictor, diameter, max(16, math.ceil(size)))
     job = {
         "source": str(image.path),
         "shape": list(image.shape),
