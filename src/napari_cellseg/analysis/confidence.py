@@ -47,8 +47,10 @@ def object_confidence(
     out["unity"] = 1.0 - _interior_ridge(labels, np.asarray(boundaries), ids)
     out["separation"] = _separation(labels, np.asarray(boundaries), ids)
     out["confidence"] = out["presence"] * out["unity"] * out["separation"]
-    return {key: np.asarray(value, dtype=np.float64 if key != "label" else ids.dtype)
-            for key, value in out.items()}
+    return {
+        key: np.asarray(value, dtype=np.float64 if key != "label" else ids.dtype)
+        for key, value in out.items()
+    }
 
 
 def _interior_ridge(labels, boundaries, ids) -> np.ndarray:

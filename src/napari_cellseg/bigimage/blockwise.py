@@ -9,8 +9,9 @@
    other block's).  It also writes what it saw of its right and lower neighbours' edges
    (its halo there, in its own numbers).
 3. **Merge**: an object that crosses a block face is seen by both blocks in the strip
-   behind the face (as wide as the halo after a block).  Two labels that cover the same strip pixels (at least
-   half of the smaller one's pixels there) are one object (union-find).
+   behind the face (as wide as the halo after a block).  Two labels that cover the same
+   strip pixels (at least half of the smaller one's pixels there) are one object
+   (union-find).
 4. **Pass 2**: every block's labels are renumbered: one global label per object, 2, 3,
    ... as annotations are numbered.
 5. **Pyramid**: levels of half resolution, down to a side of 1024, so that napari (and
@@ -90,9 +91,7 @@ class BlockGrid:
         )
 
 
-def aligned_grid(
-    shape, block: int, halo: int, predictor, diameter: float, reach: int
-) -> BlockGrid:
+def aligned_grid(shape, block: int, halo: int, predictor, diameter: float, reach: int) -> BlockGrid:
     """The blocks whose network tiles fall where the whole image's would.
 
     The predictor tiles each window from its top-left corner, ``step`` pixels apart,
@@ -205,7 +204,7 @@ def iter_blockwise(
         "model": str(predictor.model_file.path),
         "settings": settings.as_dict(),
     }
-    out = OutputZarr(Path(output), image.shape, grid.block, job)  # a chunk per block
+    out = OutputZarr(Path(output), grid, job)  # a chunk per block
     finished = out.done("pass1"), out.done("pass2")
     levels = out.pyramid_levels()
     total = 2 * len(grid) + levels
@@ -260,7 +259,7 @@ def measure_result(result: BlockwiseResult, image: LazyImage, block: int) -> dic
 
 def _merge(out: OutputZarr, grid: BlockGrid) -> tuple[np.ndarray, np.ndarray]:
     """Union the labels that two blocks saw as one object; (provisional ids, final ids)."""
-    rows, cols = grid.counts
+    cols = grid.counts[1]
     parent: dict[int, int] = {}
 
     def find(a: int) -> int:
@@ -270,18 +269,22 @@ def _merge(out: OutputZarr, grid: BlockGrid) -> tuple[np.ndarray, np.ndarray]:
         return a
 
     ids = set()
+    strip = max(grid.after, 1)
     for index in range(len(grid)):
         core = grid.core(index)
         (y0, y1), (x0, x1) = [(s.start, s.stop) for s in core]
         own = np.asarray(out.provisional[core])
         ids.update(np.unique(own).tolist())
+        row, col = divmod(index, cols)
         strips = []
-        if index % cols:
-            strip = (slice(y0, y1), slice(x0, min(x0 + grid.after, x1)))
-            strips.append((np.asarray(out.seen_from_left[strip]), own[:, : strip[1].stop - x0]))
-        if index // cols:
-            strip = (slice(y0, min(y0 + grid.after, y1)), slice(x0, x1))
-            strips.append((np.asarray(out.seen_from_above[strip]), own[: strip[0].stop - y0]))
+        if col:
+            width = min(grid.after, x1 - x0)
+            seen = out.seen_from_left[y0:y1, col * strip : col * strip + width]
+            strips.append((np.asarray(seen), own[:, :width]))
+        if row:
+            height = min(grid.after, y1 - y0)
+            seen = out.seen_from_above[row * strip : row * strip + height, x0:x1]
+            strips.append((np.asarray(seen), own[:height]))
         for seen, mine in strips:
             for a, b in _same_objects(seen, mine):
                 parent[find(a)] = find(b)

@@ -132,6 +132,10 @@ class BlockTask:
 
     def __call__(self, index: int) -> int:
         """Predict, segment and write block ``index``; returns it."""
+        return self.write(index, *self.segment(index))
+
+    def segment(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The labels and maps (objects, boundaries) of block ``index``'s window."""
         predictor = worker_predictor(self.predictor)
         if self.source not in _IMAGES:
             _IMAGES[self.source] = open_lazy(*self.source)
@@ -141,8 +145,10 @@ class BlockTask:
         objects, boundaries = predictor.predict_normalised(
             np.repeat(pixels[np.newaxis], channels, axis=0), self.diameter
         )
-        labels = instances(objects, boundaries, **self.settings)
-        maps = np.stack([objects, boundaries])
+        return instances(objects, boundaries, **self.settings), np.stack([objects, boundaries])
+
+    def write(self, index: int, labels: np.ndarray, maps: np.ndarray) -> int:
+        """Write block ``index``'s core and its view of its neighbours; returns it."""
         with writing(Path(self.output)):
             _write_pass1(OutputArrays(Path(self.output)), self.grid, index, labels, maps)
         return index
@@ -153,10 +159,7 @@ def run_tasks(task, todo: list, scheduler: str, cancel) -> Iterator:
     ``scheduler``, as they finish; yield each result.  Once ``cancel`` is set it stops
     (the cluster's tasks are cancelled) without error: the caller says what was kept."""
     if not scheduler:
-        for item in todo:
-            if cancel is not None and cancel.is_set():
-                return
-            yield task(item)
+        yield from _run_here(task, todo, cancel)
         return
     from distributed import Client, as_completed
 
@@ -179,6 +182,30 @@ def run_tasks(task, todo: list, scheduler: str, cancel) -> Iterator:
                 return
 
 
+def _run_here(task, todo: list, cancel) -> Iterator:
+    """Run ``task`` on each item here; a task that can (a :class:`BlockTask`) writes one
+    block while the next is predicted."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not isinstance(task, BlockTask):
+        for item in todo:
+            if cancel is not None and cancel.is_set():
+                return
+            yield task(item)
+        return
+    with ThreadPoolExecutor(1, thread_name_prefix="cellseg-write") as writer:
+        pending = None
+        for item in todo:
+            if cancel is not None and cancel.is_set():
+                break
+            result = task.segment(item)
+            if pending is not None:
+                yield pending.result()
+            pending = writer.submit(task.write, item, *result)
+        if pending is not None:
+            yield pending.result()
+
+
 def _write_pass1(out, grid: BlockGrid, index: int, labels, maps) -> None:
     """Write a block's core (maps, labels numbered apart) and its view of its neighbours."""
     core, window = grid.core(index), grid.window(index)
@@ -190,14 +217,20 @@ def _write_pass1(out, grid: BlockGrid, index: int, labels, maps) -> None:
     out.maps[(slice(None), *core)] = maps[(slice(None), *inner)]
     out.provisional[core] = numbered[inner]
     rows, cols = grid.counts
+    row, col = divmod(index, cols)
+    strip = max(grid.after, 1)
     (y0, y1), (x0, x1) = [(s.start, s.stop) for s in core]
-    in_core = np.isin(numbered, np.unique(numbered[inner]))  # halo labels of own objects
-    seen = np.where(in_core, numbered, np.uint64(0))
-    if index % cols < cols - 1:  # the right neighbour's first columns
+    own = np.zeros(int(labels.max()) + 1, bool)  # the labels of objects in the core
+    own[labels[inner]] = True
+    own[0] = False
+    seen = np.where(own[labels], numbered, np.uint64(0))  # and their pixels in the halo
+    if col < cols - 1:  # the right neighbour's first columns
         width = min(grid.after, window[1].stop - x1)
         right = slice(inner[1].stop, inner[1].stop + width)
-        out.seen_from_left[y0:y1, x1 : x1 + width] = seen[inner[0], right]
-    if index // cols < rows - 1:  # the lower neighbour's first rows
+        start = (col + 1) * strip
+        out.seen_from_left[y0:y1, start : start + width] = seen[inner[0], right]
+    if row < rows - 1:  # the lower neighbour's first rows
         height = min(grid.after, window[0].stop - y1)
         below = slice(inner[0].stop, inner[0].stop + height)
-        out.seen_from_above[y1 : y1 + height, x0:x1] = seen[below, inner[1]]
+        start = (row + 1) * strip
+        out.seen_from_above[start : start + height, x0:x1] = seen[below, inner[1]]

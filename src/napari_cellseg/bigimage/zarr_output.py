@@ -8,7 +8,8 @@ Layout (OME-Zarr 0.4, zarr format 2, which napari-ome-zarr, Fiji/MoBIE and QuPat
     OUT.zarr/labels/instances/0, 1, ...  the instance labels (y, x), uint32, image-label
                                     metadata, the same levels
     OUT.zarr/provisional            labels before merging across block faces, and
-    OUT.zarr/seen_from_left, _above  what each block saw of its neighbour's edge (removed
+    OUT.zarr/seen_from_left, _above  what each block saw of its neighbours' first columns
+                                    and rows, strip by strip (removed
                                     at the end)
 
 The root attributes hold ``napari-cellseg``: the blocks done in each pass (so an
@@ -20,8 +21,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from napari_cellseg.errors import DataError
+
+if TYPE_CHECKING:
+    from napari_cellseg.bigimage.blockwise import BlockGrid
 
 __all__ = ["OutputArrays", "OutputZarr", "KEY", "read_output", "writing"]
 
@@ -84,7 +89,7 @@ class OutputArrays:
 class OutputZarr:
     """The output container of one image: created, or reopened to resume the same job."""
 
-    def __init__(self, path: Path, shape: tuple[int, int], block: int, job: dict) -> None:
+    def __init__(self, path: Path, grid: BlockGrid, job: dict) -> None:
         import zarr
 
         self.path = Path(path)
@@ -103,14 +108,14 @@ class OutputZarr:
                 raise DataError(f"'{self.path}' holds this job's finished results already.")
             self.group = group
         else:
-            self.group = self._create(shape, block, job)
+            self.group = self._create(grid, job)
         self.maps = self.group["0"]
         self.provisional = self.group["provisional"]
         self.seen_from_left = self.group["seen_from_left"]
         self.seen_from_above = self.group["seen_from_above"]
         self.labels = self.group[f"labels/{LABELS}/0"]
 
-    def _create(self, shape, block, job):
+    def _create(self, grid: BlockGrid, job: dict):
         import zarr
         from ome_zarr.format import FormatV04
         from ome_zarr.writer import write_label_metadata
@@ -121,14 +126,29 @@ class OutputZarr:
             raise DataError(
                 f"Cannot create '{self.path}' ({exc}); choose a folder you can write to."
             ) from None
+        (height, width), block, strip = grid.shape, grid.block, max(grid.after, 1)
+        rows, cols = grid.counts
         with writing(self.path):
-            group.create_array("0", shape=(2, *shape), chunks=(2, block, block), dtype="float32")
-            for name in ("provisional", "seen_from_left", "seen_from_above"):
-                group.create_array(name, shape=shape, chunks=(block, block), dtype="uint64")
+            group.create_array(
+                "0", shape=(2, height, width), chunks=(2, block, block), dtype="float32"
+            )
+            group.create_array(
+                "provisional", shape=grid.shape, chunks=(block, block), dtype="uint64"
+            )
+            # the strips behind the faces, side by side: column block c's left strip is
+            # seen_from_left[:, c * strip:][:, :strip], a chunk each
+            group.create_array(
+                "seen_from_left", shape=(height, cols * strip), chunks=(block, strip),
+                dtype="uint64",
+            )  # fmt: skip
+            group.create_array(
+                "seen_from_above", shape=(rows * strip, width), chunks=(strip, block),
+                dtype="uint64",
+            )  # fmt: skip
             labels = group.create_group("labels")
             labels.attrs["labels"] = [LABELS]
             instances = labels.create_group(LABELS)
-            instances.create_array("0", shape=shape, chunks=(block, block), dtype="uint32")
+            instances.create_array("0", shape=grid.shape, chunks=(block, block), dtype="uint32")
             _write_levels_metadata(group, 1)
             write_label_metadata(labels, LABELS, fmt=FormatV04())
             group.attrs[KEY] = {"job": job, "pass1": [], "pass2": [], "complete": False}
