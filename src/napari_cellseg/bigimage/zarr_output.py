@@ -176,22 +176,20 @@ class OutputZarr:
 
     def write_level(self, level: int) -> None:
         """Write resolution ``level`` (1, 2, ...): every other pixel of ``level - 1`` (as
-        ome-zarr's nearest scaler), chunk by chunk."""
-        import dask.array as da
-
-        instances = self.group[f"labels/{LABELS}"]
+        ome-zarr's nearest scaler), a chunk at a time, each from the four chunks of the
+        level above read one by one."""
         with writing(self.path):
-            for group, name in ((self.group, str(level)), (instances, str(level))):
-                above = da.from_zarr(group[str(level - 1)])
-                half = above[..., ::2, ::2].rechunk(group[str(level - 1)].chunks)
+            for group in (self.group, self.group[f"labels/{LABELS}"]):
+                above = group[str(level - 1)]
+                shape = (*above.shape[:-2], *((side + 1) // 2 for side in above.shape[-2:]))
                 array = group.create_array(
-                    name,
-                    shape=half.shape,
-                    chunks=half.chunksize,
-                    dtype=half.dtype,
+                    str(level), shape=shape, chunks=above.chunks, dtype=above.dtype,
                     overwrite=True,
-                )
-                da.store(half, array, lock=False, scheduler="threads")
+                )  # fmt: skip
+                step = above.chunks[-1]  # even: a multiple of the tile step
+                for y in range(0, shape[-2], step):
+                    for x in range(0, shape[-1], step):
+                        array[..., y : y + step, x : x + step] = _half(above, y, x, step)
             _write_levels_metadata(self.group, level + 1)
 
     def finish(self, record: dict) -> None:
@@ -201,6 +199,23 @@ class OutputZarr:
                 del self.group[name]
             state = dict(self.group.attrs)[KEY]
             self.group.attrs[KEY] = {**state, **record, "pass1": [], "pass2": [], "complete": True}
+
+
+def _half(above, y: int, x: int, step: int):
+    """Chunk (``y``, ``x``) of the level below ``above``: every other pixel of its four
+    chunks there, read one at a time."""
+    import numpy as np
+
+    height = min(step, (above.shape[-2] + 1) // 2 - y)
+    width = min(step, (above.shape[-1] + 1) // 2 - x)
+    chunk = np.empty((*above.shape[:-2], height, width), above.dtype)
+    for dy in range(0, height, step // 2):
+        for dx in range(0, width, step // 2):
+            rows = slice(2 * (y + dy), 2 * (y + dy) + step)
+            cols = slice(2 * (x + dx), 2 * (x + dx) + step)
+            half = np.asarray(above[..., rows, cols])[..., ::2, ::2]
+            chunk[..., dy : dy + half.shape[-2], dx : dx + half.shape[-1]] = half
+    return chunk
 
 
 def _write_levels_metadata(group, levels: int) -> None:
