@@ -332,6 +332,7 @@ def _write(result: StackPrediction, settings: PredictConfig) -> dict | None:
             z_spacing=result.z_spacing,
             volumes=result.stitched,
             channels={name: page(array) for name, array in stack.channels.items()},
+            maps=(page(result.objects), page(result.boundaries)),
         )
         atomic_write_text(out / f"{stack.name}_measurements.csv", table_csv(table))
     if settings.rois:

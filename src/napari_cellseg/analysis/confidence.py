@@ -1,17 +1,23 @@
 """How much to trust each predicted object: a per-object confidence from the maps.
 
-Each instance gets three cues, each in [0, 1] and high when the object looks right:
+Each instance gets four cues, each in [0, 1] and high when the object looks right:
 
-- ``presence``: the mean foreground probability (``objects + boundaries``) over its
-  pixels: debris and faint false objects score low;
-- ``unity``: one minus the strongest boundary ridge *inside* it (the 90th percentile of
-  the boundary map over its interior, its rim left out): two nuclei segmented as one
-  have a ridge between them;
+- ``presence``: the mean object (core) probability over its pixels: debris and faint false
+  objects score low;
+- ``unity``: the lowest foreground probability (``objects + boundaries``) inside it, its
+  outer 3 pixels left out: two nuclei segmented as one have a valley between them;
+- ``convexity``: its solidity (area over the area of its convex hull): two nuclei taken
+  as one, or one cut along a curve, are not convex;
 - ``separation``: the mean boundary probability where it touches another object: one
   nucleus cut in two has no ridge along the cut (1 for an object touching none).
 
-Its ``confidence`` is their product.  With test-time augmentation each cue is computed
-on the averaged maps; ``agreement`` (see :func:`agreement`) may multiply in too.
+Its ``confidence`` is their product.  On the 26 DSB2018 validation images the built-in
+model's 1652 objects ranked by it tell those that match a true nucleus (IoU 0.5) from those
+that do not with AUROC 0.85 (each cue alone 0.68-0.81); by fifths of confidence, 86, 97,
+99, 100 and 99 % of them match.  With test-time augmentation the cues are computed on the
+averaged maps.  :func:`confidence_column` gives the confidence of each row of a
+measurement table (an object of a stack page by page, or a 3D object as the mean of its
+slices weighted by their areas).
 """
 
 from __future__ import annotations
@@ -19,11 +25,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["object_confidence", "agreement", "CUES"]
+__all__ = ["object_confidence", "confidence_column", "CUES"]
 
-CUES = ("presence", "unity", "separation")
-RIDGE_PERCENTILE = 90
-"""The interior ridge is this percentile of the boundary map inside an object."""
+CUES = ("presence", "unity", "convexity", "separation")
+RIM = 3
+"""Pixels at an object's edge left out of its interior (the boundary map's rim)."""
 
 
 def object_confidence(
@@ -38,37 +44,41 @@ def object_confidence(
         (:data:`CUES`), one value per object.
     """
     labels = np.asarray(labels)
+    objects, boundaries = np.asarray(objects, np.float64), np.asarray(boundaries, np.float64)
     ids = np.unique(labels[labels > 0])
-    out = {"label": ids}
     if not ids.size:
-        return {**out, "confidence": np.zeros(0), **{cue: np.zeros(0) for cue in CUES}}
-    foreground = np.clip(np.asarray(objects) + np.asarray(boundaries), 0.0, 1.0)
-    out["presence"] = ndi.mean(foreground, labels, ids)
-    out["unity"] = 1.0 - _interior_ridge(labels, np.asarray(boundaries), ids)
-    out["separation"] = _separation(labels, np.asarray(boundaries), ids)
-    out["confidence"] = out["presence"] * out["unity"] * out["separation"]
-    return {
-        key: np.asarray(value, dtype=np.float64 if key != "label" else ids.dtype)
-        for key, value in out.items()
+        return {"label": ids, "confidence": np.zeros(0), **{cue: np.zeros(0) for cue in CUES}}
+    cues = {
+        "presence": np.asarray(ndi.mean(objects, labels, ids), dtype=np.float64),
+        "unity": _interior_minimum(labels, np.clip(objects + boundaries, 0.0, 1.0), ids),
+        "convexity": _solidity(labels, ids),
+        "separation": _separation(labels, boundaries, ids),
     }
+    confidence = np.prod([np.clip(cues[cue], 0.0, 1.0) for cue in CUES], axis=0)
+    return {"label": ids, "confidence": confidence, **cues}
 
 
-def _interior_ridge(labels, boundaries, ids) -> np.ndarray:
-    """The 90th percentile of the boundary map over each object's interior (its pixels
-    whose 4 neighbours are all its own); 0 for an object all rim."""
-    padded = np.pad(labels, 1)
-    inner = labels.copy()
-    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
-        inner[padded[dy : dy + labels.shape[0], dx : dx + labels.shape[1]] != labels] = 0
-    ridge = np.zeros(ids.size)
-    slices = ndi.find_objects(inner)
-    index = {int(label): i for i, label in enumerate(ids)}
-    for label, box in enumerate(slices, start=1):
-        if box is None or label not in index:
-            continue
-        values = boundaries[box][inner[box] == label]
-        ridge[index[label]] = np.percentile(values, RIDGE_PERCENTILE)
-    return ridge
+def _interior_minimum(labels, foreground, ids) -> np.ndarray:
+    """The lowest ``foreground`` over each object's interior (its pixels :data:`RIM` or
+    more from its edge; the whole object when none is)."""
+    from skimage.segmentation import find_boundaries
+
+    depth = ndi.distance_transform_edt(~find_boundaries(labels, mode="inner") & (labels > 0))
+    inner = np.where(depth >= RIM, labels, 0)
+    lowest = np.asarray(ndi.minimum(foreground, labels, ids), dtype=np.float64)
+    has_inside = np.isin(ids, np.unique(inner))
+    if has_inside.any():
+        lowest[has_inside] = ndi.minimum(foreground, inner, ids[has_inside])
+    return lowest
+
+
+def _solidity(labels, ids) -> np.ndarray:
+    """Each object's area over the area of its convex hull."""
+    from skimage.measure import regionprops_table
+
+    table = regionprops_table(labels, properties=("label", "solidity"))
+    solidity = dict(zip(table["label"].tolist(), table["solidity"].tolist(), strict=True))
+    return np.array([solidity[int(v)] for v in ids], dtype=np.float64)
 
 
 def _separation(labels, boundaries, ids) -> np.ndarray:
@@ -88,7 +98,23 @@ def _separation(labels, boundaries, ids) -> np.ndarray:
     return separation
 
 
-def agreement(labels: np.ndarray, augmented: list[np.ndarray]) -> np.ndarray:
-    """For every object of ``labels``, the mean over ``augmented`` instance labels (the
-    segmentations of each augmented prediction) of its best IoU there."""
-    raise NotImplementedError
+def confidence_column(
+    table: dict[str, np.ndarray], labels: np.ndarray, objects: np.ndarray, boundaries: np.ndarray
+) -> np.ndarray:
+    """The confidence of every row of a measurement table of ``labels`` (2D, or a stack
+    with a ``page`` column, or a stack of 3D objects without one)."""
+    labels, objects, boundaries = (np.asarray(a) for a in (labels, objects, boundaries))
+    if labels.ndim == 2:
+        labels, objects, boundaries = labels[None], objects[None], boundaries[None]
+    size = int(labels.max(initial=0)) + 1
+    weighted, area = np.zeros((len(labels), size)), np.zeros((len(labels), size))
+    for page in range(len(labels)):
+        scores = object_confidence(labels[page], objects[page], boundaries[page])
+        pixels = np.bincount(labels[page].ravel(), minlength=size)
+        area[page, scores["label"]] = pixels[scores["label"]]
+        weighted[page, scores["label"]] = scores["confidence"] * area[page, scores["label"]]
+    rows = np.asarray(table["label"], dtype=np.int64)
+    if "page" in table:
+        pages = np.asarray(table["page"], dtype=np.int64)
+        return weighted[pages, rows] / np.maximum(area[pages, rows], 1)
+    return weighted.sum(0)[rows] / np.maximum(area.sum(0)[rows], 1)

@@ -193,13 +193,22 @@ def measure_table(
     z_spacing: float | None = None,
     volumes: bool = False,
     channels: dict[str, np.ndarray] | None = None,
+    maps: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """:func:`measure_volumes` of a stack's 3D objects when ``volumes`` (in micrometres
-    when both ``pixel_size`` and ``z_spacing`` are known), else :func:`measure_objects`."""
+    when both ``pixel_size`` and ``z_spacing`` are known), else :func:`measure_objects`;
+    with the probability ``maps`` (objects, boundaries) the labels were made from, a
+    ``confidence`` column (:mod:`.confidence`)."""
     if volumes and np.ndim(labels) == 3:
         voxel = (z_spacing, *pixel_size) if z_spacing and pixel_size else None
-        return measure_volumes(labels, image, voxel, channels)
-    return measure_objects(labels, image, pixel_size, channels)
+        table = measure_volumes(labels, image, voxel, channels)
+    else:
+        table = measure_objects(labels, image, pixel_size, channels)
+    if maps is not None:
+        from napari_cellseg.analysis.confidence import confidence_column
+
+        table["confidence"] = confidence_column(table, labels, *maps)
+    return table
 
 
 def features_table(
@@ -208,6 +217,7 @@ def features_table(
     pixel_size: tuple[float, float] | None = None,
     channels: dict[str, np.ndarray] | None = None,
     z_spacing: float | None = None,
+    maps: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """The objects' measurements as a napari labels layer's features: the label value in
     ``index``, one row per value; a stack whose objects span slices is measured in 3D."""
@@ -218,6 +228,7 @@ def features_table(
         z_spacing=z_spacing,
         volumes=spans_slices(labels),
         channels=channels,
+        maps=maps,
     )
     return {"index": table.pop("label"), **table}
 

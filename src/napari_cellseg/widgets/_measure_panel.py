@@ -64,6 +64,8 @@ class MeasurePanel(Container):
         except CellsegError as exc:
             show_error(str(exc))
             return
+        maps = self.state.maps  # of this image: the objects' confidence is measured too
+        known = maps is not None and maps.name == image.name
         start_worker(
             features_table,
             np.array(labels.data),  # a copy: the user may paint on while it is measured
@@ -71,6 +73,7 @@ class MeasurePanel(Container):
             pixel_size(image),
             other_channels(self.viewer, image),
             z_spacing(image),
+            (maps.objects, maps.boundaries) if known else None,
             returned=lambda features: self._show_measured(labels, features),
         )
 

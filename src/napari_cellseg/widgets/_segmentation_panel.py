@@ -63,7 +63,14 @@ def segment_for_layer(maps: Maps, settings: SegmentationSettings, stitch: float)
         blob_label=maps.blob_label,
         stitch_threshold=stitch,
     )
-    features = features_table(labels, maps.image, maps.pixel_size, maps.channels, maps.z_spacing)
+    features = features_table(
+        labels,
+        maps.image,
+        maps.pixel_size,
+        maps.channels,
+        maps.z_spacing,
+        maps=(maps.objects, maps.boundaries),
+    )
     return labels, count_instances(labels, maps.blob_label), features
 
 
