@@ -421,3 +421,70 @@ def test_a_nan_pixel_in_a_training_image_trains_as_background(tiny_train_config,
     data.train[0] = stacks_from_arrays([image[0]], [data.train[0].labels[0]])[0]
     finished = run_training(tiny_train_config, data=data)
     assert finished.reason == "completed" and finished.epochs_run == 2
+
+
+def test_the_instances_ap_is_scored_each_epoch_as_prediction_scores_it(
+    tiny_train_config, data, tmp_path
+):
+    from napari_cellseg.analysis.matching import MatchingScores
+    from napari_cellseg.inference.predictor import load_model
+
+    cfg = dataclasses.replace(tiny_train_config, csv_log=str(tmp_path / "log.csv"))
+    events = list(train(cfg, data=data))
+    epochs = [e for e in events if isinstance(e, EpochEnded)]
+    for epoch in epochs:
+        assert 0.0 <= epoch.val["ap"] <= epoch.val["ap50"] <= 1.0
+        assert "ap" not in epoch.train
+    with open(cfg.csv_log, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert float(rows[-1]["val_ap"]) == pytest.approx(epochs[-1].val["ap"])
+    assert Path(cfg.model.replace(".pt", "-best-val-ap.pt")).is_file()
+    predictor = load_model(cfg.model.replace(".pt", ".yaml"), device="cpu")  # the last weights
+    scores = MatchingScores(ignore_label=cfg.blob_label)
+    for stack in data.val:
+        scores.add(
+            stack.name, stack.labels[0], predictor.instances(*predictor.predict(stack.image[0]))
+        )
+    assert scores.result().mean_ap == pytest.approx(epochs[-1].val["ap"], abs=1e-6)
+
+
+def test_the_instance_score_keeps_to_its_share_of_an_epoch(tiny_train_config, data, monkeypatch):
+    from napari_cellseg.training import scoring
+
+    score = scoring.InstanceScore(tiny_train_config, data.val, torch.device("cpu"), {})
+    network = build_model(tiny_train_config)
+    monkeypatch.setattr(scoring, "BUDGET", 1e-9)  # an epoch of no time: one page a scoring
+    score(network, 1.0)
+    assert score.count == 1 and len(score.pages) == 2
+    monkeypatch.setattr(scoring, "BUDGET", 1e9)
+    score(network, 1.0)
+    assert score.count == 1  # fixed by the first scoring: the epochs compare
+
+
+def test_validation_without_objects_is_said_and_not_scored(tiny_train_config, data):
+    empty = [dataclasses.replace(s, labels=np.zeros_like(s.labels)) for s in data.val]
+    events = list(train(tiny_train_config, data=TrainData(data.train, empty)))
+    assert any("validation data holds no objects" in note for note in events[0].notes)
+    assert all("ap" not in e.val for e in events if isinstance(e, EpochEnded))
+
+
+def test_a_fine_tuned_model_is_compared_with_its_start(tiny_train_config, data, tmp_path):
+    from napari_cellseg.training.events import ModelsCompared
+
+    run_training(tiny_train_config, data=data)
+    start = tiny_train_config.model.replace(".pt", ".yaml")
+    tuned = dataclasses.replace(
+        tiny_train_config, epochs=1, lr=1e-9, model=str(tmp_path / "b" / "m.pt"), init_model=start
+    )
+    events = list(train(tuned, data=data))
+    compared = events[-2]
+    assert isinstance(compared, ModelsCompared) and compared.init_path == start
+    assert compared.final_path == events[-1].model_path.replace(".pt", ".yaml")
+    # at a negligible learning rate the new model is its start: the same scores
+    assert compared.final == pytest.approx(compared.init) and compared.improved
+    worse = ModelsCompared("a.yaml", "b.yaml", {"ap": 0.6, "ap50": 0.8}, {"ap": 0.5, "ap50": 0.7})
+    assert not worse.improved
+    assert worse.describe().startswith("The fine-tuned model is WORSE by 0.100 mean AP")
+    assert "keep predicting with 'a.yaml'" in worse.describe()
+    fresh = dataclasses.replace(tiny_train_config, epochs=1, model=str(tmp_path / "c" / "m.pt"))
+    assert not any(isinstance(e, ModelsCompared) for e in train(fresh, data=data))

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from napari_cellseg.widgets.train_widget import _curves
+from napari_cellseg.widgets._train_status import training_curves
 
 
 def shown(plot, name: str) -> list[float]:
@@ -17,7 +17,7 @@ def shown(plot, name: str) -> list[float]:
 
 @pytest.fixture
 def plot(qtbot):
-    plot = _curves()
+    plot = training_curves()
     qtbot.addWidget(plot)
     plot.resize(420, 520)
     plot.show()
@@ -52,7 +52,13 @@ def test_legend_sits_outside_every_panel(plot):
     for item in plot._items.values():
         assert not legend.intersects(item.vb.sceneBoundingRect())
     entries = [label.text for _sample, label in plot.legend.items]
-    assert entries == ["train", "validation", "batch loss", "boundary IoU"]
+    assert entries == [
+        "train",
+        "validation",
+        "batch loss",
+        "boundary IoU",
+        "instances' AP (@0.5 dashed)",
+    ]
 
 
 def test_hovering_shows_every_curve_at_the_nearest_epoch(plot):

@@ -1,8 +1,10 @@
-"""A run's files: checkpoints (weights + yaml), the train state for resuming, early stopping.
+"""A run's files: checkpoints (weights + yaml), the train state for resuming, and when a
+run ends early (early stopping, divergence).
 
 The model path holds the last weights; with validation data,
-``<model>-best-val-loss.pt`` (the final model), ``-best-val-objects-iou.pt`` and
-``-best-val-boundaries-iou.pt`` hold the best epochs by those validation metrics.
+``<model>-best-val-loss.pt`` (the final model), ``-best-val-objects-iou.pt``,
+``-best-val-boundaries-iou.pt`` and ``-best-val-ap.pt`` hold the best epochs by those
+validation metrics (the last: the mean AP of the validation images' instances).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from napari_cellseg.config import TrainConfig
-from napari_cellseg.errors import ConfigError
+from napari_cellseg.errors import ConfigError, TrainingDiverged
 from napari_cellseg.model_file import model_yaml, yaml_beside
 
 if TYPE_CHECKING:
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 __all__ = [
     "BEST_CHECKPOINTS",
     "EarlyStopping",
+    "DIVERGENCE_FACTOR",
+    "check_divergence",
     "checkpoint_path",
     "train_state_path",
     "check_paths",
@@ -43,6 +47,7 @@ BEST_CHECKPOINTS = {
     "best-val-loss": ("loss", False),
     "best-val-objects-iou": ("objects_iou", True),
     "best-val-boundaries-iou": ("boundaries_iou", True),
+    "best-val-ap": ("ap", True),
 }
 
 
@@ -66,6 +71,33 @@ class EarlyStopping:
     def state(self) -> dict[str, float]:
         """Its progress, kept in the train state for ``resume``."""
         return {"best_loss": self.best_loss, "stale_epochs": self.stale_epochs}
+
+
+DIVERGENCE_FACTOR = 100.0
+"""An epoch's training loss this many times the first batch's ends the run as diverged.
+
+A learning rate far too high (``lr 1e6``: training loss 3e10, val loss 3e13 after an
+epoch on the tests' data) was saved as the model before.  With lr 0.19-3.4 the training
+loss stays at 0.3-1.4 (first batch 1.6) while the val loss spikes to 5e2-1e6 for an
+epoch and recovers: the training loss is the sign of divergence."""
+
+
+def check_divergence(
+    train_loss: float, monitored: float, first: float | None, epoch: int, lr: float
+) -> None:
+    """Stop a run whose loss is not finite, or whose training loss grew
+    :data:`DIVERGENCE_FACTOR` times above its first batch's (``first``): a validation loss
+    alone may spike for an epoch while batch norm settles, and recover."""
+    if math.isfinite(monitored) and math.isfinite(train_loss):
+        if first is None or train_loss <= DIVERGENCE_FACTOR * first:
+            return
+        loss, grown = train_loss, f" ({train_loss / first:.3g} times the first batch's)"
+    else:
+        loss, grown = (monitored if not math.isfinite(monitored) else train_loss), ""
+    raise TrainingDiverged(
+        f"The loss became {loss:.4g}{grown} in epoch {epoch + 1}: training diverged. "
+        f"Lower the learning rate (setting 'lr', now {lr:g})."
+    )
 
 
 def checkpoint_path(model: str | Path, kind: str) -> Path:

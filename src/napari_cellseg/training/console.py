@@ -9,6 +9,7 @@ from napari_cellseg.training.events import (
     EpochEnded,
     EpochStarted,
     Event,
+    ModelsCompared,
     PostprocessTuned,
     TrainFinished,
     TrainStarted,
@@ -18,7 +19,11 @@ from napari_cellseg.training.events import (
 def format_epoch(event: EpochEnded, epochs: int) -> str:
     """``epoch 3/100  loss 0.412  val_loss 0.398  val_objects_iou 0.71 ...  lr 1e-03  12.3s``."""
     parts = [f"epoch {event.epoch + 1}/{epochs}", f"loss {event.train['loss']:.4f}"]
-    parts += [f"val_{k} {v:.4f}" for k, v in event.val.items() if k.endswith(("loss", "iou"))]
+    parts += [
+        f"val_{k} {v:.4f}"
+        for k, v in event.val.items()
+        if k.endswith(("loss", "iou")) or k in ("ap", "ap50")
+    ]
     parts += [f"lr {event.lr:.0e}", f"{event.seconds:.1f}s"]
     return "  ".join(parts)
 
@@ -56,6 +61,8 @@ def print_training(events: Iterable[Event]) -> TrainFinished:
                 "segmentation settings tuned on the validation data: "
                 f"{event.tuned.settings.describe()} -> mean AP {event.tuned.mean_ap:.3f}"
             )
+        elif isinstance(event, ModelsCompared):
+            tqdm.write(event.describe())
         elif isinstance(event, TrainFinished):
             if bar is not None:
                 bar.close()

@@ -102,6 +102,38 @@ class PostprocessTuned(Event):
 
 
 @dataclass(frozen=True)
+class ModelsCompared(Event):
+    """A fine-tuning run's new model and the one it started from, scored on the same
+    validation data: ``init`` and ``final`` hold each one's ``ap`` (mean AP of the
+    instances over IoU 0.5..0.95) and ``ap50``."""
+
+    init_path: str
+    final_path: str
+    init: dict[str, float]
+    final: dict[str, float]
+
+    @property
+    def improved(self) -> bool:
+        """Whether the new model scores at least the mean AP of the one it started from."""
+        return self.final["ap"] >= self.init["ap"]
+
+    def describe(self) -> str:
+        """One sentence for the user: which is better, by how much."""
+        change = self.final["ap"] - self.init["ap"]
+        scores = (
+            f"mean AP {self.final['ap']:.3f} (AP@0.5 {self.final['ap50']:.3f}) against "
+            f"{self.init['ap']:.3f} ({self.init['ap50']:.3f}) for the model it started from"
+        )
+        if self.improved:
+            return f"The fine-tuned model is better by {change:.3f} mean AP: {scores}."
+        return (
+            f"The fine-tuned model is WORSE by {-change:.3f} mean AP on the validation data: "
+            f"{scores}; keep predicting with '{self.init_path}', or train on more "
+            "(or better corrected) data."
+        )
+
+
+@dataclass(frozen=True)
 class TrainFinished(Event):
     """Training ended; ``reason`` is 'completed', 'early_stopping', 'time_limit' or 'stopped'.
 

@@ -22,7 +22,6 @@ records the events this loop yields.
 from __future__ import annotations
 
 import dataclasses
-import math
 import threading
 import time
 from collections.abc import Iterator
@@ -33,14 +32,15 @@ import numpy as np
 from napari_cellseg import __version__
 from napari_cellseg.config import TrainConfig
 from napari_cellseg.device import autocast, precision_name
-from napari_cellseg.errors import ConfigError, TrainingDiverged
+from napari_cellseg.errors import ConfigError
 from napari_cellseg.io_utils import atomic_write
-from napari_cellseg.model_file import save_segmentation, write_model, yaml_beside
+from napari_cellseg.model_file import write_model
 from napari_cellseg.segmentation.settings import SegmentationSettings
 from napari_cellseg.segmentation.tuning import MIN_TUNING_OBJECTS, count_tuning_objects
 from napari_cellseg.training.checkpoints import (
     BEST_CHECKPOINTS,
     EarlyStopping,
+    check_divergence,
     check_paths,
     checkpoint_path,
     init_weights,
@@ -56,7 +56,6 @@ from napari_cellseg.training.events import (
     EpochEnded,
     EpochStarted,
     Event,
-    PostprocessTuned,
     TrainFinished,
     TrainStarted,
 )
@@ -69,17 +68,10 @@ from napari_cellseg.training.inputs import (
     to_device,
 )
 from napari_cellseg.training.schedule import make_scheduler
+from napari_cellseg.training.scoring import InstanceScore, compare_models, tune_on_validation
 from napari_cellseg.training.writers import predict_samples
 
-__all__ = ["train", "run_training", "DIVERGENCE_FACTOR"]
-
-DIVERGENCE_FACTOR = 100.0
-"""An epoch's training loss this many times the first batch's ends the run as diverged.
-
-A learning rate far too high (``lr 1e6``: training loss 3e10, val loss 3e13 after an
-epoch on the tests' data) was saved as the model before.  With lr 0.19-3.4 the training
-loss stays at 0.3-1.4 (first batch 1.6) while the val loss spikes to 5e2-1e6 for an
-epoch and recovers: the training loss is the sign of divergence."""
+__all__ = ["train", "run_training"]
 
 
 def run_training(cfg: TrainConfig, **kwargs) -> TrainFinished:
@@ -136,24 +128,6 @@ def train(
                 yield event
 
 
-def _check_divergence(
-    train_loss: float, monitored: float, first: float | None, epoch: int, lr: float
-) -> None:
-    """Stop a run whose loss is not finite, or whose training loss grew
-    :data:`DIVERGENCE_FACTOR` times above its first batch's (``first``): a validation loss
-    alone may spike for an epoch while batch norm settles, and recover."""
-    if math.isfinite(monitored) and math.isfinite(train_loss):
-        if first is None or train_loss <= DIVERGENCE_FACTOR * first:
-            return
-        loss, grown = train_loss, f" ({train_loss / first:.3g} times the first batch's)"
-    else:
-        loss, grown = (monitored if not math.isfinite(monitored) else train_loss), ""
-    raise TrainingDiverged(
-        f"The loss became {loss:.4g}{grown} in epoch {epoch + 1}: training diverged. "
-        f"Lower the learning rate (setting 'lr', now {lr:g})."
-    )
-
-
 class _Run:
     """One training run; ``events()`` drives it."""
 
@@ -182,6 +156,9 @@ class _Run:
             cfg, train_stacks, val_stacks, world
         )
         self.val_stacks = val_stacks
+        self.record = {"train_image_side": median_side(train_stacks)}
+        self.score = InstanceScore(cfg, val_stacks, self.device, self.record)
+        self.notes += self.score.notes
         self.tune = cfg.tune_postprocess and bool(val_stacks)
         if self.tune and count_tuning_objects(val_stacks, cfg.blob_label) < MIN_TUNING_OBJECTS:
             self.tune = False
@@ -199,7 +176,6 @@ class _Run:
         self.minutes = 0.0  # training time so far, resumed runs included
         self.first_loss: float | None = None  # of the run's first batch: divergence test
         self.ending: str | None = None  # why the run ends after this epoch, kept in the state
-        self.record = {"train_image_side": median_side(train_stacks)}
         if cfg.resume:
             self._resume()
 
@@ -228,8 +204,10 @@ class _Run:
                 yield self._save("last", epoch)
                 break
             val_metrics = self._validate() if self.val_loader else {}
+            if self.score:
+                val_metrics.update(self._instance_score(time.perf_counter() - started))
             monitored = val_metrics or train_metrics
-            _check_divergence(
+            check_divergence(
                 train_metrics["loss"], monitored["loss"], self.first_loss, epoch, cfg.lr
             )
             self.minutes += self._mean_over_ranks(time.monotonic() - clock) / 60
@@ -251,10 +229,8 @@ class _Run:
         model_path = (
             checkpoint_path(cfg.model, "best-val-loss") if "loss" in self.best else Path(cfg.model)
         )
-        if self.tune and reason != "stopped":
-            if self.world.is_main:
-                yield self._tune_postprocess(model_path)
-            self.world.barrier()
+        if reason != "stopped":
+            yield from self._after_training(model_path)
         yield TrainFinished(
             reason=reason, epochs_run=epoch + 1, model_path=str(model_path), best=dict(self.best)
         )
@@ -339,6 +315,15 @@ class _Run:
                 metrics.update(*probabilities(self.cfg, logits), batch)
         return self.world.reduce_metrics(metrics, loss_sum, count)
 
+    def _instance_score(self, epoch_seconds: float) -> dict[str, float]:
+        """The validation instances' ``ap`` and ``ap50``: rank 0's, on every rank."""
+        import torch
+
+        score = self.score(self.model, epoch_seconds) if self.world.is_main else {}
+        values = [score.get("ap", 0.0), score.get("ap50", 0.0)]
+        total = self.world.sum(torch.tensor(values, dtype=torch.float64).to(self.device))
+        return {"ap": float(total[0]), "ap50": float(total[1])}
+
     def _mean_over_ranks(self, value: float) -> float:
         """The mean of ``value`` over the processes (the same on every rank)."""
         import torch
@@ -365,10 +350,8 @@ class _Run:
     # --- checkpoints ------------------------------------------------------------------------
 
     def _new_bests(self, val_metrics: dict[str, float]) -> list[str]:
-        """Record the validation values that beat the best; return those checkpoints' kinds.
-
-        Without validation data (``val_metrics`` empty) there is no best checkpoint.
-        """
+        """Record the validation values that beat the best; return those checkpoints' kinds
+        (none without validation data)."""
         kinds = []
         for kind, (name, larger) in BEST_CHECKPOINTS.items():
             value, best = val_metrics.get(name), self.best.get(name)
@@ -378,10 +361,8 @@ class _Run:
         return kinds
 
     def _save(self, kind: str, epoch: int) -> CheckpointSaved:
-        """Write weights + yaml for ``kind`` (and the resume state with 'last'), atomically.
-
-        Only rank 0 writes; every rank returns the event.
-        """
+        """Write weights + yaml for ``kind`` (and the resume state with 'last'), atomically:
+        rank 0 writes, every rank returns the event."""
         path = checkpoint_path(self.cfg.model, kind)
         if self.world.is_main:
             self._write_checkpoint(path, kind, epoch)
@@ -412,18 +393,15 @@ class _Run:
         }
         write_model(self.cfg, path, record)
 
-    def _tune_postprocess(self, model_path: Path) -> PostprocessTuned:
-        """Tune the segmentation thresholds of the final model on the validation data."""
-        from napari_cellseg.inference.predictor import load_model
-        from napari_cellseg.segmentation.tuning import tune_postprocessing
-
-        yaml_path = yaml_beside(model_path)
-        predictor = load_model(yaml_path, device=str(self.device))
-        maps = [predictor.predict(stack.image) for stack in self.val_stacks]
-        tuned = tune_postprocessing(maps, self.val_stacks, ignore_label=self.cfg.blob_label)
-        data = self.cfg.val_data or "held-out training data"
-        save_segmentation(yaml_path, tuned.settings, mean_ap=tuned.mean_ap, data=data)
-        return PostprocessTuned(path=str(yaml_path), tuned=tuned)
+    def _after_training(self, model_path: Path) -> Iterator[Event]:
+        """Rank 0 tunes the segmentation settings on the validation data and compares a
+        fine-tuned model with its start; the other ranks wait."""
+        if self.world.is_main:
+            if self.tune:
+                yield tune_on_validation(self.cfg, model_path, self.val_stacks, self.device)
+            if self.cfg.init_model and self.score:
+                yield compare_models(self.cfg, model_path, self.val_stacks, self.device)
+        self.world.barrier()
 
     def _resume(self) -> None:
         """Load the last checkpoint's train state; every rank reads rank 0's files."""

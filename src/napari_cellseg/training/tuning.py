@@ -18,7 +18,7 @@ with the settings the search proposes and reports its val score after every epoc
   trials and warm-up epochs, suits the small studies (10-30 trials) and the early-stopped,
   variable-length trainings run here, and prunes the same way in every worker.
 - **Divergence**: a trial whose loss becomes NaN/inf, or whose training loss grows a
-  hundredfold (:data:`~napari_cellseg.training.loop.DIVERGENCE_FACTOR`), is stopped and
+  hundredfold (:data:`~napari_cellseg.training.checkpoints.DIVERGENCE_FACTOR`), is stopped and
   recorded as ``diverged``; to Optuna it is a pruned trial with a NaN score, because TPE learns from
   pruned trials (ranking a NaN worst) but ignores failed ones, and would keep proposing
   learning rates that diverge.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from magicgui.widgets import ComboBox, Container, PushButton
@@ -31,7 +30,13 @@ from napari_cellseg.training.checkpoints import check_writable
 from napari_cellseg.widgets._config_form import ConfigForm
 from napari_cellseg.widgets._dock import DOCK_NAME, TabsOnFirstShow, vertical_scroll
 from napari_cellseg.widgets._layer_pairs import LayerPairs
-from napari_cellseg.widgets._plot import LivePlot, Series
+from napari_cellseg.widgets._train_status import (
+    CURVES,
+    RunClock,
+    duration,
+    finished_text,
+    training_curves,
+)
 from napari_cellseg.widgets._worker import current_model, start_worker, training_events
 
 __all__ = ["TrainWidget"]
@@ -48,53 +53,6 @@ _PATHS = {
     "csv_log": ("w", "*.csv"),
 }
 _TAKEN_OVER = MODEL_SETTINGS + SEGMENT_KEYS  # from a model to fine-tune
-_SMOOTHING = 0.9  # weight of the past in the running mean of the batch loss
-_CURVES = {"loss": "loss", "objects_iou": "objects IoU", "boundaries_iou": "boundaries IoU"}
-
-
-@dataclass
-class _RunClock:
-    """Batches done out of ``total`` (for the ETA) and the running mean of the batch loss."""
-
-    total: int
-    done: int = 0
-    start: float = field(default_factory=time.monotonic)
-    smooth: float | None = None
-
-    def batch(self, loss: float) -> float:
-        """Count one batch; the smoothed loss."""
-        self.done += 1
-        past = loss if self.smooth is None else self.smooth
-        self.smooth = _SMOOTHING * past + (1 - _SMOOTHING) * loss
-        return self.smooth
-
-    def seconds_left(self) -> float:
-        return (time.monotonic() - self.start) / max(self.done, 1) * (self.total - self.done)
-
-
-def _curves() -> LivePlot:
-    series = {
-        "batch loss (smoothed)": Series("loss", "#7f8fa6", width=1.0, markers=False),
-        "train loss": Series("loss", "#4a90e2", width=2.0),
-        "val loss": Series("loss", "#f5a623", width=2.0),
-        "train objects IoU": Series("IoU", "#4a90e2"),
-        "val objects IoU": Series("IoU", "#f5a623"),
-        "train boundaries IoU": Series("IoU", "#4a90e2", dashed=True),
-        "val boundaries IoU": Series("IoU", "#f5a623", dashed=True),
-    }
-    legend = {
-        "train": Series("", "#4a90e2", width=2.0),
-        "validation": Series("", "#f5a623", width=2.0),
-        "batch loss": Series("", "#7f8fa6", width=1.0),
-        "boundary IoU": Series("", "#7f8fa6", dashed=True),
-    }
-    return LivePlot({"loss": True, "IoU": False}, series, legend)
-
-
-def _duration(seconds: float) -> str:
-    minutes, seconds = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min" if hours else f"{minutes} min {seconds:02d} s"
 
 
 class TrainWidget(TabsOnFirstShow, QWidget):
@@ -107,7 +65,8 @@ class TrainWidget(TabsOnFirstShow, QWidget):
         self._stop = threading.Event()
         self._removed = False  # the dock was closed while training ran
         self._epochs_done = 0  # epochs the current run has completed
-        self._clock = _RunClock(total=1)
+        self._compared: ev.ModelsCompared | None = None  # a fine-tuned model and its start
+        self._clock = RunClock(total=1)
         self.form = ConfigForm(TrainConfig, skip=_SKIP, paths=_PATHS)
         self.source = ComboBox(choices=(LAYERS, FOLDERS), label="from")
         self.train_pairs = LayerPairs(napari_viewer)
@@ -120,7 +79,7 @@ class TrainWidget(TabsOnFirstShow, QWidget):
         self.batch_bar.setFormat("batch %v / %m")
         self.status = QLabel("Choose training data and press Start.")
         self.status.setWordWrap(True)
-        self.plot = _curves()
+        self.plot = training_curves()
         self._lay_out()
 
         self.source.changed.connect(self._show_sources)
@@ -234,7 +193,8 @@ class TrainWidget(TabsOnFirstShow, QWidget):
         if not from_layers:
             return cfg, None
         return cfg, TrainData(
-            self.train_pairs.stacks(), self.val_pairs.stacks() if val_layers else None
+            self.train_pairs.stacks(cfg.blob_label),
+            self.val_pairs.stacks(cfg.blob_label) if val_layers else None,
         )
 
     def _load_settings(self) -> None:
@@ -319,6 +279,7 @@ class TrainWidget(TabsOnFirstShow, QWidget):
             ev.TrainStarted: self._started,
             ev.BatchEnded: self._batch_ended,
             ev.EpochEnded: self._epoch_ended,
+            ev.ModelsCompared: lambda event: setattr(self, "_compared", event),
             ev.TrainFinished: self._finished,
         }.get(type(event))
         if handler is not None:
@@ -327,7 +288,7 @@ class TrainWidget(TabsOnFirstShow, QWidget):
     def _started(self, event: ev.TrainStarted) -> None:
         self._epochs_done = event.start_epoch
         batches = (event.epochs - event.start_epoch) * event.batches_per_epoch
-        self._clock = _RunClock(total=max(1, batches))
+        self._clock = RunClock(total=max(1, batches))
         self.epoch_bar.setRange(0, event.epochs)
         self.epoch_bar.setValue(event.start_epoch)
         self.batch_bar.setRange(0, event.batches_per_epoch)
@@ -345,14 +306,14 @@ class TrainWidget(TabsOnFirstShow, QWidget):
         self.plot.add_point("batch loss (smoothed)", x, smooth)
         self.status.setText(
             f"Epoch {event.epoch + 1}: loss {event.loss:.4f} · "
-            f"ETA {_duration(self._clock.seconds_left())}"
+            f"ETA {duration(self._clock.seconds_left())}"
         )
 
     def _epoch_ended(self, event: ev.EpochEnded) -> None:
         self._epochs_done = event.epoch + 1
         self.epoch_bar.setValue(event.epoch + 1)
         for split, metrics in (("train", event.train), ("val", event.val)):
-            for key, name in _CURVES.items():
+            for key, name in CURVES.items():
                 if key in metrics:
                     self.plot.add_point(f"{split} {name}", event.epoch + 1, metrics[key])
 
@@ -368,15 +329,15 @@ class TrainWidget(TabsOnFirstShow, QWidget):
                 f"saved at {yaml_path} (train again with resume to continue)."
             )
             return
-        current_model.set(str(yaml_path))
+        compared, self._compared = self._compared, None
+        kept = compared is not None and not compared.improved  # the start was better
+        current_model.set(compared.init_path if kept else str(yaml_path))
+        self.status.setText(finished_text(event, done, yaml_path, compared))
         reason = event.reason.replace("_", " ")
-        best = ", ".join(f"{k} {v:.3f}" for k, v in event.best.items())
-        best = f"Best on validation: {best}." if best else ""
-        self.status.setText(
-            f"Finished ({reason}) after {done} epoch{'' if done == 1 else 's'}. "
-            f"Model: {yaml_path} (ready in the Predict widget). {best}"
-        )
-        show_info(f"Training {reason}: the model is ready to predict.")
+        show_info(
+            f"Training {reason}: {compared.describe()}" if compared else
+            f"Training {reason}: the model is ready to predict."
+        )  # fmt: skip
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
         """Closing the widget ends a running training after the batch (it saves)."""
