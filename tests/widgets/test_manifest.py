@@ -15,6 +15,7 @@ from napari_cellseg.widgets._worker import current_model
 from napari_cellseg.widgets.blobs_widget import BlobsWidget
 from napari_cellseg.widgets.predict_widget import PredictWidget
 from napari_cellseg.widgets.reader import get_reader
+from napari_cellseg.widgets.review_widget import ReviewWidget
 from napari_cellseg.widgets.train_widget import TrainWidget
 
 
@@ -27,8 +28,8 @@ def test_manifest_is_valid_and_its_python_names_import(manifest):
     manifest.validate_imports()
     names = {c.id.split(".")[-1] for c in manifest.contributions.commands}
     assert names == {
-        "train", "predict", "blobs", "sample_dsb2018", "sample_nuclei", "sample_nuclei_stack",
-        "read_model",
+        "train", "predict", "blobs", "review", "sample_dsb2018", "sample_nuclei",
+        "sample_nuclei_stack", "read_model",
     }  # fmt: skip
 
 
@@ -51,7 +52,7 @@ def test_opening_every_widget_and_the_sample_does_not_import_torch():
         "import sys, napari\n"
         "viewer = napari.Viewer(show=False)\n"
         "viewer.open_sample('napari-cellseg', 'nuclei')\n"
-        "for name in ('Train', 'Predict', 'Blob inspector'):\n"
+        "for name in ('Train', 'Predict', 'Blob inspector', 'Review objects'):\n"
         "    viewer.window.add_plugin_dock_widget('napari-cellseg', name)\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))\n"
         "viewer.close()\n"
@@ -63,7 +64,12 @@ def test_opening_every_widget_and_the_sample_does_not_import_torch():
 
 @pytest.mark.parametrize(
     "name, cls",
-    [("Train", TrainWidget), ("Predict", PredictWidget), ("Blob inspector", BlobsWidget)],
+    [
+        ("Train", TrainWidget),
+        ("Predict", PredictWidget),
+        ("Blob inspector", BlobsWidget),
+        ("Review objects", ReviewWidget),
+    ],
 )
 def test_widgets_open_from_the_manifest(open_widget, name, cls):
     assert isinstance(open_widget(name), cls)

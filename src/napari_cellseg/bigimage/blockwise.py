@@ -166,8 +166,7 @@ def iter_blockwise(
     """Predict and segment a large 2D image block by block into an OME-Zarr at ``output``.
 
     Yields (steps done, steps) after each block of each pass and each pyramid level;
-    returns what it wrote.  Closing the generator between steps (a napari worker's quit)
-    stops the run as ``cancel`` does.
+    returns what it wrote.  Closing it between steps stops the run as ``cancel`` does.
 
     Parameters
     ----------

@@ -14,13 +14,13 @@ import itertools
 import weakref
 
 import numpy as np
-from magicgui.widgets import ComboBox, Container, Label, PushButton
+from magicgui.widgets import CheckBox, ComboBox, Container, Label, PushButton
 from napari.layers import Image, Labels
 
 from napari_cellseg.errors import DataError
 from napari_cellseg.widgets._layers import OWNER_KEY, breakable, image_array, layer_combo
 
-__all__ = ["EditLog", "LayerPairs"]
+__all__ = ["EditLog", "LayerPairs", "training_labels"]
 
 
 class EditLog:
@@ -61,9 +61,16 @@ class LayerPairs(Container):
         self._edits = EditLog(viewer, self._follow_edit)
         self.summary = Label(value="")
         self.summary.native.setWordWrap(True)
+        self.reviewed_only = CheckBox(
+            value=True,
+            text="only the reviewed objects",
+            tooltip="labels reviewed in the Review dock: the objects not accepted yet are "
+            "ignored (as blobs), so ten reviewed objects can start a fine-tuning",
+            visible=False,
+        )
         add = PushButton(text="+ add image/labels pair")
         add.changed.connect(self.add_row)
-        super().__init__(widgets=[self._rows, add, self.summary], labels=False)
+        super().__init__(widgets=[self._rows, add, self.summary, self.reviewed_only], labels=False)
         self.margins = (0, 0, 0, 0)
         self.add_row()
 
@@ -150,6 +157,9 @@ class LayerPairs(Container):
                 edited = " (edited by you)" if self._edits.rank(labels) else ""
                 lines.append(f"'{image.name}' learns from '{labels.name}'{edited}")
         self.summary.value = breakable("; ".join(lines) + "." if lines else "No pair chosen.")
+        self.reviewed_only.visible = any(
+            r[1].value is not None and "review" in r[1].value.features for r in self._rows
+        )
 
     def pairs(self) -> list[tuple[Image, Labels]]:
         """The chosen pairs; an error names the row that lacks a layer."""
@@ -167,13 +177,38 @@ class LayerPairs(Container):
             raise DataError("No image/labels pair chosen: add a pair of layers to train on.")
         return pairs
 
-    def stacks(self) -> list:
-        """The chosen pairs as ``data.io.Stack`` objects (labels copied: painting may go on)."""
+    def stacks(self, blob_label: int | None = 1) -> list:
+        """The chosen pairs as ``data.io.Stack`` objects (labels copied: painting may go on);
+        with *only the reviewed objects*, a reviewed layer's other objects are ignored."""
         from napari_cellseg.data.stacks import stacks_from_arrays
 
         pairs = self.pairs()
+        reviewed = self.reviewed_only.value
         return stacks_from_arrays(
             [image_array(image) for image, _ in pairs],
-            [np.array(labels.data) for _, labels in pairs],
+            [training_labels(labels, reviewed, blob_label) for _, labels in pairs],
             [image.name for image, _ in pairs],
         )
+
+
+def training_labels(layer: Labels, reviewed_only: bool, blob_label: int | None) -> np.ndarray:
+    """A copy of a labels layer's data to train on: with ``reviewed_only`` and a review
+    record (the Review dock's), the objects not confirmed become ignored pixels."""
+    from napari_cellseg.analysis.review import confirmed, ignore_unreviewed
+
+    data = np.array(layer.data)
+    if not reviewed_only or "review" not in layer.features:
+        return data
+    if blob_label is None:
+        raise DataError(
+            "Training on the reviewed objects only ignores the others as blobs: set "
+            "'blob_label' to 1, or untick 'only the reviewed objects'."
+        )
+    features = layer.features
+    keep = confirmed(features["index"], features["review"], np.unique(data))
+    if not keep:
+        raise DataError(
+            f"No object of '{layer.name}' is reviewed yet: accept some in the Review dock "
+            "(A), or untick 'only the reviewed objects' to train on all of them."
+        )
+    return ignore_unreviewed(data, keep, blob_label)

@@ -24,6 +24,7 @@ __all__ = [
     "output_layer",
     "layer_choices",
     "layer_combo",
+    "focus",
 ]
 
 _NAME_CHARS = 8
@@ -192,13 +193,28 @@ def output_layer(
 def _hand_over(layer: Labels, _event=None) -> None:
     """Untag a plugin layer the user has edited, so that no later result overwrites it.
 
-    Its measurements (features) described the prediction: they are removed.
+    Its measurements (features) described the prediction: they are removed, but for the
+    objects' confidence and review record (:mod:`napari_cellseg.analysis.review`).
     """
     if layer.metadata.pop(OWNER_KEY, None) is not None:
         measured = len(layer.features) > 0
-        layer.features = {}
+        layer.features = layer.features[
+            [c for c in ("index", "confidence", "review") if c in layer.features]
+        ]
         show_info(
             f"'{layer.name}' now holds your edits: the plugin will not overwrite it; "
             "new results go to a new layer."
             + (" Press Measure objects when your corrections are done." if measured else "")
         )
+
+
+def focus(viewer, layer: Layer, centre, extent) -> None:
+    """Centre the view on ``centre`` (the layer's data coordinates; a stack's slice too)
+    and zoom so that ``extent`` (data pixels) fills a third of the canvas."""
+    centre = np.asarray(layer.data_to_world(centre))
+    for axis in range(layer.ndim - 2):
+        viewer.dims.set_point(viewer.dims.ndim - layer.ndim + axis, centre[axis])
+    camera = getattr(viewer, "scene", viewer).camera  # napari < 0.9: viewer.camera
+    camera.center = tuple(centre[-2:])
+    size = max(np.asarray(extent[-2:]) * np.asarray(layer.scale[-2:]))
+    camera.zoom = min(viewer.canvas.size) / (3 * max(size, 1))

@@ -27,6 +27,7 @@ from napari_cellseg.segmentation.instances import instances
 from napari_cellseg.widgets._dock import TabsOnFirstShow, scrolling_layout
 from napari_cellseg.widgets._layers import (
     OWNER_KEY,
+    focus,
     image_array,
     layer_combo,
     output_layer,
@@ -155,13 +156,7 @@ class BlobsWidget(TabsOnFirstShow, QWidget):
         blob, layer = self.selected(), self.labels.value
         if blob is None or layer is None:
             return
-        centre = np.asarray(layer.data_to_world(blob.centre))
-        for axis in range(layer.ndim - 2):
-            self.viewer.dims.set_point(self.viewer.dims.ndim - layer.ndim + axis, centre[axis])
-        camera = getattr(self.viewer, "scene", self.viewer).camera  # napari < 0.9: viewer.camera
-        camera.center = tuple(centre[-2:])
-        extent = max(np.asarray(blob.extent[-2:]) * np.asarray(layer.scale[-2:]))
-        camera.zoom = min(self.viewer.canvas.size) / (3 * max(extent, 1))
+        focus(self.viewer, layer, blob.centre, blob.extent)
         (y0, x0), (y1, x1) = (
             [s.start - 0.5 for s in blob.bbox[-2:]],
             [s.stop - 0.5 for s in blob.bbox[-2:]],

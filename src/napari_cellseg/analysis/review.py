@@ -1,0 +1,95 @@
+"""Reviewing predicted objects, least confident first, and training on what was reviewed.
+
+A labels layer's features (its table: one row per label value in ``index``) carry each
+object's ``confidence`` (:mod:`.confidence`) and, once the review starts, its ``review``
+state: "" (not reviewed yet), ``accepted``, ``deleted``, ``joined`` (into a neighbour),
+``blob`` (marked as a blob, ignored in training) or ``added`` (painted by the user, so
+known to be right).  :func:`ignore_unreviewed` turns a partly reviewed labels image into
+training labels that teach only what a person has confirmed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+__all__ = [
+    "STATES",
+    "CONFIRMED",
+    "REVIEW_MARGIN",
+    "review_queue",
+    "confirmed",
+    "reconcile",
+    "ignore_unreviewed",
+]
+
+STATES = ("accepted", "deleted", "joined", "blob", "added")
+"""A reviewed object's states; an empty string is an object not reviewed yet."""
+
+CONFIRMED = ("accepted", "added")
+"""The states of the objects that stay as they are: what training on a review learns from."""
+
+REVIEW_MARGIN = 2
+"""Pixels around an object not reviewed yet that are ignored too: its border with the
+background is not known to be right either."""
+
+
+def review_queue(index, confidence, review, present) -> list[int]:
+    """The label values still to review, least confident first: every object the labels
+    hold now that is not :data:`CONFIRMED` (an object whose deletion was undone is back).
+
+    Parameters
+    ----------
+    index, confidence, review
+        The features' columns: label values, their confidence, their review state.
+    present
+        The label values the labels image holds now.
+    """
+    present = set(np.asarray(present).tolist())
+    rows = [
+        (float(c) if np.isfinite(c) else -1.0, int(v))
+        for v, c, r in zip(index, confidence, review, strict=True)
+        if r not in CONFIRMED and int(v) in present
+    ]
+    return [value for _, value in sorted(rows)]
+
+
+def confirmed(index, review, present) -> list[int]:
+    """The label values of the objects a person confirmed that the labels hold now."""
+    present = set(np.asarray(present).tolist())
+    return [int(v) for v, r in zip(index, review, strict=True) if r in CONFIRMED and v in present]
+
+
+def reconcile(index, present, blob_label: int | None = 1) -> list[int]:
+    """The label values of ``present`` objects that have no row in ``index``: objects the
+    user painted, reviewed by making them (0 and the blob value are not objects)."""
+    known = set(np.asarray(index).tolist()) | {0}
+    if blob_label is not None:
+        known.add(blob_label)
+    return sorted(set(np.asarray(present).tolist()) - known)
+
+
+def ignore_unreviewed(
+    labels: np.ndarray, reviewed, blob_label: int = 1, margin: int = REVIEW_MARGIN
+) -> np.ndarray:
+    """Training labels from a partly reviewed labels image: the objects not in
+    ``reviewed`` (and ``margin`` pixels of background around them) become ``blob_label``,
+    which the loss ignores; the reviewed objects and the rest of the background train.
+
+    Raises
+    ------
+    ValueError
+        When no object is reviewed (nothing would train but background).
+    """
+    labels = np.asarray(labels)
+    reviewed = {int(v) for v in reviewed}
+    values = np.unique(labels)
+    objects = values[(values != 0) & (values != blob_label)]
+    unreviewed = np.setdiff1d(objects, np.fromiter(reviewed, dtype=objects.dtype, count=-1))
+    if unreviewed.size == objects.size:
+        raise ValueError("no object of the labels is reviewed")
+    ignored = np.isin(labels, unreviewed)
+    if margin:
+        grown = ndi.binary_dilation(ignored, iterations=margin)
+        ignored |= grown & (labels == 0)
+    return np.where(ignored, blob_label, labels)

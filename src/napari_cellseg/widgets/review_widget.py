@@ -1,0 +1,235 @@
+"""The review dock: a prediction's objects from least to most confident, one key each.
+
+The instances layer of a prediction carries each object's confidence (its features).  The
+dock lists the objects not reviewed yet, least confident first, and jumps to each; on the
+canvas (the layer selected) **A** accepts it, **D** deletes it, **J** joins it with the
+neighbour clicked next, **U** marks it as a blob (unsure: training ignores it), **N** skips
+to the next.  Each decision is recorded in the layer's ``review`` column, so the Train
+dock can train on the reviewed objects only (:func:`~napari_cellseg.analysis.review.
+ignore_unreviewed`).  Deleting, joining and marking go through napari's undo (Ctrl+Z).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from magicgui.widgets import Container, Label, PushButton
+from napari.layers import Labels
+from napari.utils.notifications import show_error
+from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QWidget
+
+from napari_cellseg.analysis.review import reconcile, review_queue
+from napari_cellseg.errors import CellsegError
+from napari_cellseg.widgets._dock import TabsOnFirstShow, scrolling_layout
+from napari_cellseg.widgets._layers import OWNER_KEY, breakable, focus, layer_combo
+
+__all__ = ["ReviewWidget", "KEYS"]
+
+KEYS = {"a": "accepted", "d": "deleted", "j": "joined", "u": "blob", "n": "next"}
+"""The review keys on the canvas and what each does (napari's labels tools keep theirs)."""
+
+_COLUMNS = ("label", "confidence", "review")
+
+
+class ReviewWidget(TabsOnFirstShow, QWidget):
+    """Review a labels layer's objects, least confident first."""
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.layer: Labels | None = None  # the layer under review
+        self.current: int | None = None  # the label value shown
+        self._position = 0  # its place in the queue
+        self.labels = layer_combo(napari_viewer, Labels, label="objects")
+        self.start = PushButton(text="Review, least confident first")
+        self.buttons = {
+            state: PushButton(text=f"{text} ({key.upper()})")
+            for key, state, text in (
+                ("a", "accepted", "Accept"),
+                ("d", "deleted", "Delete"),
+                ("j", "joined", "Join with…"),
+                ("u", "blob", "Blob"),
+                ("n", "next", "Next"),
+            )
+        }
+        self.count = Label(value="")
+        self.status = Label(value="Predict an image, then review its objects here.")
+        self.status.native.setWordWrap(True)
+        self.table = QTableWidget(0, len(_COLUMNS))
+        self.table.setHorizontalHeaderLabels(_COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setMinimumHeight(160)
+        row = Container(widgets=list(self.buttons.values()), layout="horizontal", labels=False)
+        form = Container(widgets=[self.labels, self.start, row, self.count, self.status])
+        layout = scrolling_layout(self)
+        layout.addWidget(form.native)
+        layout.addWidget(self.table, stretch=1)
+        self.start.changed.connect(lambda: self.start_review())
+        for state, button in self.buttons.items():
+            button.changed.connect(lambda _v=None, s=state: self.decide(s))
+        self.table.cellClicked.connect(lambda row, _col: self.show(self._row_label(row)))
+        for event in ("inserted", "removed", "renamed"):
+            getattr(napari_viewer.layers.events, event).connect(
+                lambda _e=None: self.labels.reset_choices()
+            )
+
+    # --- the queue ----------------------------------------------------------------------
+
+    def start_review(self, layer: Labels | None = None) -> None:
+        """Start (or go on with) the review of ``layer`` (the chosen one by default)."""
+        layer = layer or self.labels.value
+        try:
+            if layer is None:
+                raise CellsegError("No labels layer: predict an image first.")
+            if layer.ndim != 2 or layer.multiscale:
+                raise CellsegError(
+                    f"'{layer.name}' is a stack or a multiscale layer: the review works on "
+                    "2D labels; review one slice at a time (open it as its own layer)."
+                )
+            if "confidence" not in layer.features:
+                raise CellsegError(
+                    f"'{layer.name}' has no confidence for its objects: it is not a "
+                    "prediction of this plugin.  Predict the image in the Predict dock, "
+                    "or press Measure objects there after predicting it."
+                )
+        except CellsegError as exc:
+            show_error(str(exc))
+            return
+        layer.metadata.pop(OWNER_KEY, None)  # the review is the user's: no result replaces it
+        self.layer = layer
+        self._sync()
+        for key, state in KEYS.items():
+            layer.bind_key(key, lambda _layer, s=state: self.decide(s), overwrite=True)
+        self.viewer.layers.selection.active = layer
+        self._fill_table()
+        queue = self.queue()
+        self.show(queue[0] if queue else None)
+
+    def queue(self) -> list[int]:
+        """The label values not reviewed yet, least confident first."""
+        if self.layer is None:
+            return []
+        features = self.layer.features
+        present = np.unique(self.layer.data)
+        return review_queue(features["index"], features["confidence"], features["review"], present)
+
+    def show(self, label: int | None) -> None:
+        """Jump to object ``label`` (None: the review is done)."""
+        self.current = label
+        queue = self._show_count()
+        self._position = queue.index(label) if label in queue else 0
+        if label is None or self.layer is None:
+            self.status.value = "Every object is reviewed." if self.layer is not None else ""
+            return
+        where = np.nonzero(self.layer.data == label)
+        if not where[0].size:
+            return self.show(self._next_after(label))
+        centre = [float(np.mean(axis)) for axis in where]
+        extent = [int(axis.max() - axis.min() + 1) for axis in where]
+        focus(self.viewer, self.layer, centre, extent)
+        self.layer.selected_label = label
+        row = self._confidence(label)
+        self.status.value = breakable(
+            f"Object {label}: confidence {row:.2f}.  A accept · D delete · J join · U blob · N next"
+        )
+        self._select_row(label)
+
+    # --- decisions ----------------------------------------------------------------------
+
+    def decide(self, state: str) -> None:
+        """Apply ``state`` (a :data:`KEYS` value) to the current object and go on."""
+        label, layer = self.current, self.layer
+        if label is None or layer is None:
+            return
+        if state == "next":
+            return self.show(self._next_after(label))
+        if state == "joined":
+            return self._arm_join(label)
+        if state in ("deleted", "blob"):
+            where = np.nonzero(layer.data == label)
+            layer.data_setitem(where, 0 if state == "deleted" else 1)
+        self._record(label, state)
+        self.show(self._next_after(label))
+
+    def _arm_join(self, label: int) -> None:
+        """The next click on the layer names the neighbour ``label`` joins."""
+        layer = self.layer
+        layer.mode = "pan_zoom"  # the click picks, it does not paint
+        self.status.value = f"Click the neighbour object {label} should join."
+
+        def pick(_layer, event):
+            layer.mouse_drag_callbacks.remove(pick)
+            other = layer.get_value(event.position, world=True)
+            if other in (None, 0, 1, label):
+                self.status.value = "No neighbour clicked: nothing joined."
+                return
+            layer.data_setitem(np.nonzero(layer.data == label), int(other))
+            self._record(label, "joined")
+            self._record(int(other), "accepted")
+            self.show(self._next_after(label))
+
+        layer.mouse_drag_callbacks.append(pick)
+
+    def _record(self, label: int, state: str) -> None:
+        features = self.layer.features
+        features.loc[features["index"] == label, "review"] = state
+        self.layer.features = features
+        self._fill_table()
+
+    # --- the record ---------------------------------------------------------------------
+
+    def _sync(self) -> None:
+        """Give the layer a ``review`` column, and a row per object the user painted."""
+        features = self.layer.features.copy()
+        if "review" not in features:
+            features["review"] = ""
+        added = reconcile(features["index"], np.unique(self.layer.data))
+        for value in added:
+            features.loc[len(features)] = {"index": value, "confidence": np.nan, "review": "added"}
+        self.layer.features = features
+
+    def _fill_table(self) -> None:
+        features = self.layer.features
+        order = np.argsort(features["confidence"].fillna(-1).to_numpy(), kind="stable")
+        self.table.setRowCount(len(order))
+        for row, i in enumerate(order):
+            values = (
+                str(int(features["index"].iloc[i])),
+                f"{features['confidence'].iloc[i]:.2f}",
+                str(features["review"].iloc[i]),
+            )
+            for col, text in enumerate(values):
+                self.table.setItem(row, col, QTableWidgetItem(text))
+        self._show_count()
+
+    def _show_count(self) -> list[int]:
+        """Show how many objects are reviewed and left; return the queue."""
+        if self.layer is None:
+            return []
+        queue = self.queue()
+        reviewed = int((self.layer.features["review"] != "").sum())
+        self.count.value = f"{reviewed} reviewed, {len(queue)} left"
+        return queue
+
+    def _confidence(self, label: int) -> float:
+        features = self.layer.features
+        return float(features.loc[features["index"] == label, "confidence"].iloc[0])
+
+    def _next_after(self, label: int) -> int | None:
+        """The object after ``label``: the next in the queue when it was skipped (around
+        to the start), the one now at its place when it was decided."""
+        queue = self.queue()
+        if label in queue:
+            at = queue.index(label)
+            rest = queue[at + 1 :] + queue[:at]
+            return rest[0] if rest else None
+        return queue[min(self._position, len(queue) - 1)] if queue else None
+
+    def _row_label(self, row: int) -> int:
+        return int(self.table.item(row, 0).text())
+
+    def _select_row(self, label: int) -> None:
+        for row in range(self.table.rowCount()):
+            if self._row_label(row) == label:
+                self.table.selectRow(row)
+                return
