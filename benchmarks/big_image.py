@@ -5,8 +5,8 @@
 
 For each size an OME-Zarr mosaic of DSB2018 fluorescence images (written block by block,
 never whole in memory) is segmented by ``cellseg predict --output OUT.zarr`` in a process
-of its own (``--config nuclei --diameter 24 --block_size 2048``), whose peak RSS is read
-when it ends.  For the sizes in ``--agreement`` the same image is also predicted in memory
+of its own (``--config nuclei --diameter 24 --block_size 2048``), which reports its own
+peak RSS when it ends.  For the sizes in ``--agreement`` the same image is also predicted in memory
 as one image, and the blockwise instances are scored against those (AP@0.5); the in-memory
 run's seconds (network passes alone, and with the segmentation) give the blockwise
 overhead: the child's seconds over the in-memory ones, and the same less the seconds of a
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -62,6 +61,17 @@ def write_mosaic(folder: Path, size: int, path: Path, chunk: int = 512) -> None:
         y += height
 
 
+CHILD = """
+import resource, runpy, sys
+sys.argv = ["napari_cellseg.predict", *sys.argv[1:]]
+try:
+    runpy.run_module("napari_cellseg.predict", run_name="__main__")
+finally:
+    print("peak_rss_kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+"""``cellseg predict`` in a child that reports its own peak RSS last."""
+
+
 def run_one(size: int, data: Path, block: int, agreement: bool, startup: float = 0.0) -> dict:
     """Segment one mosaic in a child process; its seconds, peak RSS and objects."""
     import zarr
@@ -69,21 +79,21 @@ def run_one(size: int, data: Path, block: int, agreement: bool, startup: float =
     with tempfile.TemporaryDirectory() as folder:
         mosaic, output = Path(folder) / "mosaic.zarr", Path(folder) / "out.zarr"
         write_mosaic(data, size, mosaic)
-        command = [
-            sys.executable, "-m", "napari_cellseg.predict", "--config", "nuclei",
-            "--test_data", str(mosaic), "--output", str(output), "--diameter", "24",
-            "--block_size", str(block),
+        flags = [
+            "--config", "nuclei", "--test_data", str(mosaic), "--output", str(output),
+            "--diameter", "24", "--block_size", str(block),
         ]  # fmt: skip
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
+        child = subprocess.run(
+            [sys.executable, "-c", CHILD, *flags], check=True, capture_output=True, text=True
+        )
         seconds = time.perf_counter() - start
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        peak = int(child.stderr.strip().splitlines()[-1].removeprefix("peak_rss_kb "))
         labels = zarr.open_group(str(output), mode="r")["labels/instances/0"]
         result = {
             "seconds": round(seconds, 1),
             "megapixels_per_second": round(size * size / 1e6 / seconds, 3),
-            "peak_rss_mb": round(max(peak, before) / 1024),
+            "peak_rss_mb": round(peak / 1024),
             "objects": int(
                 zarr.open_group(str(output), mode="r").attrs["napari-cellseg"]["objects"]
             ),
@@ -118,8 +128,6 @@ def main() -> None:
     # a child on a 256 x 256 mosaic: starting Python, importing torch, loading the model
     results = {"startup_seconds": run_one(256, args.data, args.block_size, False)["seconds"]}
     for size in args.sizes:
-        # a child per size: ru_maxrss of children is the largest of them so far, so the
-        # sizes go smallest first
         results[str(size)] = run_one(
             size, args.data, args.block_size, size in args.agreement, results["startup_seconds"]
         )
