@@ -189,10 +189,10 @@ def test_bad_inputs_name_the_path_and_the_fix(tmp_path, image):
     plain.create_array("0", shape=(8, 8), dtype="uint8")
     with pytest.raises(DataError, match="no OME-Zarr metadata"):
         open_lazy(tmp_path / "plain.zarr")
-    stack = tmp_path / "stack.tif"
-    tifffile.imwrite(stack, np.stack([image] * 3), metadata={"axes": "ZYX"})
-    with pytest.raises(DataError, match="3 planes along 'z'"):
-        open_lazy(stack)
+    series = tmp_path / "series.tif"
+    tifffile.imwrite(series, np.stack([image] * 3), metadata={"axes": "TYX"})
+    with pytest.raises(DataError, match="3 planes along 't'"):
+        open_lazy(series)
     rows = tmp_path / "rows.tif"
     tifffile.imwrite(rows, image, rowsperstrip=1)
     with pytest.raises(DataError, match="chunks of 1 x 360 pixels"):
@@ -300,3 +300,35 @@ def test_the_diameter_is_estimated_where_the_objects_are(image, monkeypatch):
     assert rows.start <= 1500 and 1800 <= rows.stop and cols.start == 0  # the whole crop
     plain = statistics.strided_sample(da.from_array(np.ones((3000, 3000)), chunks=500))
     assert statistics.diameter_region(plain, (3000, 3000)) == (slice(988, 2012),) * 2
+
+
+def test_a_z_stack_is_segmented_plane_by_plane_with_labels_unique_across_planes(
+    tmp_path, image, predictor, capsys
+):
+    from ome_zarr.format import FormatV04
+    from ome_zarr.writer import write_image
+
+    planes = np.stack([image, image[:, ::-1], image[::-1]])  # three different planes
+    group = zarr.open_group(str(tmp_path / "stack.zarr"), mode="w", zarr_format=2)
+    write_image(
+        planes, group, axes="zyx", fmt=FormatV04(), storage_options={"chunks": (1, 64, 64)}
+    )
+    lazy = open_lazy(tmp_path / "stack.zarr")
+    assert lazy.planes == 3 and lazy.shape == image.shape
+    result = segment_blockwise(lazy, predictor, tmp_path / "out.zarr", block=BLOCK, diameter=24)
+    found = labels_of(result.path)
+    assert found.shape == planes.shape and result.blocks == 3 * 4
+    values = np.unique(found[found > 0])
+    assert values.tolist() == list(range(2, 2 + result.objects))
+    for z in range(3):  # each plane as the in-memory path segments it
+        whole = predictor.instances(*predictor.predict(planes[z], diameter=24))
+        assert matching(whole, found[z], ignore_label=None).thresholds[0.5].ap >= 0.99
+        if z:
+            assert not set(np.unique(found[z])) & set(np.unique(found[z - 1])) - {0}
+    flags = ["predict", "--config", "nuclei", "--test_data", str(tmp_path / "stack.zarr")]
+    flags += ["--diameter", "24", "--block_size", "128", "--measure"]
+    assert cellseg([*flags, "--output", str(tmp_path / "cli.zarr")]) == 0
+    rows = (tmp_path / "cli_measurements.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    assert header[:3] == ["page", "label", "area"]  # as the in-memory tables of a stack
+    assert {row.split(",")[0] for row in rows[1:]} == {"0", "1", "2"}

@@ -488,3 +488,11 @@ def test_a_fine_tuned_model_is_compared_with_its_start(tiny_train_config, data, 
     assert "keep predicting with 'a.yaml'" in worse.describe()
     fresh = dataclasses.replace(tiny_train_config, epochs=1, model=str(tmp_path / "c" / "m.pt"))
     assert not any(isinstance(e, ModelsCompared) for e in train(fresh, data=data))
+
+
+def test_a_first_batch_almost_all_ignored_is_no_sign_of_divergence():
+    from napari_cellseg.training.checkpoints import check_divergence
+
+    check_divergence(0.13, 0.2, 2.4e-4, 0, 1e-3)  # 535 times a first batch near 0: healthy
+    with pytest.raises(TrainingDiverged, match="3e\\+10"):
+        check_divergence(3e10, 3e13, 1.6, 0, 1e6)

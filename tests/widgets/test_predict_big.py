@@ -118,8 +118,8 @@ def test_large_layers_the_dock_cannot_predict_say_why(
     assert any("Cannot create" in note and "file.txt" in note for note in notes)
     assert widget.state.status == "Prediction failed."
     rgb = viewer.add_image(np.zeros((400, 400, 3), np.uint8), name="colour", rgb=True)
-    stack = viewer.add_image(da.zeros((3, 400, 400), dtype=np.uint8), name="planes")
-    for layer, why in ((rgb, "Split RGB"), (stack, "one plane at a time")):
+    series = viewer.add_image(da.zeros((2, 3, 400, 400), dtype=np.uint8), name="series")
+    for layer, why in ((rgb, "Split RGB"), (series, "has 4 dimensions")):
         widget.image.value = layer
         widget.predict(str(tmp_path / "never.zarr"))
         assert widget.worker is None and any(why in note for note in notes)

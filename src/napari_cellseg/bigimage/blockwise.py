@@ -41,7 +41,7 @@ from napari_cellseg.bigimage.tasks import (
     register,
     run_tasks,
 )
-from napari_cellseg.bigimage.zarr_output import OutputZarr, writing
+from napari_cellseg.bigimage.zarr_output import OutputZarr, plane_arrays, writing
 from napari_cellseg.segmentation.settings import SegmentationSettings
 
 __all__ = [
@@ -163,7 +163,8 @@ def iter_blockwise(
     cancel: threading.Event | None = None,
     scheduler: str = "",
 ) -> Generator[tuple[int, int], None, BlockwiseResult]:
-    """Predict and segment a large 2D image block by block into an OME-Zarr at ``output``.
+    """Predict and segment a large 2D image (or each plane of a z-stack) block by block
+    into an OME-Zarr at ``output``.
 
     Yields (steps done, steps) after each block of each pass and each pyramid level;
     returns what it wrote.  Closing it between steps stops the run as ``cancel`` does.
@@ -178,7 +179,7 @@ def iter_blockwise(
         at least 64).
     diameter
         The objects' diameter for models trained with ``object_diameter`` (0: estimated
-        once on the image's central region).
+        once, on the most crowded region of the (middle) plane).
     cancel
         When set, the run stops after the block in progress; run it again to resume.
     scheduler
@@ -188,76 +189,110 @@ def iter_blockwise(
         with every core on each block.
     """
     settings = settings or predictor.segmentation()
-    sample = strided_sample(image.data)
-    low, high = sample.low, sample.high
-    if predictor.config.object_diameter and not diameter:
-        diameter = estimate_diameter(image.data, predictor, sample)
-    size = diameter or predictor.config.object_diameter or 20
-    halo = halo or max(64, int(3 * size))
-    grid = aligned_grid(image.shape, block, halo, predictor, diameter, max(16, math.ceil(size)))
-    job = {
-        "source": str(image.path),
-        "shape": list(image.shape),
-        "block": grid.block,
-        "halo": [grid.before, grid.after],
-        "model": str(predictor.model_file.path),
-        "settings": settings.as_dict(),
-    }
-    out = OutputZarr(Path(output), grid, job)  # a chunk per block
+    task, job = _plan(image, predictor, settings, block, halo, diameter, output)
+    grid, blocks = task.grid, len(task.grid) * image.planes
+    out = OutputZarr(Path(output), grid, job, image.planes)  # a chunk per block
     finished = out.done("pass1"), out.done("pass2")
     levels = out.pyramid_levels()
-    total = 2 * len(grid) + levels
-    done = len(finished[0]) + len(finished[1])
+    total, done = 2 * blocks + levels, len(finished[0]) + len(finished[1])
     yield done, total
-    source = (str(image.path), image.channel)
-    key, values = predictor_key(predictor), settings.as_dict()
-    task = BlockTask(source, key, values, grid, low, high, diameter, str(out.path))
     register(predictor, image)  # this process's tasks use them
-    todo = [index for index in range(len(grid)) if index not in finished[0]]
-    for index in run_tasks(task, todo, scheduler, cancel):
-        out.mark("pass1", {index})
+    todo = [number for number in range(blocks) if number not in finished[0]]
+    for number in run_tasks(task, todo, scheduler, cancel):
+        out.mark("pass1", {number})
         done += 1
         yield done, total
     if cancel is not None and cancel.is_set():
         raise Cancelled(out.path)
-    lookup = _merge(out, grid)
-    for index in range(len(grid)):
-        if index not in finished[1]:
-            _renumber(out, grid, index, lookup, cancel)
+    lookup = _numbering([_merge(out.plane(z), grid) for z in range(image.planes)])
+    for number in range(blocks):
+        if number not in finished[1]:
+            _renumber(out, grid, number, lookup, cancel)
             done += 1
             yield done, total
     for level in range(1, levels + 1):
         out.write_level(level)
         yield done + level, total
     objects = int(lookup[1].max()) - FIRST_LABEL + 1 if len(lookup[1]) else 0
-    out.finish({"objects": objects, "intensity_range": [low, high], "diameter": diameter})
-    return BlockwiseResult(out.path, objects, len(grid), (low, high), diameter)
+    span = (task.low[0], task.high[0]) if image.planes == 1 else (task.low, task.high)
+    out.finish({"objects": objects, "intensity_range": span, "diameter": task.diameter})
+    return BlockwiseResult(out.path, objects, blocks, span, task.diameter)
 
 
-def _renumber(out: OutputZarr, grid: BlockGrid, index: int, lookup, cancel) -> None:
+def _plan(image: LazyImage, predictor, settings, block, halo, diameter, output):
+    """The pass-1 task of a run (grid, each plane's intensity range, the diameter) and
+    the job the output records."""
+    samples = [strided_sample(image.plane(z)) for z in range(image.planes)]
+    if predictor.config.object_diameter and not diameter:
+        middle = image.planes // 2
+        diameter = estimate_diameter(image.plane(middle), predictor, samples[middle])
+    size = diameter or predictor.config.object_diameter or 20
+    halo = halo or max(64, int(3 * size))
+    grid = aligned_grid(image.shape, block, halo, predictor, diameter, max(16, math.ceil(size)))
+    job = {
+        "source": str(image.path),
+        "shape": [image.planes, *image.shape] if image.planes > 1 else list(image.shape),
+        "block": grid.block,
+        "halo": [grid.before, grid.after],
+        "model": str(predictor.model_file.path),
+        "settings": settings.as_dict(),
+    }
+    task = BlockTask(
+        (str(image.path), image.channel),
+        predictor_key(predictor),
+        settings.as_dict(),
+        grid,
+        tuple(sample.low for sample in samples),
+        tuple(sample.high for sample in samples),
+        diameter,
+        str(Path(output)),
+    )
+    return task, job
+
+
+def _renumber(out: OutputZarr, grid: BlockGrid, number: int, lookup, cancel) -> None:
     """Pass 2 of one block: its labels renumbered to the global ones."""
     if cancel is not None and cancel.is_set():
         raise Cancelled(out.path)
-    core = grid.core(index)
+    z, index = divmod(number, len(grid))
+    arrays, core = out.plane(z), grid.core(index)
     with writing(out.path):
-        out.labels[core] = _apply(lookup, np.asarray(out.provisional[core]))
-    out.mark("pass2", {index})
+        arrays.labels[core] = _apply(lookup, np.asarray(arrays.provisional[core]))
+    out.mark("pass2", {number})
 
 
 def measure_result(result: BlockwiseResult, image: LazyImage, block: int) -> dict:
     """The measurements of every object of a finished run (``analysis.measure`` columns,
-    one row per object), read block by block."""
+    one row per object; a z-stack's with its ``page``), read block by block."""
     import zarr
 
     from napari_cellseg.bigimage.measure import measure_blockwise
 
-    labels = zarr.open_group(str(result.path), mode="r")["labels/instances/0"]
+    group = zarr.open_group(str(result.path), mode="r")
     grid = BlockGrid(image.shape, block, 0, 0)
-    return measure_blockwise(labels, image.data, grid, result.objects, read_region)
+    tables = []
+    for z in range(image.planes):
+        labels = plane_arrays(group, z).labels
+        table = measure_blockwise(labels, image.plane(z), grid, result.objects, read_region)
+        tables.append(
+            {"page": np.full(len(table["label"]), z), **table} if z or image.planes > 1 else table
+        )
+    return {key: np.concatenate([t[key] for t in tables]) for key in tables[0]}
 
 
-def _merge(out: OutputZarr, grid: BlockGrid) -> tuple[np.ndarray, np.ndarray]:
-    """Union the labels that two blocks saw as one object; (provisional ids, final ids)."""
+def _numbering(planes: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The final label of every provisional one: (provisional ids ascending, their labels
+    2, 3, ...), one per object, from each plane's (ids, the id of the object they join)."""
+    ids = np.concatenate([plane[0] for plane in planes]) if planes else np.zeros(0, np.uint64)
+    roots = np.concatenate([plane[1] for plane in planes]) if planes else np.zeros(0)
+    order = np.argsort(ids)
+    _, final = np.unique(roots[order], return_inverse=True)
+    return ids[order], (final + FIRST_LABEL).astype(np.uint32)
+
+
+def _merge(out, grid: BlockGrid) -> tuple[np.ndarray, np.ndarray]:
+    """Union the labels that two blocks of a plane (``out``: its arrays) saw as one
+    object; (provisional ids, the id of the object each joins)."""
     cols = grid.counts[1]
     parent: dict[int, int] = {}
 
@@ -289,9 +324,7 @@ def _merge(out: OutputZarr, grid: BlockGrid) -> tuple[np.ndarray, np.ndarray]:
                 parent[find(a)] = find(b)
     ids.discard(0)
     provisional = np.array(sorted(ids), dtype=np.uint64)
-    roots = np.array([find(int(a)) for a in provisional], dtype=np.int64)
-    _, final = np.unique(roots, return_inverse=True)
-    return provisional, (final + FIRST_LABEL).astype(np.uint32)
+    return provisional, np.array([find(int(a)) for a in provisional], dtype=np.uint64)
 
 
 def _same_objects(seen: np.ndarray, mine: np.ndarray) -> list[tuple[int, int]]:

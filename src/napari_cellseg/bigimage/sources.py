@@ -1,7 +1,7 @@
 """Images read lazily: OME-Zarr (level 0 of its multiscale image) and large TIFFs.
 
 Nothing is read until a block is asked for: both come back as a dask array of one 2D
-grayscale image (Y, X), chunked as stored.
+grayscale image (Y, X), or of a z-stack of them (Z, Y, X), chunked as stored.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ MIN_CHUNK_SIDE = 16
 
 @dataclass(frozen=True)
 class LazyImage:
-    """A 2D image not read yet.
+    """A 2D image, or a z-stack of them, not read yet.
 
     Attributes
     ----------
     data : dask.array.Array
-        (Y, X), any real dtype.
+        (Y, X) or (Z, Y, X), any real dtype.
     path : Path
         Where it comes from.
     axes : str
@@ -42,7 +42,17 @@ class LazyImage:
 
     @property
     def shape(self) -> tuple[int, int]:
-        return tuple(self.data.shape)
+        """The (Y, X) of a plane."""
+        return tuple(self.data.shape[-2:])
+
+    @property
+    def planes(self) -> int:
+        """The planes of a z-stack; 1 for a 2D image."""
+        return self.data.shape[0] if self.data.ndim == 3 else 1
+
+    def plane(self, z: int):
+        """Plane ``z`` (Y, X), not read yet."""
+        return self.data[z] if self.data.ndim == 3 else self.data
 
 
 def is_zarr(path: str | Path) -> bool:
@@ -63,16 +73,16 @@ def open_lazy(path: str | Path, channel: int | None = None) -> LazyImage:
     Raises
     ------
     DataError
-        For a zarr without OME metadata, axes other than y and x that are not single
-        (z, t) or chosen (c), a missing channel, or chunks of single rows.
+        For a zarr without OME metadata, axes other than y, x and z that are not single
+        (t) or chosen (c), a missing channel, or chunks of single rows.
     """
     path = Path(path)
     if not path.exists():
         raise DataError(f"'{path}' does not exist.")
     data, axes = _open_zarr(path) if is_zarr(path) else _open_tiff(path)
-    image = _to_2d(data, axes, channel, path)
-    chunks = [c[0] for c in image.chunks]  # the last chunk of an axis may be smaller
-    if min(chunks) < MIN_CHUNK_SIDE and min(image.shape) >= MIN_CHUNK_SIDE:
+    image = _planes(data, axes, channel, path)
+    chunks = [c[0] for c in image.chunks[-2:]]  # the last chunk of an axis may be smaller
+    if min(chunks) < MIN_CHUNK_SIDE and min(image.shape[-2:]) >= MIN_CHUNK_SIDE:
         raise DataError(
             f"'{path}' is stored in chunks of {chunks[0]} x {chunks[1]} pixels: reading it "
             f"block by block would take a read per row.  Rewrite it with chunks of at least "
@@ -121,16 +131,18 @@ def _open_tiff(path: Path):
     return da.from_zarr(array), axes
 
 
-def _to_2d(data, axes: str, channel: int | None, path: Path):
-    """The (Y, X) image of ``data``: single axes dropped, the channel chosen."""
+def _planes(data, axes: str, channel: int | None, path: Path):
+    """The (Y, X) image or (Z, Y, X) stack of ``data``: single axes dropped, the channel
+    chosen."""
     if len(axes) != data.ndim or not {"y", "x"} <= set(axes):
         raise DataError(
             f"'{path}' has axes '{axes}' for an array of shape {data.shape}: this plugin "
-            "reads 2D images with axes y and x (and c, z or t of size 1, or c with --channel)."
+            "reads 2D images with axes y and x, and z-stacks (zyx; c with --channel, t of "
+            "size 1)."
         )
     index = []
     for name, size in zip(axes, data.shape, strict=True):
-        if name in "yx":
+        if name in "yxz" and (name != "z" or size > 1):
             index.append(slice(None))
         elif name == "c" and size > 1:
             if channel is None or not 0 <= channel < size:
@@ -142,8 +154,8 @@ def _to_2d(data, axes: str, channel: int | None, path: Path):
             index.append(0)
         else:
             raise DataError(
-                f"'{path}' has {size} planes along '{name}': big images are predicted as 2D "
-                "images; save one plane, or predict the stack in memory."
+                f"'{path}' has {size} planes along '{name}': a large image is predicted as a "
+                "2D image or a z-stack; save one time point, or predict it in memory."
             )
     image = data[tuple(index)]
     if not np.issubdtype(image.dtype, np.number) or np.issubdtype(image.dtype, np.complexfloating):

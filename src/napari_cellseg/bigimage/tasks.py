@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from napari_cellseg.bigimage.sources import LazyImage, open_lazy
-from napari_cellseg.bigimage.zarr_output import OutputArrays, writing
+from napari_cellseg.bigimage.zarr_output import task_arrays, writing
 from napari_cellseg.data.normalize import scale_to_range
 from napari_cellseg.errors import DataError
 from napari_cellseg.segmentation.instances import instances
@@ -119,39 +119,46 @@ def _share_cores(threads: int) -> None:
 
 @dataclass(frozen=True)
 class BlockTask:
-    """Pass 1 of one block, as a dask worker runs it: everything it needs, picklable."""
+    """Pass 1 of one block, as a dask worker runs it: everything it needs, picklable.
+
+    Block ``number`` is block ``number % len(grid)`` of plane ``number // len(grid)``
+    (one plane for a 2D image); ``low`` and ``high`` hold each plane's intensity range.
+    """
 
     source: tuple  # (path, channel) of the image
     predictor: tuple
     settings: dict
     grid: BlockGrid
-    low: float
-    high: float
+    low: tuple[float, ...]
+    high: tuple[float, ...]
     diameter: float
     output: str
 
-    def __call__(self, index: int) -> int:
-        """Predict, segment and write block ``index``; returns it."""
-        return self.write(index, *self.segment(index))
+    def __call__(self, number: int) -> int:
+        """Predict, segment and write block ``number``; returns it."""
+        return self.write(number, *self.segment(number))
 
-    def segment(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """The labels and maps (objects, boundaries) of block ``index``'s window."""
+    def segment(self, number: int) -> tuple[np.ndarray, np.ndarray]:
+        """The labels and maps (objects, boundaries) of block ``number``'s window."""
         predictor = worker_predictor(self.predictor)
         if self.source not in _IMAGES:
             _IMAGES[self.source] = open_lazy(*self.source)
-        window = read_region(_IMAGES[self.source].data[self.grid.window(index)])
-        pixels = scale_to_range(window, self.low, self.high)
+        z, index = divmod(number, len(self.grid))
+        window = read_region(_IMAGES[self.source].plane(z)[self.grid.window(index)])
+        pixels = scale_to_range(window, self.low[z], self.high[z])
         channels = predictor.config.channels
         objects, boundaries = predictor.predict_normalised(
             np.repeat(pixels[np.newaxis], channels, axis=0), self.diameter
         )
         return instances(objects, boundaries, **self.settings), np.stack([objects, boundaries])
 
-    def write(self, index: int, labels: np.ndarray, maps: np.ndarray) -> int:
-        """Write block ``index``'s core and its view of its neighbours; returns it."""
+    def write(self, number: int, labels: np.ndarray, maps: np.ndarray) -> int:
+        """Write block ``number``'s core and its view of its neighbours; returns it."""
+        z, index = divmod(number, len(self.grid))
         with writing(Path(self.output)):
-            _write_pass1(OutputArrays(Path(self.output)), self.grid, index, labels, maps)
-        return index
+            arrays = task_arrays(Path(self.output), z)
+            _write_pass1(arrays, self.grid, index, labels, maps, number)
+        return number
 
 
 def run_tasks(task, todo: list, scheduler: str, cancel) -> Iterator:
@@ -206,13 +213,15 @@ def _run_here(task, todo: list, cancel) -> Iterator:
             yield pending.result()
 
 
-def _write_pass1(out, grid: BlockGrid, index: int, labels, maps) -> None:
-    """Write a block's core (maps, labels numbered apart) and its view of its neighbours."""
+def _write_pass1(out, grid: BlockGrid, index: int, labels, maps, number: int) -> None:
+    """Write a block's core (maps, labels numbered apart from every other block's, by its
+    ``number``) and its view of its neighbours in its plane."""
     core, window = grid.core(index), grid.window(index)
     inner = tuple(
         slice(c.start - w.start, c.stop - w.start) for c, w in zip(core, window, strict=True)
     )
-    offset = np.uint64(index) * np.uint64(labels.size)  # a block has fewer labels than pixels
+    # a block has fewer labels than its window has pixels, and no window more than this
+    offset = np.uint64(number) * np.uint64((grid.block + grid.before + grid.after) ** 2)
     numbered = np.where(labels > 0, labels.astype(np.uint64) + offset, np.uint64(0))
     out.maps[(slice(None), *core)] = maps[(slice(None), *inner)]
     out.provisional[core] = numbered[inner]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from napari_cellseg.errors import DataError
@@ -28,13 +29,28 @@ from napari_cellseg.errors import DataError
 if TYPE_CHECKING:
     from napari_cellseg.bigimage.blockwise import BlockGrid
 
-__all__ = ["OutputArrays", "OutputZarr", "KEY", "read_output", "writing"]
+__all__ = [
+    "OutputZarr",
+    "PlaneView",
+    "KEY",
+    "plane_arrays",
+    "read_output",
+    "task_arrays",
+    "writing",
+]
 
 KEY = "napari-cellseg"
 LABELS = "instances"
 PYRAMID_SIDE = 1024
 """The lowest resolution level of the outputs is at most this many pixels on a side."""
 _SPACE = [{"name": "y", "type": "space"}, {"name": "x", "type": "space"}]
+_ARRAYS = {
+    "maps": "0",
+    "provisional": "provisional",
+    "seen_from_left": "seen_from_left",
+    "seen_from_above": "seen_from_above",
+    "labels": f"labels/{LABELS}/0",
+}
 
 
 @contextlib.contextmanager
@@ -73,23 +89,49 @@ def read_output(path: str | Path) -> dict[str, list]:
     }
 
 
-class OutputArrays:
-    """The arrays of an output being written, opened where a block task runs."""
+class PlaneView:
+    """Plane ``z`` of a (..., Z, Y, X) array, read and written as a (..., Y, X) one."""
 
-    def __init__(self, path: Path) -> None:
-        import zarr
+    def __init__(self, array, z: int) -> None:
+        self.array, self.z = array, z
 
-        group = zarr.open_group(str(path), mode="r+")
-        self.maps = group["0"]
-        self.provisional = group["provisional"]
-        self.seen_from_left = group["seen_from_left"]
-        self.seen_from_above = group["seen_from_above"]
+    def _key(self, key) -> tuple:
+        key = key if isinstance(key, tuple) else (key,)
+        return (*key[:-2], self.z, *key[-2:])
+
+    def __getitem__(self, key):
+        return self.array[self._key(key)]
+
+    def __setitem__(self, key, value) -> None:
+        self.array[self._key(key)] = value
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (*self.array.shape[:-3], *self.array.shape[-2:])
+
+
+def plane_arrays(group, z: int) -> SimpleNamespace:
+    """The arrays a blockwise run writes (``maps``, ``provisional``, ``seen_from_left``,
+    ``seen_from_above``, ``labels``), of plane ``z`` of a z-stack's output."""
+    arrays = {name: group[key] for name, key in _ARRAYS.items() if key in group}
+    stacked = group[f"labels/{LABELS}/0"].ndim == 3
+    return SimpleNamespace(
+        **{name: PlaneView(array, z) if stacked else array for name, array in arrays.items()}
+    )
+
+
+def task_arrays(path: Path, z: int) -> SimpleNamespace:
+    """:func:`plane_arrays` of the output at ``path``, opened where a block task runs."""
+    import zarr
+
+    return plane_arrays(zarr.open_group(str(path), mode="r+"), z)
 
 
 class OutputZarr:
-    """The output container of one image: created, or reopened to resume the same job."""
+    """The output container of one image or z-stack: created, or reopened to resume the
+    same job."""
 
-    def __init__(self, path: Path, grid: BlockGrid, job: dict) -> None:
+    def __init__(self, path: Path, grid: BlockGrid, job: dict, planes: int = 1) -> None:
         import zarr
 
         self.path = Path(path)
@@ -108,14 +150,14 @@ class OutputZarr:
                 raise DataError(f"'{self.path}' holds this job's finished results already.")
             self.group = group
         else:
-            self.group = self._create(grid, job)
-        self.maps = self.group["0"]
-        self.provisional = self.group["provisional"]
-        self.seen_from_left = self.group["seen_from_left"]
-        self.seen_from_above = self.group["seen_from_above"]
-        self.labels = self.group[f"labels/{LABELS}/0"]
+            self.group = self._create(grid, job, planes)
+        self.planes = planes
 
-    def _create(self, grid: BlockGrid, job: dict):
+    def plane(self, z: int) -> SimpleNamespace:
+        """The arrays of plane ``z`` (:func:`plane_arrays`)."""
+        return plane_arrays(self.group, z)
+
+    def _create(self, grid: BlockGrid, job: dict, planes: int):
         import zarr
         from ome_zarr.format import FormatV04
         from ome_zarr.writer import write_label_metadata
@@ -128,27 +170,25 @@ class OutputZarr:
             ) from None
         (height, width), block, strip = grid.shape, grid.block, max(grid.after, 1)
         rows, cols = grid.counts
+        z = ((planes,), (1,)) if planes > 1 else ((), ())  # a z axis for a stack
+
+        def array(where, name, shape, chunks, dtype):
+            where.create_array(name, shape=(*z[0], *shape), chunks=(*z[1], *chunks), dtype=dtype)
+
         with writing(self.path):
             group.create_array(
-                "0", shape=(2, height, width), chunks=(2, block, block), dtype="float32"
-            )
-            group.create_array(
-                "provisional", shape=grid.shape, chunks=(block, block), dtype="uint64"
-            )
+                "0", shape=(2, *z[0], height, width), chunks=(2, *z[1], block, block),
+                dtype="float32",
+            )  # fmt: skip
+            array(group, "provisional", grid.shape, (block, block), "uint64")
             # the strips behind the faces, side by side: column block c's left strip is
             # seen_from_left[:, c * strip:][:, :strip], a chunk each
-            group.create_array(
-                "seen_from_left", shape=(height, cols * strip), chunks=(block, strip),
-                dtype="uint64",
-            )  # fmt: skip
-            group.create_array(
-                "seen_from_above", shape=(rows * strip, width), chunks=(strip, block),
-                dtype="uint64",
-            )  # fmt: skip
+            array(group, "seen_from_left", (height, cols * strip), (block, strip), "uint64")
+            array(group, "seen_from_above", (rows * strip, width), (strip, block), "uint64")
             labels = group.create_group("labels")
             labels.attrs["labels"] = [LABELS]
             instances = labels.create_group(LABELS)
-            instances.create_array("0", shape=grid.shape, chunks=(block, block), dtype="uint32")
+            array(instances, "0", grid.shape, (block, block), "uint32")
             _write_levels_metadata(group, 1)
             write_label_metadata(labels, LABELS, fmt=FormatV04())
             group.attrs[KEY] = {"job": job, "pass1": [], "pass2": [], "complete": False}
@@ -169,7 +209,7 @@ class OutputZarr:
 
     def pyramid_levels(self) -> int:
         """How many levels of half the resolution of the one above :meth:`write_level` adds."""
-        side, levels = max(self.labels.shape), 0
+        side, levels = max(self.group[f"labels/{LABELS}/0"].shape[-2:]), 0
         while side > PYRAMID_SIDE:
             side, levels = (side + 1) // 2, levels + 1
         return levels
@@ -187,9 +227,15 @@ class OutputZarr:
                     overwrite=True,
                 )  # fmt: skip
                 step = above.chunks[-1]  # even: a multiple of the tile step
-                for y in range(0, shape[-2], step):
-                    for x in range(0, shape[-1], step):
-                        array[..., y : y + step, x : x + step] = _half(above, y, x, step)
+                for z in range(self.planes):
+                    source, target = (
+                        (PlaneView(above, z), PlaneView(array, z))
+                        if self.planes > 1
+                        else (above, array)
+                    )
+                    for y in range(0, shape[-2], step):
+                        for x in range(0, shape[-1], step):
+                            target[..., y : y + step, x : x + step] = _half(source, y, x, step)
             _write_levels_metadata(self.group, level + 1)
 
     def finish(self, record: dict) -> None:
@@ -234,13 +280,16 @@ def _write_levels_metadata(group, levels: int) -> None:
             for level in range(levels)
         ]
 
+    stacked = group["0"].ndim == 4
+    space = [{"name": "z", "type": "space"}, *_SPACE] if stacked else _SPACE
+    lead = [1.0] if stacked else []
     write_multiscales_metadata(
         group,
-        datasets([1.0]),
+        datasets([1.0, *lead]),
         fmt=FormatV04(),
-        axes=[{"name": "c", "type": "channel"}, *_SPACE],
+        axes=[{"name": "c", "type": "channel"}, *space],
         name="probabilities (objects, boundaries)",
     )
     write_multiscales_metadata(
-        group[f"labels/{LABELS}"], datasets([]), fmt=FormatV04(), axes=_SPACE, name=LABELS
+        group[f"labels/{LABELS}"], datasets(lead), fmt=FormatV04(), axes=space, name=LABELS
     )

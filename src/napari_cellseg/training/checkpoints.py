@@ -81,6 +81,11 @@ epoch on the tests' data) was saved as the model before.  With lr 0.19-3.4 the t
 loss stays at 0.3-1.4 (first batch 1.6) while the val loss spikes to 5e2-1e6 for an
 epoch and recovers: the training loss is the sign of divergence."""
 
+DIVERGENCE_FLOOR = 0.1
+"""The first batch's loss counts as at least this: a first batch almost all ignored (a
+review's objects not reviewed yet, blobs) has a loss near 0 (2.4e-4 in the review
+benchmark), and a healthy epoch would then look hundreds of times larger."""
+
 
 def check_divergence(
     train_loss: float, monitored: float, first: float | None, epoch: int, lr: float
@@ -89,7 +94,7 @@ def check_divergence(
     :data:`DIVERGENCE_FACTOR` times above its first batch's (``first``): a validation loss
     alone may spike for an epoch while batch norm settles, and recover."""
     if math.isfinite(monitored) and math.isfinite(train_loss):
-        if first is None or train_loss <= DIVERGENCE_FACTOR * first:
+        if first is None or train_loss <= DIVERGENCE_FACTOR * max(first, DIVERGENCE_FLOOR):
             return
         loss, grown = train_loss, f" ({train_loss / first:.3g} times the first batch's)"
     else:

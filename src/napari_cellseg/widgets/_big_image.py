@@ -1,6 +1,6 @@
 """Large image layers in the Predict dock: predicted block by block into an OME-Zarr.
 
-A 2D layer of more than :data:`IN_MEMORY_PIXELS` pixels (a dask-backed, zarr-backed or
+A 2D layer or z-stack of more than :data:`IN_MEMORY_PIXELS` pixels (a dask-backed, zarr-backed or
 multiscale layer from napari-ome-zarr, or a large array) is not loaded: its full
 resolution is read block by block (:mod:`napari_cellseg.bigimage.blockwise`), and the
 results come back as layers that read the OME-Zarr written on disk.
@@ -18,7 +18,7 @@ from napari_cellseg.errors import CellsegError
 __all__ = ["IN_MEMORY_PIXELS", "lazy_image", "default_output", "show_result"]
 
 IN_MEMORY_PIXELS = 4096 * 4096
-"""Larger 2D images are predicted block by block (in memory, 4096² took 1.5 GB)."""
+"""Larger images and stacks are predicted block by block (in memory, 4096² took 1.5 GB)."""
 
 
 def lazy_image(layer: Image):
@@ -28,10 +28,10 @@ def lazy_image(layer: Image):
     Raises
     ------
     CellsegError
-        For a large RGB layer or a large stack.
+        For a large RGB layer, or one of more than three dimensions.
     """
     data = layer.data[0] if layer.multiscale else layer.data
-    pixels = int(np.prod(data.shape[-3:-1] if layer.rgb else data.shape[-2:]))
+    pixels = int(np.prod(data.shape[:-1] if layer.rgb else data.shape))
     if pixels <= IN_MEMORY_PIXELS:
         return None
     if layer.rgb:
@@ -39,19 +39,19 @@ def lazy_image(layer: Image):
             f"'{layer.name}' is a large RGB image: right-click the layer > Split RGB and "
             "predict the channel that shows the objects."
         )
-    if data.ndim != 2:
+    if data.ndim > 3:
         raise CellsegError(
-            f"'{layer.name}' is a stack {data.shape} of large planes: large images are "
-            "predicted one plane at a time; open the plane to segment as its own layer "
-            "(in napari's console: viewer.add_image(layer.data[z])), or use the command line."
+            f"'{layer.name}' has {data.ndim} dimensions {data.shape}: the dock predicts an "
+            "image or a z-stack (Z, Y, X); open each channel or time point as its own layer."
         )
     import dask.array as da
 
     from napari_cellseg.bigimage.sources import LazyImage
 
-    lazy = data if isinstance(data, da.Array) else da.from_array(data, chunks=1024)
+    chunks = (1, 1024, 1024)[-data.ndim :]
+    lazy = data if isinstance(data, da.Array) else da.from_array(data, chunks=chunks)
     path = Path(layer.source.path) if layer.source.path else Path(layer.name)
-    return LazyImage(lazy, path, "yx")
+    return LazyImage(lazy, path, "zyx"[-data.ndim :])
 
 
 def default_output(layer: Image) -> Path:
