@@ -10,9 +10,9 @@ k corrections the corrected annotation is scored against the truth (AP@0.5, pool
 
 Then the built-in model is fine-tuned for ``--minutes`` CPU minutes on the annotation that
 k ranked corrections made, two ways: on the whole partly corrected images (``whole``), and
-on the corrected objects only, the rest ignored as blobs (``reviewed``,
-:func:`napari_cellseg.analysis.review.ignore_unreviewed`); each fine-tuned model is scored
-on the other (odd-numbered) validation images.
+on the corrected objects and the background near them only, the rest ignored as blobs
+(``reviewed``, :func:`napari_cellseg.analysis.review.ignore_unreviewed`, as the Train dock
+does); each fine-tuned model is scored on the other (odd-numbered) validation images.
 
     python benchmarks/review.py --data ../shared/data/dsb2018-fluo/val --minutes 2
 

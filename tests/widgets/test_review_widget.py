@@ -23,12 +23,13 @@ def test_the_queue_and_the_training_labels_follow_the_record():
     assert review_queue(index, confidence, review, [0, 2, 3, 4, 5]) == [4, 3, 2]  # undone
     assert review_queue(index, confidence, review, [0, 2, 4, 5]) == [4, 2]
     assert confirmed(index, review, [0, 2, 4, 5]) == [5]
-    labels = np.zeros((12, 12), np.int32)
+    labels = np.zeros((60, 60), np.int32)
     labels[1:4, 1:4], labels[6:10, 6:10] = 2, 5
     ignored = ignore_unreviewed(labels, [5], blob_label=1, margin=1)
     assert (ignored[6:10, 6:10] == 5).all()  # reviewed: trains
     assert (ignored[1:4, 1:4] == 1).all() and ignored[0, 2] == ignored[4, 2] == 1  # and around
-    assert ignored[11, 0] == 0  # the background far from it trains
+    assert ignored[11, 0] == 0 and ignored[20, 20] == 0  # the background near it trains
+    assert (ignored[40:, 40:] == 1).all()  # far from every reviewed object: not confirmed
     with pytest.raises(ValueError, match="no object"):
         ignore_unreviewed(labels, [], blob_label=1)
 
