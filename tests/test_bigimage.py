@@ -310,9 +310,7 @@ def test_a_z_stack_is_segmented_plane_by_plane_with_labels_unique_across_planes(
 
     planes = np.stack([image, image[:, ::-1], image[::-1]])  # three different planes
     group = zarr.open_group(str(tmp_path / "stack.zarr"), mode="w", zarr_format=2)
-    write_image(
-        planes, group, axes="zyx", fmt=FormatV04(), storage_options={"chunks": (1, 64, 64)}
-    )
+    write_image(planes, group, axes="zyx", fmt=FormatV04(), storage_options={"chunks": (1, 64, 64)})
     lazy = open_lazy(tmp_path / "stack.zarr")
     assert lazy.planes == 3 and lazy.shape == image.shape
     result = segment_blockwise(lazy, predictor, tmp_path / "out.zarr", block=BLOCK, diameter=24)
