@@ -2,14 +2,16 @@
 
 Writes ``docs/train_widget.png``, ``docs/predict_widget.png``, ``docs/measurements.png``
 (the predicted objects' measurements in napari's Features table widget),
-``docs/blob_inspector.png`` and ``docs/stitched_3d.png`` (the built-in model's nuclei of
-the synthetic z-stack sample, stitched into 3D objects, in napari's 3D view).  It first
+``docs/blob_inspector.png``, ``docs/stitched_3d.png`` (the built-in model's nuclei of
+the synthetic z-stack sample, stitched into 3D objects, in napari's 3D view) and
+``docs/review.png`` (the Review dock on the built-in model's objects of the real sample).  It first
 trains a small network for a minute, so the training curves and the blob split are real;
 the Predict dock shows the built-in nuclei model on a real DSB2018 validation image (from
 ``../shared/data``; the synthetic sample when it is absent).  Run under a display::
 
     xvfb-run -a python scripts/screenshots.py            # all of them
     xvfb-run -a python scripts/screenshots.py --only 3d  # the z-stack one alone
+    xvfb-run -a python scripts/screenshots.py --only review
 """
 
 from __future__ import annotations
@@ -93,16 +95,44 @@ def stack_shot(viewer) -> None:
     close_docks(viewer)
 
 
+def review_shot(viewer) -> None:
+    """The Review dock on the built-in model's objects of the real sample, two reviewed."""
+    from napari_cellseg.model_file import BUILTIN_MODELS
+    from napari_cellseg.widgets._worker import current_model
+
+    current_model.set(BUILTIN_MODELS["nuclei"])
+    viewer.open_sample(PLUGIN, "dsb2018")
+    viewer.layers.remove(viewer.layers[-1])  # the annotation: review the prediction
+    image = viewer.layers[-1]
+    _dock, predict = viewer.window.add_plugin_dock_widget(PLUGIN, "Predict")
+    predict.image.value = image
+    predict.predict()
+    wait_until(lambda: predict.worker is None and predict.segmentation._post_worker is None)
+    instances = viewer.layers[f"{image.name} instances"]
+    instances.contour = 2
+    viewer.layers[f"{image.name} objects"].visible = False
+    viewer.layers[f"{image.name} boundaries"].visible = False
+    close_docks(viewer)
+    _dock, review = viewer.window.add_plugin_dock_widget(PLUGIN, "Review objects")
+    review.labels.value = instances
+    review.start_review()
+    review.decide("accepted")
+    review.decide("accepted")
+    settle(viewer, DOCS / "review.png")
+    close_docks(viewer)
+
+
 def main() -> None:
     import napari
     import numpy as np
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=["3d"], help="take only this screenshot")
-    if parser.parse_args().only == "3d":
+    parser.add_argument("--only", choices=["3d", "review"], help="take only this screenshot")
+    only = parser.parse_args().only
+    if only:
         viewer = napari.Viewer()
         viewer.window.resize(1500, 950)
-        stack_shot(viewer)
+        (stack_shot if only == "3d" else review_shot)(viewer)
         viewer.close()
         return
 
@@ -172,6 +202,9 @@ def main() -> None:
     close_docks(viewer)
     viewer.layers.clear()
     stack_shot(viewer)
+    viewer.layers.clear()
+    viewer.dims.ndisplay = 2
+    review_shot(viewer)
     viewer.close()
 
 

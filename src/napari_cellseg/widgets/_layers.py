@@ -208,13 +208,13 @@ def _hand_over(layer: Labels, _event=None) -> None:
         )
 
 
-def focus(viewer, layer: Layer, centre, extent) -> None:
+def focus(viewer, layer: Layer, centre, extent, share: float = 3) -> None:
     """Centre the view on ``centre`` (the layer's data coordinates; a stack's slice too)
-    and zoom so that ``extent`` (data pixels) fills a third of the canvas."""
+    and zoom so that ``extent`` (data pixels) fills a ``share``-th of the canvas."""
     centre = np.asarray(layer.data_to_world(centre))
     for axis in range(layer.ndim - 2):
         viewer.dims.set_point(viewer.dims.ndim - layer.ndim + axis, centre[axis])
     camera = getattr(viewer, "scene", viewer).camera  # napari < 0.9: viewer.camera
     camera.center = tuple(centre[-2:])
     size = max(np.asarray(extent[-2:]) * np.asarray(layer.scale[-2:]))
-    camera.zoom = min(viewer.canvas.size) / (3 * max(size, 1))
+    camera.zoom = min(viewer.canvas.size) / (share * max(size, 1))

@@ -15,7 +15,13 @@ import numpy as np
 from magicgui.widgets import Container, Label, PushButton
 from napari.layers import Labels
 from napari.utils.notifications import show_error
-from qtpy.QtWidgets import QAbstractItemView, QTableWidget, QTableWidgetItem, QWidget
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QTableWidget,
+    QTableWidgetItem,
+    QWidget,
+)
 
 from napari_cellseg.analysis.review import reconcile, review_queue
 from napari_cellseg.errors import CellsegError
@@ -28,6 +34,8 @@ KEYS = {"a": "accepted", "d": "deleted", "j": "joined", "u": "blob", "n": "next"
 """The review keys on the canvas and what each does (napari's labels tools keep theirs)."""
 
 _COLUMNS = ("label", "confidence", "review")
+CONTEXT = 8
+"""The object shown fills an eighth of the canvas: its neighbours are in view (to join)."""
 
 
 class ReviewWidget(TabsOnFirstShow, QWidget):
@@ -59,8 +67,13 @@ class ReviewWidget(TabsOnFirstShow, QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setMinimumHeight(160)
-        row = Container(widgets=list(self.buttons.values()), layout="horizontal", labels=False)
-        form = Container(widgets=[self.labels, self.start, row, self.count, self.status])
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        buttons = list(self.buttons.values())
+        rows = [
+            Container(widgets=part, layout="horizontal", labels=False)
+            for part in (buttons[:3], buttons[3:])
+        ]
+        form = Container(widgets=[self.labels, self.start, *rows, self.count, self.status])
         layout = scrolling_layout(self)
         layout.addWidget(form.native)
         layout.addWidget(self.table, stretch=1)
@@ -126,7 +139,7 @@ class ReviewWidget(TabsOnFirstShow, QWidget):
             return self.show(self._next_after(label))
         centre = [float(np.mean(axis)) for axis in where]
         extent = [int(axis.max() - axis.min() + 1) for axis in where]
-        focus(self.viewer, self.layer, centre, extent)
+        focus(self.viewer, self.layer, centre, extent, share=CONTEXT)
         self.layer.selected_label = label
         row = self._confidence(label)
         self.status.value = breakable(
