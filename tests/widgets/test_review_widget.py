@@ -103,8 +103,13 @@ def test_review_goes_least_confident_first_and_records_each_decision(
 
 def test_training_labels_keep_only_what_was_reviewed(qtbot, viewer, open_widget, predicted):
     layer = predicted
+    pairs = open_widget("Train").train_pairs
+    row = list(pairs._rows)[0]
+    row[0].value, row[1].value = viewer.layers["nuclei"], layer
+    assert pairs.reviewed_only.native.isHidden()  # no review yet: no such choice
     review = open_widget("Review objects")
     review.start_review(layer)
+    assert not pairs.reviewed_only.native.isHidden() and pairs.reviewed_only.value
     with pytest.raises(Exception, match="No object of 'nuclei instances' is reviewed yet"):
         training_labels(layer, True, 1)
     accepted = [review.current]

@@ -45,6 +45,11 @@ class EditLog:
     def _watch(self, layer) -> None:
         if isinstance(layer, Labels):
             layer.events.paint.connect(self._edited)  # a method: napari holds it weakly
+            layer.events.features.connect(self._reviewed)
+
+    def _reviewed(self, event) -> None:
+        """A labels layer's table changed (a review started or went on)."""
+        self._on_edit(None)
 
     def _edited(self, event) -> None:
         self._last[event.source] = next(self._count)
