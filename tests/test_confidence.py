@@ -106,3 +106,42 @@ def test_confidence_ranks_the_objects_that_match_the_truth_on_held_back_images(s
     ranks = np.argsort(order)  # the rank of each object's confidence
     auroc = (ranks[matched].mean() - (matched.sum() - 1) / 2) / (~matched).sum()
     assert auroc > 0.75
+
+
+def test_with_test_time_augmentation_the_objects_agreement_counts():
+    from napari_cellseg.analysis.confidence import agreement
+
+    labels = np.zeros((30, 60), np.int32)
+    labels[disc(labels.shape, (15, 15), 8)], labels[disc(labels.shape, (15, 45), 8)] = 2, 3
+    missing = np.where(labels == 3, 0, labels)  # some orientations miss object 3
+    assert agreement(labels, [labels, labels, missing, missing]).tolist() == [1.0, 0.5]
+    objects, boundaries = maps_of(labels)
+    plain = object_confidence(labels, objects, boundaries)
+    augmented = object_confidence(labels, objects, boundaries, [labels, missing])
+    assert "agreement" not in plain and augmented["agreement"].tolist() == [1.0, 0.5]
+    assert augmented["confidence"] == pytest.approx(plain["confidence"] * [1.0, 0.5])
+
+
+def test_the_cli_measures_the_agreement_of_a_test_time_augmented_prediction(tmp_path):
+    import tifffile
+
+    from napari_cellseg.analysis.confidence import augmented_instances
+    from napari_cellseg.cli import main as cellseg
+    from napari_cellseg.data.io import read_image
+    from napari_cellseg.inference.predictor import load_model
+    from napari_cellseg.sharing.networks import SAMPLE_IMAGE
+
+    image = read_image(SAMPLE_IMAGE)[0][:160, :200]
+    found = augmented_instances(load_model("nuclei"), image, diameter=24)
+    assert len(found) == 8 and all(labels.shape == image.shape for labels in found)
+    tifffile.imwrite(tmp_path / "crop.tif", image)
+    flags = ["predict", "--config", "nuclei", "--test_data", str(tmp_path / "crop.tif")]
+    tables = {}
+    for name, extra in (("plain", []), ("tta", ["--tta"])):
+        out = tmp_path / name
+        assert cellseg([*flags, "--diameter", "24", "--measure", "--output", str(out), *extra]) == 0
+        rows = (out / "crop_measurements.csv").read_text().splitlines()
+        column = rows[0].split(",").index("confidence")
+        tables[name] = [float(row.split(",")[column]) for row in rows[1:]]
+    assert len(tables["tta"]) > 10 and all(0 <= c <= 1 for c in tables["tta"])
+    assert tables["tta"] != tables["plain"]

@@ -58,6 +58,7 @@ class StackPrediction:
     pixel_size: tuple[float, float] | None = None
     z_spacing: float | None = None
     stitched: bool = False  # the labels are 3D objects (one value across slices)
+    augmented: list[np.ndarray] | None = None  # with tta and measure: see analysis.confidence
 
 
 def segment_maps(
@@ -240,6 +241,11 @@ def _predict_file(
         blob_label=blob_label,
         stitch_threshold=settings.stitch_threshold,
     )
+    augmented = None
+    if predictor.tta and settings.measure:  # the objects' agreement across the symmetries
+        from napari_cellseg.analysis.confidence import augmented_instances
+
+        augmented = augmented_instances(predictor, stack.image, settings.diameter)
     return StackPrediction(
         stack,
         objects,
@@ -249,6 +255,7 @@ def _predict_file(
         (settings.pixel_size,) * 2 if settings.pixel_size else read_pixel_size(file.image),
         settings.z_spacing or read_z_spacing(file.image),
         stitched,
+        augmented,
     )
 
 
@@ -333,6 +340,7 @@ def _write(result: StackPrediction, settings: PredictConfig) -> dict | None:
             volumes=result.stitched,
             channels={name: page(array) for name, array in stack.channels.items()},
             maps=(page(result.objects), page(result.boundaries)),
+            augmented=None if result.augmented is None else [page(a) for a in result.augmented],
         )
         atomic_write_text(out / f"{stack.name}_measurements.csv", table_csv(table))
     if settings.rois:

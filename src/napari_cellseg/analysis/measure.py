@@ -194,11 +194,13 @@ def measure_table(
     volumes: bool = False,
     channels: dict[str, np.ndarray] | None = None,
     maps: tuple[np.ndarray, np.ndarray] | None = None,
+    augmented: list[np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """:func:`measure_volumes` of a stack's 3D objects when ``volumes`` (in micrometres
     when both ``pixel_size`` and ``z_spacing`` are known), else :func:`measure_objects`;
     with the probability ``maps`` (objects, boundaries) the labels were made from, a
-    ``confidence`` column (:mod:`.confidence`)."""
+    ``confidence`` column (:mod:`.confidence`; with the ``augmented`` instances of a
+    test-time augmented prediction, their agreement counts too)."""
     if volumes and np.ndim(labels) == 3:
         voxel = (z_spacing, *pixel_size) if z_spacing and pixel_size else None
         table = measure_volumes(labels, image, voxel, channels)
@@ -207,7 +209,7 @@ def measure_table(
     if maps is not None:
         from napari_cellseg.analysis.confidence import confidence_column
 
-        table["confidence"] = confidence_column(table, labels, *maps)
+        table["confidence"] = confidence_column(table, labels, *maps, augmented)
     return table
 
 
