@@ -15,7 +15,8 @@ With test-time augmentation a fifth cue can join (:func:`augmented_instances`):
 
 - ``agreement``: the mean, over the instances of the 8 flipped and rotated predictions
   (each turned back), of the object's best IoU there: an object the network only finds in
-  some orientations is doubtful.
+  some orientations is doubtful.  On the same 26 images with test-time augmentation
+  (1682 objects) it ranks at AUROC 0.86 alone and lifts the product from 0.878 to 0.891.
 
 Its ``confidence`` is their product.  On the 26 DSB2018 validation images the built-in
 model's 1652 objects ranked by it tell those that match a true nucleus (IoU 0.5) from those
