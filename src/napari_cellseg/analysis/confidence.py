@@ -160,16 +160,23 @@ def confidence_column(
     if labels.ndim == 2:
         labels, objects, boundaries = labels[None], objects[None], boundaries[None]
         augmented = None if augmented is None else [np.asarray(a)[None] for a in augmented]
-    size = int(labels.max(initial=0)) + 1
-    weighted, area = np.zeros((len(labels), size)), np.zeros((len(labels), size))
+    pages, values, confidence, area = [], [], [], []  # per object of each page
     for page in range(len(labels)):
         others = None if augmented is None else [a[page] for a in augmented]
         scores = object_confidence(labels[page], objects[page], boundaries[page], others)
-        pixels = np.bincount(labels[page].ravel(), minlength=size)
-        area[page, scores["label"]] = pixels[scores["label"]]
-        weighted[page, scores["label"]] = scores["confidence"] * area[page, scores["label"]]
+        ids, pixels = np.unique(labels[page][labels[page] > 0], return_counts=True)
+        pages.append(np.full(ids.size, page))
+        values.append(ids)
+        confidence.append(scores["confidence"])
+        area.append(pixels)
+    pages, values, confidence, area = (np.concatenate(c) for c in (pages, values, confidence, area))
     rows = np.asarray(table["label"], dtype=np.int64)
-    if "page" in table:
-        pages = np.asarray(table["page"], dtype=np.int64)
-        return weighted[pages, rows] / np.maximum(area[pages, rows], 1)
-    return weighted.sum(0)[rows] / np.maximum(area.sum(0)[rows], 1)
+    if "page" in table:  # an object of a page: its own confidence there
+        keys = pages * (int(values.max(initial=0)) + 1) + values
+        order = np.argsort(keys)
+        wanted = np.asarray(table["page"], dtype=np.int64) * (int(values.max(initial=0)) + 1)
+        return confidence[order][np.searchsorted(keys[order], wanted + rows)]
+    # a 3D object: the mean of its slices' confidence weighted by their areas
+    ids, index = np.unique(values, return_inverse=True)
+    weighted = np.bincount(index, confidence * area) / np.bincount(index, area)
+    return weighted[np.searchsorted(ids, rows)]

@@ -274,9 +274,9 @@ def measure_result(result: BlockwiseResult, image: LazyImage, block: int) -> dic
     for z in range(image.planes):
         labels = plane_arrays(group, z).labels
         table = measure_blockwise(labels, image.plane(z), grid, result.objects, read_region)
-        tables.append(
-            {"page": np.full(len(table["label"]), z), **table} if z or image.planes > 1 else table
-        )
+        if image.planes > 1:  # the page first, as in the in-memory tables of a stack
+            table = {"page": np.full(len(table["label"]), z), **table}
+        tables.append(table)
     return {key: np.concatenate([t[key] for t in tables]) for key in tables[0]}
 
 

@@ -51,14 +51,8 @@ class InstanceScore:
 
     def __init__(self, cfg: TrainConfig, stacks, device, record: dict) -> None:
         self.cfg, self.device, self.record = cfg, device, record
-        pages = [
-            (stack.image[z], stack.labels[z])
-            for stack in stacks
-            if stack.labels is not None
-            for z in range(len(stack.image))
-        ]
         first = 1 if cfg.blob_label is None else cfg.blob_label + 1
-        pages = [page for page in pages if (page[1] >= first).any()]
+        pages = [page for page in _pages(stacks) if (page[1] >= first).any()]
         order = np.random.default_rng(cfg.seed).permutation(len(pages))
         self.pages = [pages[i] for i in order]
         self.count: int | None = None  # pages scored each epoch, set by the first scoring
@@ -77,33 +71,42 @@ class InstanceScore:
 
     def __call__(self, network, epoch_seconds: float) -> dict[str, float]:
         """``ap`` and ``ap50`` of ``network`` (left in eval mode) on the validation pages."""
-        from napari_cellseg.analysis.matching import MatchingScores
         from napari_cellseg.inference.predictor import Predictor
         from napari_cellseg.model_file import ModelFile
 
         predictor = Predictor(network, ModelFile.unsaved(self.cfg, self.record), self.device)
-        scores = MatchingScores(ignore_label=self.cfg.blob_label)
         started = time.perf_counter()
-        for index, (image, truth) in enumerate(self.pages[: self.count]):
-            labels = predictor.instances(*predictor.predict(image))
-            scores.add(str(index), truth, labels)
+
+        def within_budget(index: int) -> bool:
             if self.count is None and time.perf_counter() - started > BUDGET * epoch_seconds:
                 self.count = index + 1
-                break
+            return self.count is None or index + 1 < self.count
+
+        scores = _scores(predictor, self.pages, self.cfg.blob_label, within_budget)
         self.count = self.count or len(self.pages)
-        result = scores.result()
-        return {"ap": result.mean_ap, "ap50": result.thresholds[0.5].ap}
+        return scores
 
 
-def _scores(predictor, stacks, blob_label: int | None) -> dict[str, float]:
-    """``ap`` and ``ap50`` of ``predictor``'s instances (its own settings) on ``stacks``."""
+def _pages(stacks) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(image, labels) of every page of the annotated ``stacks``."""
+    return [
+        (stack.image[z], stack.labels[z])
+        for stack in stacks
+        if stack.labels is not None
+        for z in range(len(stack.image))
+    ]
+
+
+def _scores(predictor, pages, blob_label: int | None, go_on=None) -> dict[str, float]:
+    """``ap`` and ``ap50`` of ``predictor``'s instances (its own settings) on the (image,
+    labels) ``pages``, in order while ``go_on(index)`` of the page just scored holds."""
     from napari_cellseg.analysis.matching import MatchingScores
 
     scores = MatchingScores(ignore_label=blob_label)
-    for stack in stacks:
-        labels = predictor.instances(*predictor.predict(stack.image))
-        for page, (truth, found) in enumerate(zip(stack.labels, labels, strict=True)):
-            scores.add(f"{stack.name} {page}", truth, found)
+    for index, (image, truth) in enumerate(pages):
+        scores.add(str(index), truth, predictor.instances(*predictor.predict(image)))
+        if go_on is not None and not go_on(index):
+            break
     result = scores.result()
     return {"ap": result.mean_ap, "ap50": result.thresholds[0.5].ap}
 
@@ -132,7 +135,7 @@ def compare_models(cfg: TrainConfig, model_path, stacks, device) -> ModelsCompar
 
     paths = {"init": str(model_yaml(cfg.init_model)), "final": str(yaml_beside(model_path))}
     scores = {
-        which: _scores(load_model(path, device=str(device)), stacks, cfg.blob_label)
+        which: _scores(load_model(path, device=str(device)), _pages(stacks), cfg.blob_label)
         for which, path in paths.items()
     }
     return ModelsCompared(paths["init"], paths["final"], scores["init"], scores["final"])

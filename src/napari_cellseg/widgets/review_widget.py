@@ -47,6 +47,7 @@ class ReviewWidget(TabsOnFirstShow, QWidget):
         self.layer: Labels | None = None  # the layer under review
         self.current: int | None = None  # the label value shown
         self._position = 0  # its place in the queue
+        self._rows: dict[int, int] = {}  # the table's row of each label value
         self.labels = layer_combo(napari_viewer, Labels, label="objects")
         self.start = PushButton(text="Review, least confident first")
         self.buttons = {
@@ -116,7 +117,7 @@ class ReviewWidget(TabsOnFirstShow, QWidget):
         self.viewer.layers.selection.active = layer
         self._fill_table()
         queue = self.queue()
-        self.show(queue[0] if queue else None)
+        self.show(queue[0] if queue else None, queue)
 
     def queue(self) -> list[int]:
         """The label values not reviewed yet, least confident first."""
@@ -126,17 +127,19 @@ class ReviewWidget(TabsOnFirstShow, QWidget):
         present = np.unique(self.layer.data)
         return review_queue(features["index"], features["confidence"], features["review"], present)
 
-    def show(self, label: int | None) -> None:
-        """Jump to object ``label`` (None: the review is done)."""
+    def show(self, label: int | None, queue: list[int] | None = None) -> None:
+        """Jump to object ``label`` (None: the review is done); ``queue``: :meth:`queue`,
+        when the caller has it."""
         self.current = label
-        queue = self._show_count()
+        queue = self.queue() if queue is None else queue
+        self._show_count(queue)
         self._position = queue.index(label) if label in queue else 0
         if label is None or self.layer is None:
             self.status.value = "Every object is reviewed." if self.layer is not None else ""
             return
         where = np.nonzero(self.layer.data == label)
         if not where[0].size:
-            return self.show(self._next_after(label))
+            return self._go_on(label)
         centre = [float(np.mean(axis)) for axis in where]
         extent = [int(axis.max() - axis.min() + 1) for axis in where]
         focus(self.viewer, self.layer, centre, extent, share=CONTEXT)
@@ -155,14 +158,14 @@ class ReviewWidget(TabsOnFirstShow, QWidget):
         if label is None or layer is None:
             return
         if state == "next":
-            return self.show(self._next_after(label))
+            return self._go_on(label)
         if state == "joined":
             return self._arm_join(label)
         if state in ("deleted", "blob"):
             where = np.nonzero(layer.data == label)
             layer.data_setitem(where, 0 if state == "deleted" else 1)
         self._record(label, state)
-        self.show(self._next_after(label))
+        self._go_on(label)
 
     def _arm_join(self, label: int) -> None:
         """The next click on the layer names the neighbour ``label`` joins."""
@@ -179,7 +182,7 @@ class ReviewWidget(TabsOnFirstShow, QWidget):
             layer.data_setitem(np.nonzero(layer.data == label), int(other))
             self._record(label, "joined")
             self._record(int(other), "accepted")
-            self.show(self._next_after(label))
+            self._go_on(label)
 
         layer.mouse_drag_callbacks.append(pick)
 
@@ -187,7 +190,8 @@ class ReviewWidget(TabsOnFirstShow, QWidget):
         features = self.layer.features
         features.loc[features["index"] == label, "review"] = state
         self.layer.features = features
-        self._fill_table()
+        if label in self._rows:
+            self.table.setItem(self._rows[label], 2, QTableWidgetItem(state))
 
     # --- the record ---------------------------------------------------------------------
 
@@ -205,6 +209,7 @@ class ReviewWidget(TabsOnFirstShow, QWidget):
         features = self.layer.features
         order = np.argsort(features["confidence"].fillna(-1).to_numpy(), kind="stable")
         self.table.setRowCount(len(order))
+        self._rows = {int(features["index"].iloc[i]): row for row, i in enumerate(order)}
         for row, i in enumerate(order):
             values = (
                 str(int(features["index"].iloc[i])),
@@ -213,36 +218,32 @@ class ReviewWidget(TabsOnFirstShow, QWidget):
             )
             for col, text in enumerate(values):
                 self.table.setItem(row, col, QTableWidgetItem(text))
-        self._show_count()
 
-    def _show_count(self) -> list[int]:
-        """Show how many objects are reviewed and left; return the queue."""
-        if self.layer is None:
-            return []
-        queue = self.queue()
-        reviewed = int((self.layer.features["review"] != "").sum())
-        self.count.value = f"{reviewed} reviewed, {len(queue)} left"
-        return queue
+    def _show_count(self, queue: list[int]) -> None:
+        """Show how many objects are reviewed and left."""
+        if self.layer is not None:
+            reviewed = int((self.layer.features["review"] != "").sum())
+            self.count.value = f"{reviewed} reviewed, {len(queue)} left"
 
     def _confidence(self, label: int) -> float:
         features = self.layer.features
         return float(features.loc[features["index"] == label, "confidence"].iloc[0])
 
-    def _next_after(self, label: int) -> int | None:
-        """The object after ``label``: the next in the queue when it was skipped (around
-        to the start), the one now at its place when it was decided."""
-        queue = self.queue()
+    def _go_on(self, label: int) -> None:
+        """Show the object after ``label``: the next in the queue when it was skipped
+        (around to the start), the one now at its place when it was decided."""
+        queue = self.queue()  # once per decision: it reads the whole labels image
         if label in queue:
             at = queue.index(label)
             rest = queue[at + 1 :] + queue[:at]
-            return rest[0] if rest else None
-        return queue[min(self._position, len(queue) - 1)] if queue else None
+            following = rest[0] if rest else None
+        else:
+            following = queue[min(self._position, len(queue) - 1)] if queue else None
+        self.show(following, queue)
 
     def _row_label(self, row: int) -> int:
         return int(self.table.item(row, 0).text())
 
     def _select_row(self, label: int) -> None:
-        for row in range(self.table.rowCount()):
-            if self._row_label(row) == label:
-                self.table.selectRow(row)
-                return
+        if label in self._rows:
+            self.table.selectRow(self._rows[label])
