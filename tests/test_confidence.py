@@ -145,3 +145,12 @@ def test_the_cli_measures_the_agreement_of_a_test_time_augmented_prediction(tmp_
         tables[name] = [float(row.split(",")[column]) for row in rows[1:]]
     assert len(tables["tta"]) > 10 and all(0 <= c <= 1 for c in tables["tta"])
     assert tables["tta"] != tables["plain"]
+    # the column is the four cues times the agreement of the written objects
+    written = [
+        tifffile.imread(tmp_path / "tta" / f"crop_{k}.tif")
+        for k in ("labels", "objects", "boundaries")
+    ]
+    augmented = augmented_instances(load_model("nuclei", tta=True), image, diameter=24)
+    expected = object_confidence(*written, augmented)
+    assert "agreement" in expected and expected["agreement"].min() < 1
+    assert tables["tta"] == pytest.approx(expected["confidence"].tolist(), abs=1e-5)
