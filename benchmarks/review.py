@@ -97,7 +97,7 @@ def ap50(labels, truth) -> float:
     return scores.result().thresholds[0.5].ap
 
 
-def fine_tune(labels, stacks, minutes: float, folder: Path, name: str) -> Path:
+def fine_tune(labels, stacks, minutes: float, lr: float, folder: Path, name: str) -> Path:
     """Fine-tune the built-in model on ``stacks`` with ``labels``; the new model's yaml."""
     base = from_dict(TrainConfig, read_yaml_dict(BUILTIN_MODELS["nuclei"]))
     data = [
@@ -106,7 +106,7 @@ def fine_tune(labels, stacks, minutes: float, folder: Path, name: str) -> Path:
     cfg = dataclasses.replace(
         base, train_data="", val_data="", val_fraction=0.0, model=str(folder / name / "m.pt"),
         init_model="nuclei", epochs=10**6, early_stop_patience=10**6, max_minutes=minutes,
-        tune_postprocess=False, tb_samples=0, lr=1e-3,
+        tune_postprocess=False, tb_samples=0, lr=lr,
     )  # fmt: skip
     run_training(cfg, data=TrainData(data, None))
     return folder / name / "m.yaml"
@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018-fluo/val"))
     parser.add_argument("--repeats", type=int, default=5, help="random orders averaged")
     parser.add_argument("--minutes", type=float, default=2.0, help="CPU minutes per fine-tuning")
+    parser.add_argument("--lr", type=float, default=1e-3, help="fine-tuning learning rate")
     parser.add_argument("--tune_budgets", type=int, nargs="*", default=[25, 100])
     args = parser.parse_args(argv)
     stacks = read_folder(args.data)
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
             result["fine_tuned"][str(k)] = {
                 mode: scores_on(
-                    fine_tune(pages, work, args.minutes, Path(folder), f"{mode}{k}"), other
+                    fine_tune(pages, work, args.minutes, args.lr, Path(folder), f"{mode}{k}"), other
                 )
                 for mode, pages in (("whole", fixed), ("reviewed", partial))
             }

@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_cellseg.data.io import DataFile, read_channels, read_folder, read_image, write_tiff
+from napari_cellseg.data.io import (
+    DataFile,
+    read_channels,
+    read_folder,
+    read_image,
+    write_pair,
+    write_tiff,
+)
 from napari_cellseg.data.stacks import drop_unlabelled_slices, split_stacks, stacks_from_arrays
 from napari_cellseg.data.synthetic import make_nuclei
 from napari_cellseg.errors import DataError
@@ -257,3 +264,15 @@ def test_reads_the_real_validation_data(shared_data):
     png = stacks["0402a81e75262469925ea893b6706183832e85324f7b1e08e634129f5d522cdd"]
     assert png.image.shape == png.labels.shape == (1, 260, 347)
     assert png.labels.max() >= 2 and not (png.labels == 1).any()  # val/ has no blobs
+
+
+def test_a_pair_added_to_a_data_set_never_replaces_another_image(tmp_path):
+    image, labels = _pair()
+    first = write_pair(tmp_path, "cells/1 (copy)", image, labels)
+    assert first == tmp_path / "labels" / "cells_1_copy.tif"
+    assert write_pair(tmp_path, "cells/1 (copy)", image, labels + 1) == first  # same image
+    other = write_pair(tmp_path, "cells/1 (copy)", image + 1, labels)
+    assert other == tmp_path / "labels" / "cells_1_copy-2.tif"
+    stacks = {stack.name: stack for stack in read_folder(tmp_path)}
+    assert np.array_equal(stacks["cells_1_copy"].labels[0], labels + 1)
+    assert np.array_equal(stacks["cells_1_copy-2"].image[0], image + 1)

@@ -3,8 +3,10 @@
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from small_runs import TINY_RUN, as_flags
@@ -283,3 +285,40 @@ def test_labels_of_huge_values_train_with_object_diameter(tmp_path):
              "--epochs", "1", "--val_fraction", "0", "--object_diameter", "20",
              "--trim_method", "reflect", *as_flags(TINY_RUN)]  # fmt: skip
     assert main(flags) == 0  # 30 GiB were asked for the objects' areas before
+
+
+def test_a_review_record_beside_a_label_image_trains_its_reviewed_objects_only(tmp_path, capsys):
+    from napari_cellseg.analysis.review import record_path, write_record
+    from napari_cellseg.data.io import read_folder
+    from napari_cellseg.data.synthetic import write_dataset
+    from napari_cellseg.training.inputs import load_stacks
+
+    data = write_dataset(tmp_path / "data", 2, shape=(96, 96), seed=3)
+    labels_file = sorted((data / "labels").iterdir())[0]
+    stack = read_folder(data)[0]
+    values = sorted(set(np.unique(stack.labels).tolist()) - {0, 1})
+    accepted = values[:2]
+    states = ["accepted" if v in accepted else "" for v in values]
+    write_record(record_path(labels_file), values, [0.5] * len(values), states)
+    cfg = TrainConfig(train_data=str(data), val_fraction=0.0)
+    reviewed = load_stacks(cfg, None)[0][0].labels
+    assert set(np.unique(reviewed).tolist()) - {0, 1} == set(accepted)  # the rest ignored
+    assert (reviewed[np.isin(stack.labels, values[2:])] == 1).all()
+    everything = load_stacks(replace(cfg, reviewed_only=False), None)[0][0].labels
+    assert np.array_equal(everything, stack.labels)
+
+    flags = [
+        "--train_data", str(data), "--val_fraction", "0", "--model", str(tmp_path / "m.pt"),
+        "--epochs", "1", "--augments", "0", *as_flags(TINY_RUN),
+    ]  # fmt: skip
+    assert main(flags) == 0
+    assert f"its {len(accepted)} reviewed objects train" in capsys.readouterr().out
+
+    write_record(record_path(labels_file), values, [0.5] * len(values), [""] * len(values))
+    assert main([*flags, "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert f"No object of '{labels_file}' (its record '{labels_file.stem}.review.csv')" in err
+    assert "--no-reviewed_only" in err and "Traceback" not in err
+    record_path(labels_file).write_text("label,review\nnot a number,accepted\n")
+    assert main([*flags, "--overwrite"]) == 2
+    assert "line 2 is not a review record row" in capsys.readouterr().err

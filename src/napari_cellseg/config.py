@@ -89,6 +89,13 @@ class TrainConfig:
         advanced=True,
         minimum=1,
     )
+    reviewed_only: bool = setting(
+        True,
+        "where a label image has a review record (labels/<name>.review.csv, saved by the "
+        "Review dock) or a labels layer a review, train on the reviewed objects only: the "
+        "others are ignored, as blobs",
+        advanced=True,
+    )
     remove_blobs: bool = setting(
         False, "blank blob regions in image and labels, as the seed did", advanced=True
     )

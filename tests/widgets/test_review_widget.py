@@ -124,6 +124,38 @@ def test_training_labels_keep_only_what_was_reviewed(qtbot, viewer, open_widget,
         training_labels(layer, True, None)
 
 
+def test_a_saved_review_trains_from_its_folder_as_from_the_layer(
+    viewer, open_widget, predicted, notes, tmp_path
+):
+    from napari_cellseg.analysis.review import read_record, record_path
+    from napari_cellseg.config import TrainConfig
+    from napari_cellseg.training.inputs import load_stacks
+
+    layer, folder = predicted, tmp_path / "reviewed"
+    review = open_widget("Review objects")
+    assert review.save_for_training(str(folder)) is None
+    assert any("Start a review first" in note for note in notes)
+    review.start_review(layer)
+    assert review.image.value is viewer.layers["nuclei"]  # the predicted image, by its name
+    for state in ("accepted", "deleted", "accepted"):
+        review.decide(state)
+    saved = review.save_for_training(str(folder))
+    assert saved == folder / "labels" / "nuclei.tif"
+    index, states = read_record(record_path(saved))
+    assert sorted(states) == sorted(layer.features["review"]) and states.count("accepted") == 2
+    cfg = TrainConfig(train_data=str(folder), val_fraction=0.0)
+    stack = load_stacks(cfg, None)[0][0]
+    assert np.array_equal(stack.image[0], viewer.layers["nuclei"].data)
+    assert np.array_equal(stack.labels[0], training_labels(layer, True, 1))
+
+    review.decide("accepted")  # saving again updates the pair; another image gets a new name
+    assert review.save_for_training(str(folder)) == saved
+    assert read_record(record_path(saved))[1].count("accepted") == 3
+    review.image.value = viewer.layers["a"]
+    assert review.save_for_training(str(folder)) is None
+    assert any("Choose the image of 'nuclei instances'" in note for note in notes)
+
+
 def test_review_refuses_what_it_cannot_review(viewer, open_widget, notes):
     review = open_widget("Review objects")
     review.start_review(viewer.layers["a labels"])  # an annotation: no confidence

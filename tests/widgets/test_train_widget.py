@@ -231,15 +231,11 @@ def test_a_stop_inside_the_first_epoch_keeps_no_model_for_prediction(
     assert current_model.path == before and train_widget.epoch_bar.value() == 0
 
 
-def test_settings_save_and_load_as_model_yaml(train_widget, open_widget, tmp_path, monkeypatch):
-    from qtpy.QtWidgets import QFileDialog
-
+def test_settings_save_and_load_as_model_yaml(train_widget, open_widget, tmp_path):
     path = str(tmp_path / "settings.yaml")
-    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (path, ""))
-    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (path, ""))
     tiny(train_widget, tmp_path / "m.pt", lr="2e-4", architecture="dcan")
     train_widget.form.widgets["blob_label"].value = "none"
-    train_widget._save_settings()
+    train_widget.form.save(path)
     saved = load_yaml(path)
     assert (saved.lr, saved.architecture, saved.blob_label, saved.im_dim) == (
         2e-4,
@@ -249,7 +245,7 @@ def test_settings_save_and_load_as_model_yaml(train_widget, open_widget, tmp_pat
     )
 
     other = TrainWidget(train_widget.viewer)
-    other._load_settings()
+    other.form.load(path)
     assert other.form.config() == saved
     assert other.form.widgets["lr"].value == "0.0002"
 

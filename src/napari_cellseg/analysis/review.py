@@ -6,12 +6,23 @@ state: "" (not reviewed yet), ``accepted``, ``deleted``, ``joined`` (into a neig
 ``blob`` (marked as a blob, ignored in training) or ``added`` (painted by the user, so
 known to be right).  :func:`ignore_unreviewed` turns a partly reviewed labels image into
 training labels that teach only what a person has confirmed.
+
+On disk the record is a CSV beside the label image, ``labels/<name>.review.csv``
+(:func:`record_path`; columns ``label``, ``confidence``, ``review``), which the Review dock
+saves with the image and its labels, and training from folders reads.
 """
 
 from __future__ import annotations
 
+import csv
+import io
+from pathlib import Path
+
 import numpy as np
 from scipy import ndimage as ndi
+
+from napari_cellseg.errors import DataError
+from napari_cellseg.io_utils import atomic_write_text
 
 __all__ = [
     "STATES",
@@ -22,6 +33,11 @@ __all__ = [
     "confirmed",
     "reconcile",
     "ignore_unreviewed",
+    "reviewed_training_labels",
+    "RECORD_SUFFIX",
+    "record_path",
+    "write_record",
+    "read_record",
 ]
 
 STATES = ("accepted", "deleted", "joined", "blob", "added")
@@ -103,3 +119,75 @@ def ignore_unreviewed(
         unreviewed = ndi.binary_dilation(unreviewed, iterations=margin) & ~kept
     confirmed = kept | (near & (labels == 0) & ~unreviewed)
     return np.where(confirmed, labels, blob_label)
+
+
+def reviewed_training_labels(
+    labels: np.ndarray, index, review, blob_label: int | None, name: str, fix: str
+) -> np.ndarray:
+    """:func:`ignore_unreviewed` of ``labels`` with the record's confirmed objects; a
+    DataError names ``name`` and ``fix`` (how to train on every object instead) when the
+    record confirms no object or there is no blob label to ignore the rest with."""
+    if blob_label is None:
+        raise DataError(
+            f"Training on the reviewed objects only ignores the others as blobs: set "
+            f"'blob_label' to 1, or {fix}."
+        )
+    keep = confirmed(index, review, np.unique(labels))
+    if not keep:
+        raise DataError(
+            f"No object of {name} is reviewed yet: accept some in the Review dock (A), or "
+            f"{fix} to train on all of them."
+        )
+    return ignore_unreviewed(labels, keep, blob_label)
+
+
+RECORD_SUFFIX = ".review.csv"
+_RECORD_COLUMNS = ("label", "confidence", "review")
+
+
+def record_path(labels_path: str | Path) -> Path:
+    """The review record beside a label image: ``x.tif`` -> ``x.review.csv``."""
+    path = Path(labels_path)
+    return path.with_name(path.stem + RECORD_SUFFIX)
+
+
+def write_record(path: str | Path, index, confidence, review) -> Path:
+    """Write a review record (one row per object) atomically; returns the path."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(_RECORD_COLUMNS)
+    for value, score, state in zip(index, confidence, review, strict=True):
+        writer.writerow((int(value), "" if not np.isfinite(score) else f"{score:.4f}", state))
+    return atomic_write_text(path, text.getvalue())
+
+
+def read_record(path: str | Path) -> tuple[list[int], list[str]]:
+    """The label values and review states of a record written by :func:`write_record`.
+
+    Raises
+    ------
+    DataError
+        Naming the file, when it lacks the ``label`` or ``review`` column or holds a
+        label that is not a whole number or a state not in :data:`STATES`.
+    """
+    path = Path(path)
+    with path.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    index, review = [], []
+    for line, row in enumerate(rows, start=2):
+        try:
+            value, state = int(row["label"]), (row["review"] or "").strip()
+        except (KeyError, TypeError, ValueError):
+            raise DataError(
+                f"'{path}' line {line} is not a review record row (label, confidence, "
+                "review): save the review again from the Review dock, or delete the file "
+                "to train on every object of its label image."
+            ) from None
+        if state and state not in STATES:
+            raise DataError(
+                f"'{path}' line {line}: '{state}' is not a review state ({', '.join(STATES)}, "
+                "or empty for an object not reviewed yet)."
+            )
+        index.append(value)
+        review.append(state)
+    return index, review

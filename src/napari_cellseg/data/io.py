@@ -9,6 +9,8 @@ OME-TIFF with a channel axis) is read one channel at a time: :func:`read_channel
 
 from __future__ import annotations
 
+import itertools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +29,7 @@ __all__ = [
     "images_by_stem",
     "to_gray",
     "write_tiff",
+    "write_pair",
 ]
 
 SUFFIXES = (".png", ".tif", ".tiff")
@@ -346,3 +349,32 @@ def write_tiff(path: str | Path, array: np.ndarray) -> Path:
     return atomic_write(
         path, lambda tmp: tifffile.imwrite(tmp, np.asarray(array), photometric="minisblack")
     )
+
+
+def write_pair(folder: str | Path, name: str, image: np.ndarray, labels: np.ndarray) -> Path:
+    """Add an image and its labels to a data set folder as ``images/<name>.tif`` and
+    ``labels/<name>.tif``; returns the label file's path.
+
+    The same image saved before under the name is kept and its labels replaced (saving
+    again after more corrections); a different image of that name is never touched: the
+    pair is named ``<name>-2``, ``<name>-3``, ...  Characters a file name should not hold
+    become ``_``.
+    """
+    folder = Path(folder)
+    base = re.sub(r"[^\w.-]+", "_", name).strip("._") or "image"
+    for number in itertools.count(1):
+        stem = base if number == 1 else f"{base}-{number}"
+        image_file = _file_of(folder / "images", stem)
+        labels_file = _file_of(folder / "labels", stem)
+        if image_file is None and labels_file is None:
+            write_tiff(folder / "images" / f"{stem}.tif", image)
+            break
+        same = image_file is not None and np.array_equal(read_image(image_file)[0], image)
+        if same and labels_file in (None, folder / "labels" / f"{stem}.tif"):
+            break
+    return write_tiff(folder / "labels" / f"{stem}.tif", labels)
+
+
+def _file_of(folder: Path, stem: str) -> Path | None:
+    """The PNG or TIFF file named ``stem`` in ``folder``, if any."""
+    return images_by_stem(folder).get(stem) if folder.is_dir() else None

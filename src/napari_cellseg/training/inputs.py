@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from napari_cellseg.config import TrainConfig
-from napari_cellseg.data.io import Stack, read_folder
+from napari_cellseg.data.io import Stack, list_folder, read_folder
 from napari_cellseg.data.labels import count_objects
 from napari_cellseg.data.stacks import drop_unlabelled_slices, split_stacks
 from napari_cellseg.errors import DataError
@@ -48,14 +48,15 @@ def load_stacks(
     cfg: TrainConfig, data: TrainData | None
 ) -> tuple[list[Stack], list[Stack], list[str]]:
     """Training and validation stacks, and notes on the slices left out (no labels)."""
-    train_stacks = data.train if data else read_folder(cfg.train_data)
+    train_stacks, notes = (data.train, []) if data else _read_training_folder(cfg)
     if cfg.channels > 1 and all(len(stack.image) == 1 for stack in train_stacks):
         raise DataError(
             f"Setting 'channels' is {cfg.channels}, but every training image is a single 2D "
             "image: there are no neighbouring slices to give the network as channels (each "
             "channel would repeat the image).  Set channels to 1, or train on z-stacks."
         )
-    train_stacks, notes = drop_unlabelled_slices(train_stacks)
+    train_stacks, dropped = drop_unlabelled_slices(train_stacks)
+    notes += dropped
     if data and data.val is not None:
         val_stacks = data.val
     elif not data and cfg.val_data:
@@ -71,6 +72,35 @@ def load_stacks(
         notes += _blob_notes(train_stacks, cfg.blob_label)
     val_stacks, val_notes = drop_unlabelled_slices(val_stacks)
     return train_stacks, val_stacks, notes + [f"Validation {n}" for n in val_notes]
+
+
+def _read_training_folder(cfg: TrainConfig) -> tuple[list[Stack], list[str]]:
+    """The training folder's stacks; with ``reviewed_only``, a label image's objects its
+    review record does not confirm are ignored (blob), and a note says how many train."""
+    from napari_cellseg.analysis.review import read_record, record_path, reviewed_training_labels
+
+    files = list_folder(cfg.train_data)
+    stacks, notes = [file.read() for file in files], []
+    records = [record_path(file.labels) for file in files]
+    for stack, file, record in zip(stacks, files, records, strict=True):
+        if not cfg.reviewed_only or not record.is_file():
+            continue
+        if len(stack.labels) > 1:
+            raise DataError(
+                f"'{record}' is a review of a 2D label image, but '{file.labels}' has "
+                f"{len(stack.labels)} pages: remove the record, or set reviewed_only to false."
+            )
+        index, review = read_record(record)
+        fix = "set reviewed_only to false (--no-reviewed_only)"
+        name = f"'{file.labels}' (its record '{record.name}')"
+        page = reviewed_training_labels(stack.labels[0], index, review, cfg.blob_label, name, fix)
+        stack.labels = page[None]
+        kept = count_objects(stack.labels, cfg.blob_label)
+        notes.append(
+            f"'{stack.name}': its {kept} reviewed objects train; the objects its review record "
+            "does not confirm (accepted or added) are ignored."
+        )
+    return stacks, notes
 
 
 def _blob_notes(stacks: list[Stack], blob_label: int) -> list[str]:

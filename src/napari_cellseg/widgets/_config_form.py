@@ -13,10 +13,22 @@ import types
 import typing
 from typing import Any
 
-from magicgui.widgets import CheckBox, ComboBox, Container, FileEdit, LineEdit, SpinBox, Widget
+from magicgui.widgets import (
+    CheckBox,
+    ComboBox,
+    Container,
+    FileEdit,
+    LineEdit,
+    PushButton,
+    SpinBox,
+    Widget,
+)
+from napari.utils.notifications import show_error
+from qtpy.QtWidgets import QFileDialog
 from superqt import QCollapsible
 
-from napari_cellseg.config_io import from_dict
+from napari_cellseg.config_io import from_dict, load_yaml, save_yaml
+from napari_cellseg.errors import CellsegError
 
 __all__ = ["ConfigForm"]
 
@@ -124,3 +136,36 @@ class ConfigForm:
                 widget.value = _text(value)
             else:
                 widget.value = value
+
+    def file_buttons(self, parent) -> Container:
+        """*Load settings…* and *Save settings…*: the form from and to a yaml file (a
+        model's yaml too) chosen in a file dialog over ``parent``."""
+        load, save = PushButton(text="Load settings…"), PushButton(text="Save settings…")
+        load.changed.connect(lambda: self.load(_ask_path(parent, "Load settings", "r")))
+        save.changed.connect(lambda: self.save(_ask_path(parent, "Save settings", "w")))
+        return Container(widgets=[load, save], layout="horizontal")
+
+    def load(self, path: str) -> None:
+        """Show the settings of the yaml file ``path`` ('': nothing); errors: notifications."""
+        if path:
+            try:
+                self.set_config(load_yaml(path, self._cls))
+            except CellsegError as exc:
+                show_error(str(exc))
+
+    def save(self, path: str) -> None:
+        """Write the settings shown to the yaml file ``path`` ('': nothing)."""
+        if path:
+            try:
+                save_yaml(self.config(), path)
+            except CellsegError as exc:
+                show_error(str(exc))
+
+
+def _ask_path(parent, title: str, mode: str) -> str:
+    """A yaml file name from a file dialog ('' when cancelled)."""
+    if mode == "r":
+        path, _ = QFileDialog.getOpenFileName(parent, title, "", "Model settings (*.yaml *.yml)")
+    else:
+        path, _ = QFileDialog.getSaveFileName(parent, title, "", "Model settings (*.yaml)")
+    return path

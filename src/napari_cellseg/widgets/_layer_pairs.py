@@ -199,21 +199,13 @@ class LayerPairs(Container):
 def training_labels(layer: Labels, reviewed_only: bool, blob_label: int | None) -> np.ndarray:
     """A copy of a labels layer's data to train on: with ``reviewed_only`` and a review
     record (the Review dock's), the objects not confirmed become ignored pixels."""
-    from napari_cellseg.analysis.review import confirmed, ignore_unreviewed
+    from napari_cellseg.analysis.review import reviewed_training_labels
 
     data = np.array(layer.data)
     if not reviewed_only or "review" not in layer.features:
         return data
-    if blob_label is None:
-        raise DataError(
-            "Training on the reviewed objects only ignores the others as blobs: set "
-            "'blob_label' to 1, or untick 'only the reviewed objects'."
-        )
     features = layer.features
-    keep = confirmed(features["index"], features["review"], np.unique(data))
-    if not keep:
-        raise DataError(
-            f"No object of '{layer.name}' is reviewed yet: accept some in the Review dock "
-            "(A), or untick 'only the reviewed objects' to train on all of them."
-        )
-    return ignore_unreviewed(data, keep, blob_label)
+    fix = "untick 'only the reviewed objects'"
+    return reviewed_training_labels(
+        data, features["index"], features["review"], blob_label, f"'{layer.name}'", fix
+    )

@@ -7,26 +7,31 @@ neighbour clicked next, **U** marks it as a blob (unsure: training ignores it), 
 to the next.  Each decision is recorded in the layer's ``review`` column, so the Train
 dock can train on the reviewed objects only (:func:`~napari_cellseg.analysis.review.
 ignore_unreviewed`).  Deleting, joining and marking go through napari's undo (Ctrl+Z).
+*Save for training…* adds the image, the labels and the record to a data set folder, which
+training from folders (the Train dock, ``cellseg train``) reads the same way.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from magicgui.widgets import Container, Label, PushButton
-from napari.layers import Labels
-from napari.utils.notifications import show_error
+from napari.layers import Image, Labels
+from napari.utils.notifications import show_error, show_info
 from qtpy.QtWidgets import (
     QAbstractItemView,
+    QFileDialog,
     QHeaderView,
     QTableWidget,
     QTableWidgetItem,
     QWidget,
 )
 
-from napari_cellseg.analysis.review import reconcile, review_queue
+from napari_cellseg.analysis.review import reconcile, record_path, review_queue, write_record
+from napari_cellseg.data.io import write_pair
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.widgets._dock import TabsOnFirstShow, scrolling_layout
-from napari_cellseg.widgets._layers import OWNER_KEY, breakable, focus, layer_combo
+from napari_cellseg.widgets._layers import OWNER_KEY, breakable, focus, image_array, layer_combo
 
 __all__ = ["ReviewWidget", "KEYS"]
 
@@ -61,6 +66,12 @@ class ReviewWidget(TabsOnFirstShow, QWidget):
             )
         }
         self.count = Label(value="")
+        self.image = layer_combo(napari_viewer, Image, label="image")
+        self.save = PushButton(text="Save for training…")
+        self.save.tooltip = (
+            "add the image, these labels and their review record to a data set folder "
+            "(images/, labels/): train on it from folders, in the Train dock or the CLI"
+        )
         self.status = Label(value="Predict an image, then review its objects here.")
         self.status.native.setWordWrap(True)
         self.table = QTableWidget(0, len(_COLUMNS))
@@ -74,18 +85,19 @@ class ReviewWidget(TabsOnFirstShow, QWidget):
             Container(widgets=part, layout="horizontal", labels=False)
             for part in (buttons[:3], buttons[3:])
         ]
-        form = Container(widgets=[self.labels, self.start, *rows, self.count, self.status])
+        saving = Container(widgets=[self.image, self.save], layout="horizontal")
+        form = Container(widgets=[self.labels, self.start, *rows, self.count, self.status, saving])
         layout = scrolling_layout(self)
         layout.addWidget(form.native)
         layout.addWidget(self.table, stretch=1)
         self.start.changed.connect(lambda: self.start_review())
         for state, button in self.buttons.items():
             button.changed.connect(lambda _v=None, s=state: self.decide(s))
+        self.save.changed.connect(lambda: self.save_for_training())
         self.table.cellClicked.connect(lambda row, _col: self.show(self._row_label(row)))
         for event in ("inserted", "removed", "renamed"):
-            getattr(napari_viewer.layers.events, event).connect(
-                lambda _e=None: self.labels.reset_choices()
-            )
+            for combo in (self.labels, self.image):
+                getattr(napari_viewer.layers.events, event).connect(combo.reset_choices)
 
     # --- the queue ----------------------------------------------------------------------
 
@@ -112,6 +124,9 @@ class ReviewWidget(TabsOnFirstShow, QWidget):
         layer.metadata.pop(OWNER_KEY, None)  # the review is the user's: no result replaces it
         self.layer = layer
         self._sync()
+        source = layer.name.removesuffix(" instances")  # the Predict dock's name for it
+        if source in self.viewer.layers and isinstance(self.viewer.layers[source], Image):
+            self.image.value = self.viewer.layers[source]
         for key, state in KEYS.items():
             layer.bind_key(key, lambda _layer, s=state: self.decide(s), overwrite=True)
         self.viewer.layers.selection.active = layer
@@ -195,14 +210,45 @@ class ReviewWidget(TabsOnFirstShow, QWidget):
 
     # --- the record ---------------------------------------------------------------------
 
+    def save_for_training(self, folder: str | None = None):
+        """Add the chosen image, the labels under review and their review record to the data
+        set ``folder`` (asked for when None); returns the label file's path (None: not
+        saved, a notification says why)."""
+        try:
+            if self.layer is None:
+                raise CellsegError("Start a review first: its labels and record are saved.")
+            image = None if self.image.value is None else image_array(self.image.value)
+            if image is None or image.shape != self.layer.data.shape:
+                raise CellsegError(
+                    f"Choose the image of '{self.layer.name}' (2D, "
+                    f"{' x '.join(map(str, self.layer.data.shape))} pixels) in 'image'."
+                )
+            folder = folder or QFileDialog.getExistingDirectory(self, "Data set folder")
+            if not folder:
+                return None
+            self._sync()
+            labels = write_pair(folder, self.image.value.name, image, self.layer.data)
+            features = self.layer.features
+            record = record_path(labels)
+            write_record(record, features["index"], features["confidence"], features["review"])
+        except CellsegError as exc:
+            show_error(str(exc))
+            return None
+        show_info(
+            f"Saved for training in '{folder}': '{labels.name}' and its review record "
+            f"'{record.name}'.  Training from the folder learns the reviewed objects only."
+        )
+        return labels
+
     def _sync(self) -> None:
         """Give the layer a ``review`` column, and a row per object the user painted."""
         features = self.layer.features.copy()
         if "review" not in features:
             features["review"] = ""
         added = reconcile(features["index"], np.unique(self.layer.data))
-        for value in added:
-            features.loc[len(features)] = {"index": value, "confidence": np.nan, "review": "added"}
+        if added:  # the other columns (measurements) of a painted object are not known
+            rows = pd.DataFrame({"index": added, "confidence": np.nan, "review": "added"})
+            features = pd.concat([features, rows], ignore_index=True)
         self.layer.features = features
 
     def _fill_table(self) -> None:

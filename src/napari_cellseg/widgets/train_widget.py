@@ -11,7 +11,6 @@ from magicgui.widgets import ComboBox, Container, PushButton
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QEvent, Qt
 from qtpy.QtWidgets import (
-    QFileDialog,
     QGroupBox,
     QLabel,
     QProgressBar,
@@ -21,7 +20,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_cellseg.config import CPU_NETWORK, MODEL_SETTINGS, TrainConfig
-from napari_cellseg.config_io import load_yaml, save_yaml
+from napari_cellseg.config_io import load_yaml
 from napari_cellseg.errors import CellsegError
 from napari_cellseg.model_file import BUILTIN_MODELS, model_yaml, yaml_beside
 from napari_cellseg.segmentation.settings import SEGMENT_KEYS
@@ -75,8 +74,8 @@ class TrainWidget(TabsOnFirstShow, QWidget):
         self.start, self.stop = PushButton(text="Start training"), PushButton(text="Stop")
         self.stop.enabled = False
         self.epoch_bar, self.batch_bar = QProgressBar(), QProgressBar()
-        self.epoch_bar.setFormat("epoch %v / %m")
-        self.batch_bar.setFormat("batch %v / %m")
+        for bar, unit in ((self.epoch_bar, "epoch"), (self.batch_bar, "batch")):
+            bar.setFormat(f"{unit} %v / %m")
         self.status = QLabel("Choose training data and press Start.")
         self.status.setWordWrap(True)
         self.plot = training_curves()
@@ -107,15 +106,16 @@ class TrainWidget(TabsOnFirstShow, QWidget):
 
     def _lay_out(self) -> None:
         """Data, validation and settings scroll above; buttons, progress and curves below."""
-        load, save = PushButton(text="Load settings…"), PushButton(text="Save settings…")
-        load.changed.connect(self._load_settings)
-        save.changed.connect(self._save_settings)
         small, built_in = _preset_buttons(
             self.use_cpu_network,
             lambda: setattr(self.form.widgets["init_model"], "value", BUILTIN_MODELS["nuclei"]),
         )
         sections = {
-            "Training data": [self.source, self.train_pairs, self.form.take("train_data")],
+            "Training data": [
+                self.source,
+                self.train_pairs,
+                *map(self.form.take, ("train_data", "reviewed_only")),
+            ],
             "Validation": [
                 self.val_source,
                 self.form.take("val_fraction"),
@@ -126,7 +126,7 @@ class TrainWidget(TabsOnFirstShow, QWidget):
                 self.form.basic,
                 small,
                 built_in,
-                Container(widgets=[load, save], layout="horizontal"),
+                self.form.file_buttons(self),
             ],
         }
         top = QWidget()
@@ -160,7 +160,8 @@ class TrainWidget(TabsOnFirstShow, QWidget):
 
     def _show_sources(self, _value=None) -> None:
         self.train_pairs.visible = self.source.value == LAYERS
-        self.form.widgets["train_data"].visible = self.source.value == FOLDERS
+        for name in ("train_data", "reviewed_only"):  # layers: the pairs' own checkbox
+            self.form.widgets[name].visible = self.source.value == FOLDERS
         self.val_pairs.visible = self.val_source.value == LAYERS
         self.form.widgets["val_data"].visible = self.val_source.value == FOLDERS
         self.form.widgets["val_fraction"].visible = self.val_source.value == FRACTION
@@ -173,6 +174,7 @@ class TrainWidget(TabsOnFirstShow, QWidget):
         overrides = {}
         if from_layers:
             overrides["train_data"] = ""
+            overrides["reviewed_only"] = self.train_pairs.reviewed_only.value
         if self.val_source.value != FOLDERS:
             overrides["val_data"] = ""
         cfg = self.form.config(**overrides)
@@ -197,14 +199,6 @@ class TrainWidget(TabsOnFirstShow, QWidget):
             self.val_pairs.stacks(cfg.blob_label) if val_layers else None,
         )
 
-    def _load_settings(self) -> None:
-        path = _ask_path(self, "Load settings", "r")
-        if path:
-            try:
-                self.form.set_config(load_yaml(path, TrainConfig))
-            except CellsegError as exc:
-                show_error(str(exc))
-
     def _take_init_model_settings(self, _value=None) -> None:
         """Show the settings of the model picked to fine-tune: its network (``MODEL_SETTINGS``)
         and its segmentation settings, kept unless the validation data can tune new ones."""
@@ -221,16 +215,6 @@ class TrainWidget(TabsOnFirstShow, QWidget):
             show_error(str(exc))
             return
         self.status.setText(f"Network settings taken from the model to fine-tune, {path.name}.")
-
-    def _save_settings(self) -> None:
-        path = _ask_path(self, "Save settings", "w")
-        if path:
-            try:
-                save_yaml(self.form.config(), path)
-            except CellsegError as exc:
-                show_error(str(exc))
-
-    # --- running -----------------------------------------------------------------------------
 
     def start_training(self) -> None:
         """Read data and settings and start training in a worker thread (errors: notifications)."""
@@ -377,12 +361,3 @@ def default_model_path() -> str:
     time, so that Start works at once and never replaces a model."""
     folder = Path.home() / "napari-cellseg" / "models"
     return str(folder / f"model-{time.strftime('%Y%m%d-%H%M%S')}.pt")
-
-
-def _ask_path(parent: QWidget, title: str, mode: str) -> str:
-    """A yaml file name from a file dialog ('' when cancelled)."""
-    if mode == "r":
-        path, _ = QFileDialog.getOpenFileName(parent, title, "", "Model settings (*.yaml *.yml)")
-    else:
-        path, _ = QFileDialog.getSaveFileName(parent, title, "", "Model settings (*.yaml)")
-    return path
