@@ -345,7 +345,8 @@ class PredictConfig:
     tta: bool = setting(
         False,
         "test-time augmentation: average the predictions of the 8 flips and rotations of "
-        "each tile (8 x slower)",
+        "each tile (8 x slower); measured (the Predict dock, --measure), each object's "
+        "agreement across the 8 predicted alone joins its confidence (16 x slower)",
         advanced=True,
     )
     diameter: float = setting(

@@ -253,7 +253,7 @@ def test_export_a_labels_layer_as_imagej_rois(qtbot, predict_widget, viewer, tmp
     ]  # fmt: skip
 
 
-def test_tta_box_runs_eight_views_and_leaves_the_cached_model_plain(
+def test_tta_box_runs_eight_views_and_eight_for_the_agreement_and_leaves_the_model_plain(
     qtbot, predict_widget, viewer, model_yaml
 ):
     calls = []
@@ -264,10 +264,12 @@ def test_tta_box_runs_eight_views_and_leaves_the_cached_model_plain(
         plain = len(calls)
         predict_widget.model_panel.tta.value = True
         run(qtbot, predict_widget)
-        assert len(calls) == 9 * plain
+        assert len(calls) == plain + 8 * plain + 8 * plain  # the 8 symmetries' instances too
     finally:
         hook.remove()
     assert predictor.tta is False and current_model.predictor(model_yaml) is predictor
+    maps, layer = predict_widget.state.maps, viewer.layers["a instances"]
+    assert len(maps.augmented) == 8 and all(a.shape == layer.data.shape for a in maps.augmented)
 
 
 def test_tta_box_shows_the_settings_tuned_for_it(qtbot, predict_widget, model_yaml, tmp_path):

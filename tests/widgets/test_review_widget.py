@@ -47,6 +47,26 @@ def predicted(qtbot, viewer, open_widget):
     return viewer.layers["nuclei instances"]
 
 
+def test_with_test_time_augmentation_the_confidence_counts_the_objects_agreement(
+    qtbot, viewer, open_widget
+):
+    from napari_cellseg.analysis.confidence import object_confidence
+
+    viewer.add_image(read_image(SAMPLE_IMAGE)[0][:128, :128], name="nuclei")
+    predict = open_widget("Predict")
+    predict.model_panel.tta.value = True
+    predict.predict()
+    qtbot.waitUntil(lambda: predict.worker is None, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: "nuclei instances" in viewer.layers, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: predict.segmentation._post_worker is None, timeout=TIMEOUT)
+    maps, layer = predict.state.maps, viewer.layers["nuclei instances"]
+    scores = object_confidence(layer.data, maps.objects, maps.boundaries, maps.augmented)
+    assert len(scores["label"]) >= 8 and 0.5 < scores["agreement"].mean() < 1
+    np.testing.assert_allclose(layer.features["confidence"], scores["confidence"], atol=1e-9)
+    plain = object_confidence(layer.data, maps.objects, maps.boundaries)["confidence"]
+    assert (scores["confidence"] <= plain + 1e-12).all() and (scores["confidence"] < plain).any()
+
+
 def test_review_goes_least_confident_first_and_records_each_decision(
     qtbot, viewer, open_widget, predicted
 ):

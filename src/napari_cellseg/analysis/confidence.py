@@ -36,6 +36,7 @@ __all__ = [
     "object_confidence",
     "confidence_column",
     "augmented_instances",
+    "iter_augmented_instances",
     "agreement",
     "CUES",
 ]
@@ -92,6 +93,14 @@ def agreement(labels: np.ndarray, augmented: list[np.ndarray]) -> np.ndarray:
 def augmented_instances(predictor, image: np.ndarray, diameter: float = 0.0) -> list:
     """The instances of ``image`` predicted in each of the 8 flips and rotations (without
     test-time augmentation, segmented with the model's plain settings), turned back."""
+    from napari_cellseg.generators import drive
+
+    return drive(iter_augmented_instances(predictor, image, diameter))
+
+
+def iter_augmented_instances(predictor, image: np.ndarray, diameter: float = 0.0):
+    """:func:`augmented_instances` as a generator: it yields the progress of the 8
+    predictions as one (``PredictProgress``) and returns the list."""
     import copy
 
     plain = copy.copy(predictor)
@@ -101,10 +110,24 @@ def augmented_instances(predictor, image: np.ndarray, diameter: float = 0.0) -> 
         for mirror in (False, True):
             view = np.rot90(image, turns, axes=(-2, -1))
             view = np.ascontiguousarray(view[..., ::-1] if mirror else view)
-            labels = plain.instances(*plain.predict(view, diameter=diameter))
+            maps = yield from _eighth(plain.iter_predict(view, diameter=diameter), len(found))
+            labels = plain.instances(*maps)
             labels = labels[..., ::-1] if mirror else labels
             found.append(np.ascontiguousarray(np.rot90(labels, -turns, axes=(-2, -1))))
     return found
+
+
+def _eighth(steps, before: int):
+    """Re-yield the progress of the prediction after ``before`` others as progress over
+    all 8; return its maps."""
+    import dataclasses
+
+    while True:
+        try:
+            step = next(steps)
+        except StopIteration as finished:
+            return finished.value
+        yield dataclasses.replace(step, done=before * step.total + step.done, total=8 * step.total)
 
 
 def _interior_minimum(labels, foreground, ids) -> np.ndarray:

@@ -220,9 +220,11 @@ def features_table(
     channels: dict[str, np.ndarray] | None = None,
     z_spacing: float | None = None,
     maps: tuple[np.ndarray, np.ndarray] | None = None,
+    augmented: list[np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """The objects' measurements as a napari labels layer's features: the label value in
-    ``index``, one row per value; a stack whose objects span slices is measured in 3D."""
+    ``index``, one row per value; a stack whose objects span slices is measured in 3D
+    (``maps`` and ``augmented``: as :func:`measure_table`)."""
     table = measure_table(
         labels,
         image,
@@ -231,6 +233,7 @@ def features_table(
         volumes=spans_slices(labels),
         channels=channels,
         maps=maps,
+        augmented=augmented,
     )
     return {"index": table.pop("label"), **table}
 

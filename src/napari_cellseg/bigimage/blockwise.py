@@ -42,6 +42,7 @@ from napari_cellseg.bigimage.tasks import (
     run_tasks,
 )
 from napari_cellseg.bigimage.zarr_output import OutputZarr, plane_arrays, writing
+from napari_cellseg.generators import drive
 from napari_cellseg.segmentation.settings import SegmentationSettings
 
 __all__ = [
@@ -142,13 +143,7 @@ def segment_blockwise(
 ) -> BlockwiseResult:
     """Run :func:`iter_blockwise`, calling ``progress(done, total)`` after each step."""
     steps = iter_blockwise(image, predictor, output, **options)
-    while True:
-        try:
-            done, total = next(steps)
-        except StopIteration as finished:
-            return finished.value
-        if progress is not None:
-            progress(done, total)
+    return drive(steps, None if progress is None else lambda step: progress(*step))
 
 
 def iter_blockwise(

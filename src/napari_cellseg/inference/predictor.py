@@ -49,6 +49,7 @@ from napari_cellseg.data.labels import median_diameter
 from napari_cellseg.data.scale import rescale, scale_factor, scaled_shape
 from napari_cellseg.data.trim import resize_to, trim, untrim
 from napari_cellseg.errors import ConfigError, DataError
+from napari_cellseg.generators import drive
 from napari_cellseg.inference.tiling import (
     Blender,
     pad_to,
@@ -264,7 +265,7 @@ class Predictor:
         diameter: float = 0.0,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Run :meth:`iter_predict` to the end; ``progress`` is called with each progress record."""
-        return _run(self.iter_predict(image, diameter), progress)
+        return drive(self.iter_predict(image, diameter), progress)
 
     def segmentation(self) -> SegmentationSettings:
         """The segmentation settings of this predictor's maps (plain or test-time augmented),
@@ -347,7 +348,7 @@ class Predictor:
         For images predicted block by block, whose intensities are scaled once for the
         whole image (:mod:`napari_cellseg.bigimage`).
         """
-        maps = _run(
+        maps = drive(
             self._predict_slice(image.astype(np.float32, copy=False), diameter, _Count(0, 1)), None
         )
         return maps[0], maps[1]
@@ -357,7 +358,7 @@ class Predictor:
         scaled to 0..1, for models trained with ``object_diameter`` (else 0)."""
         if not self.config.object_diameter:
             return 0.0
-        _maps, scale = _run(self._scaled_prediction(image, 0.0, _Count(0, 1)), None)
+        _maps, scale = drive(self._scaled_prediction(image, 0.0, _Count(0, 1)), None)
         return self.config.object_diameter / scale
 
     def _predict_at(self, image: np.ndarray, scale: float, count: _Count):
@@ -435,14 +436,3 @@ def _as_stack(image: np.ndarray) -> np.ndarray:
             f"Cannot predict an image of dtype {image.dtype}; give a real-valued image."
         )
     return image if image.ndim == 3 else image[np.newaxis]
-
-
-def _run(generator: Generator, progress: Callable | None):
-    """Drive ``generator`` to the end, passing each record to ``progress``; return its value."""
-    while True:
-        try:
-            record = next(generator)
-        except StopIteration as finished:
-            return finished.value
-        if progress is not None:
-            progress(record)

@@ -50,7 +50,7 @@ class ModelPanel(Container):
             min=0, max=10**4, step=1, value=PredictConfig.diameter, label="diameter (0 = auto)"
         )
         self.diameter.tooltip = PREDICT_HELP["diameter"]
-        self.tta = CheckBox(value=PredictConfig.tta, text="test-time augmentation (8x slower)")
+        self.tta = CheckBox(value=PredictConfig.tta, text="test-time augmentation (16x slower)")
         self.tta.tooltip = PREDICT_HELP["tta"]
         self.export = PushButton(text="Export model…")
         self.export.tooltip = (

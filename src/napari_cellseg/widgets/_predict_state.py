@@ -29,6 +29,7 @@ class Maps:
     pixel_size: tuple[float, float] | None  # of the image, in micrometres: None unknown
     z_spacing: float | None  # of a stack, in micrometres: None unknown
     channels: dict[str, np.ndarray] = field(default_factory=dict)  # other channels, measured
+    augmented: list[np.ndarray] | None = None  # tta: the 8 symmetries' instances (agreement)
 
 
 @evented

@@ -70,6 +70,7 @@ def segment_for_layer(maps: Maps, settings: SegmentationSettings, stitch: float)
         maps.channels,
         maps.z_spacing,
         maps=(maps.objects, maps.boundaries),
+        augmented=maps.augmented,
     )
     return labels, count_instances(labels, maps.blob_label), features
 

@@ -36,6 +36,7 @@ __all__ = [
     "current_model",
     "training_events",
     "predict_maps",
+    "predict_measured",
     "predict_files",
     "predict_blockwise",
     "gui_threads",
@@ -148,9 +149,30 @@ def predict_maps(
     """
     _yield_cpu_to_gui()
     with _reported_errors("Predict on a smaller image or lower 'tile_batch'."):
-        predictor = copy.copy(current_model.predictor(yaml_path))
-        predictor.tta = tta
-        return (yield from predictor.iter_predict(image, diameter))
+        return (yield from _predictor(yaml_path, tta).iter_predict(image, diameter))
+
+
+def predict_measured(
+    yaml_path: str, image: np.ndarray, diameter: float = 0.0, tta: bool = False
+) -> Generator[PredictProgress, None, tuple]:
+    """:func:`predict_maps` and, with ``tta``, the instances of the 8 symmetries, which the
+    objects' confidence takes their agreement from (:mod:`napari_cellseg.analysis.
+    confidence`; the progress bar runs again for them); else None."""
+    from napari_cellseg.analysis.confidence import iter_augmented_instances
+
+    maps = yield from predict_maps(yaml_path, image, diameter, tta)
+    if not tta:
+        return (*maps, None)
+    with _reported_errors("Predict on a smaller image or lower 'tile_batch'."):
+        predictor = _predictor(yaml_path, tta)
+        return (*maps, (yield from iter_augmented_instances(predictor, image, diameter)))
+
+
+def _predictor(yaml_path: str, tta: bool) -> Predictor:
+    """A copy of the cached predictor of ``yaml_path`` (sharing its network) with ``tta``."""
+    predictor = copy.copy(current_model.predictor(yaml_path))
+    predictor.tta = tta
+    return predictor
 
 
 def predict_blockwise(
@@ -165,9 +187,7 @@ def predict_blockwise(
 
     _yield_cpu_to_gui()
     with _reported_errors("Lower the block size (the command line's --block_size)."):
-        predictor = copy.copy(current_model.predictor(yaml_path))
-        predictor.tta = tta
-        return (yield from iter_blockwise(image, predictor, output, **options))
+        return (yield from iter_blockwise(image, _predictor(yaml_path, tta), output, **options))
 
 
 def predict_files(

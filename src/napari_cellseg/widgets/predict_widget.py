@@ -36,7 +36,7 @@ from napari_cellseg.widgets._worker import (
     current_model,
     predict_blockwise,
     predict_files,
-    predict_maps,
+    predict_measured,
     start_worker,
 )
 
@@ -163,13 +163,15 @@ class PredictWidget(TabsOnFirstShow, QWidget):
         channels = other_channels(self.viewer, layer)
         self._started(f"Predicting on '{layer.name}'…")
         self.worker = start_worker(
-            predict_maps,
+            predict_measured,
             current_model.path,
             image,
             self.model_panel.diameter.value,
             self.state.tta,
             yielded=lambda progress: self._set_progress(progress.done, progress.total),
-            returned=lambda maps: self._show_maps(Maps(layer.name, *maps, *context, channels)),
+            returned=lambda result: self._show_maps(
+                Maps(layer.name, *result[:2], *context, channels, augmented=result[2])
+            ),
             errored=lambda _exc: setattr(self.state, "status", "Prediction failed."),
             aborted=lambda: setattr(self.state, "status", "Prediction cancelled."),
             finished=self._predict_finished,
