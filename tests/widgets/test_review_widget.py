@@ -176,6 +176,26 @@ def test_a_saved_review_trains_from_its_folder_as_from_the_layer(
     assert any("Choose the image of 'nuclei instances'" in note for note in notes)
 
 
+def test_measuring_a_reviewed_layer_keeps_its_review(qtbot, viewer, open_widget, predicted):
+    layer = predicted
+    review = open_widget("Review objects")
+    review.start_review(layer)
+    first = review.current
+    review.decide("accepted")
+    layer.data_setitem((np.array([0, 0]), np.array([0, 1])), 999)  # painted meanwhile
+    before = dict(zip(layer.features["index"], layer.features["confidence"], strict=True))
+    measure = open_widget("Predict").measurements
+    viewer.layers.selection.active = layer
+    measure.measure_layer()
+    qtbot.waitUntil(lambda: 999 in set(layer.features["index"]), timeout=TIMEOUT)
+    record = dict(zip(layer.features["index"], layer.features["review"], strict=True))
+    assert record[first] == "accepted" and record[999] == "added"
+    assert sum(state == "" for state in record.values()) == len(record) - 2
+    after = dict(zip(layer.features["index"], layer.features["confidence"], strict=True))
+    assert after[first] == pytest.approx(before[first])
+    assert first not in review.queue()
+
+
 def test_review_refuses_what_it_cannot_review(viewer, open_widget, notes):
     review = open_widget("Review objects")
     review.start_review(viewer.layers["a labels"])  # an annotation: no confidence

@@ -74,11 +74,12 @@ class MeasurePanel(Container):
             other_channels(self.viewer, image),
             z_spacing(image),
             (maps.objects, maps.boundaries) if known else None,
+            maps.augmented if known else None,
             returned=lambda features: self._show_measured(labels, features),
         )
 
     def _show_measured(self, layer: Labels, features: dict) -> None:
-        layer.features = features
+        layer.features = _with_review(layer.features, features)
         self.state.status = f"'{layer.name}': {len(features['index'])} objects measured."
         show_info(
             f"{self.state.status} Point at an object to see its area and intensity; "
@@ -112,3 +113,19 @@ class MeasurePanel(Container):
                 "in Fiji (drag it onto the window) to get them in the ROI Manager."
             ),
         )
+
+
+def _with_review(old, features: dict) -> dict:
+    """New measurements with the review record of the old features (``old``) carried over
+    by label value, and their confidence when it was not measured anew: measuring never
+    loses a review.  An object without a row was painted during the review: ``added``."""
+    if "review" not in old:
+        return features
+    by_label = old.set_index("index")
+    for column, missing in (("confidence", np.nan), ("review", "added")):
+        if column == "review" or column not in features:
+            features[column] = np.array(
+                [by_label[column].get(value, missing) for value in features["index"]],
+                dtype=object if column == "review" else float,
+            )
+    return features
