@@ -24,7 +24,8 @@ The last line printed is one JSON object: ``objects``, ``wrong`` (objects not ma
 true nucleus at IoU 0.5), ``annotation_ap50`` (per k: ``ranked``, ``random``; k 0 is the
 model's own), ``halving`` (the least k at which ranked review reaches random review's AP at
 the largest k) and ``fine_tuned`` (per k: ``whole`` and ``reviewed`` with ``ap50`` and
-``mean_ap`` on the other images; ``built_in`` as it is).
+``mean_ap`` on the other images, the means over ``--seeds`` fine-tunings, and each one's
+``ap50_runs``; ``built_in`` as it is).
 """
 
 from __future__ import annotations
@@ -110,7 +111,9 @@ def noisy(stack, level: float, seed: int):
     return dataclasses.replace(stack, image=(image + noise).astype(np.float32))
 
 
-def fine_tune(labels, stacks, minutes: float, lr: float, folder: Path, name: str) -> Path:
+def fine_tune(
+    labels, stacks, minutes: float, lr: float, seed: int, folder: Path, name: str
+) -> Path:
     """Fine-tune the built-in model on ``stacks`` with ``labels``; the new model's yaml."""
     base = from_dict(TrainConfig, read_yaml_dict(BUILTIN_MODELS["nuclei"]))
     data = [
@@ -119,7 +122,7 @@ def fine_tune(labels, stacks, minutes: float, lr: float, folder: Path, name: str
     cfg = dataclasses.replace(
         base, train_data="", val_data="", val_fraction=0.0, model=str(folder / name / "m.pt"),
         init_model="nuclei", epochs=10**6, early_stop_patience=10**6, max_minutes=minutes,
-        tune_postprocess=False, tb_samples=0, lr=lr,
+        tune_postprocess=False, tb_samples=0, lr=lr, seed=base.seed + seed,
     )  # fmt: skip
     run_training(cfg, data=TrainData(data, None))
     return folder / name / "m.yaml"
@@ -136,6 +139,12 @@ def scores_on(yaml_path, stacks) -> dict:
     return {"ap50": round(result.thresholds[0.5].ap, 4), "mean_ap": round(result.mean_ap, 4)}
 
 
+def _summary(scores: list[dict]) -> dict:
+    """The mean AP@0.5 and mean AP of the seeds' fine-tuned models, and each one's AP@0.5."""
+    summary = {key: round(float(np.mean([s[key] for s in scores])), 4) for key in scores[0]}
+    return {**summary, "ap50_runs": [s["ap50"] for s in scores]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data/dsb2018-fluo/val"))
@@ -145,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--noise", type=float, default=0.0, help="Gaussian noise, in image standard deviations"
     )
+    parser.add_argument("--seeds", type=int, default=1, help="fine-tunings per mode, averaged")
     parser.add_argument("--tune_budgets", type=int, nargs="*", default=[25, 100])
     args = parser.parse_args(argv)
     stacks = [noisy(stack, args.noise, seed) for seed, stack in enumerate(read_folder(args.data))]
@@ -188,12 +198,13 @@ def main(argv: list[str] | None = None) -> int:
                 ignore_unreviewed(page, keep, blob_label=1) if keep else np.ones_like(page)
                 for page, keep in zip(fixed, reviewed, strict=True)
             ]
-            result["fine_tuned"][str(k)] = {
-                mode: scores_on(
-                    fine_tune(pages, work, args.minutes, args.lr, Path(folder), f"{mode}{k}"), other
-                )
-                for mode, pages in (("whole", fixed), ("reviewed", partial))
-            }
+            runs: dict[str, list[dict]] = {"whole": [], "reviewed": []}
+            for seed in range(args.seeds):  # the modes alternate: drift hits both alike
+                for mode, pages in (("whole", fixed), ("reviewed", partial)):
+                    name = f"{mode}{k}-{seed}"
+                    model = fine_tune(pages, work, args.minutes, args.lr, seed, Path(folder), name)
+                    runs[mode].append(scores_on(model, other))
+            result["fine_tuned"][str(k)] = {mode: _summary(scores) for mode, scores in runs.items()}
             print(k, result["fine_tuned"][str(k)], file=sys.stderr)
     print(json.dumps(result))
     return 0
