@@ -123,7 +123,8 @@ def test_review_goes_least_confident_first_and_records_each_decision(
 
 def test_training_labels_keep_only_what_was_reviewed(qtbot, viewer, open_widget, predicted):
     layer = predicted
-    pairs = open_widget("Train").train_pairs
+    train = open_widget("Train")
+    pairs = train.train_pairs
     row = list(pairs._rows)[0]
     row[0].value, row[1].value = viewer.layers["nuclei"], layer
     assert pairs.reviewed_only.native.isHidden()  # no review yet: no such choice
@@ -140,6 +141,10 @@ def test_training_labels_keep_only_what_was_reviewed(qtbot, viewer, open_widget,
     objects = set(np.unique(labels).tolist()) - {0, 1}
     assert objects == set(accepted)
     assert np.array_equal(training_labels(layer, False, 1), layer.data)
+    assert train.form.widgets["reviewed_only"].native.isHidden()  # layers: the pairs' box
+    pairs.reviewed_only.value = False
+    cfg, data = train.config_and_data()  # the run's settings record what it trains on
+    assert cfg.reviewed_only is False and np.array_equal(data.train[0].labels[0], layer.data)
     with pytest.raises(Exception, match="set 'blob_label' to 1"):
         training_labels(layer, True, None)
 
