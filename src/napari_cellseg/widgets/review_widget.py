@@ -85,8 +85,8 @@ class ReviewWidget(TabsOnFirstShow, QWidget):
             Container(widgets=part, layout="horizontal", labels=False)
             for part in (buttons[:3], buttons[3:])
         ]
-        saving = Container(widgets=[self.image, self.save], layout="horizontal")
-        form = Container(widgets=[self.labels, self.start, *rows, self.count, self.status, saving])
+        widgets = [self.labels, self.start, *rows, self.count, self.status, self.image, self.save]
+        form = Container(widgets=widgets)
         layout = scrolling_layout(self)
         layout.addWidget(form.native)
         layout.addWidget(self.table, stretch=1)
