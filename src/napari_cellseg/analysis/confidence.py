@@ -194,11 +194,12 @@ def confidence_column(
         area.append(pixels)
     pages, values, confidence, area = (np.concatenate(c) for c in (pages, values, confidence, area))
     rows = np.asarray(table["label"], dtype=np.int64)
-    if "page" in table:  # an object of a page: its own confidence there
-        keys = pages * (int(values.max(initial=0)) + 1) + values
+    if "page" in table:  # an object of a page: its own confidence there, by (page, label)
+        stride = int(values.max(initial=0)) + 1
+        keys = pages * stride + values
         order = np.argsort(keys)
-        wanted = np.asarray(table["page"], dtype=np.int64) * (int(values.max(initial=0)) + 1)
-        return confidence[order][np.searchsorted(keys[order], wanted + rows)]
+        wanted = np.asarray(table["page"], dtype=np.int64) * stride + rows
+        return confidence[order][np.searchsorted(keys[order], wanted)]
     # a 3D object: the mean of its slices' confidence weighted by their areas
     ids, index = np.unique(values, return_inverse=True)
     weighted = np.bincount(index, confidence * area) / np.bincount(index, area)

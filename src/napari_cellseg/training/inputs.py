@@ -81,8 +81,8 @@ def _read_training_folder(cfg: TrainConfig) -> tuple[list[Stack], list[str]]:
 
     files = list_folder(cfg.train_data)
     stacks, notes = [file.read() for file in files], []
-    records = [record_path(file.labels) for file in files]
-    for stack, file, record in zip(stacks, files, records, strict=True):
+    for stack, file in zip(stacks, files, strict=True):
+        record = record_path(file.labels)
         if not cfg.reviewed_only or not record.is_file():
             continue
         if len(stack.labels) > 1:
